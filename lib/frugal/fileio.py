@@ -1,0 +1,72 @@
+"""Crash-safe outputs: write to a temporary name beside the target, rename when complete.
+
+A stage killed at any point (even with kill -9) leaves at most a ``.tmp.*`` sibling,
+which nothing trusts and the next run replaces; the target name only ever points at a
+complete file or directory. rename(2) within one directory is atomic on POSIX.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".tmp.{path.name}.{os.getpid()}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def clean_stale_tmp(path: PathLike) -> None:
+    """Remove temporaries left beside ``path`` by killed runs."""
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".tmp.{path.name}.*"):
+            _remove(stale)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write ``path`` through; rename it into place on success.
+
+    With ``is_dir=True`` the temporary directory is created for the caller. On an
+    exception the temporary is removed and the old ``path`` (if any) is left untouched.
+    lhotse picks the format from the suffix, so the temporary keeps ``path``'s suffixes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(path)
+    tmp = _tmp_sibling(path)
+    if is_dir:
+        tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
+        raise
+    if not (tmp.exists() or tmp.is_symlink()):
+        raise RuntimeError(f"atomic_path: nothing was written to {tmp} for {path}")
+    if path.is_dir() and not path.is_symlink():
+        # A directory cannot be replaced by rename(2) in one step: move the old one
+        # aside first, so that a crash between the two renames leaves only temporaries.
+        old = path.with_name(f".tmp.{path.name}.old.{os.getpid()}")
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
