@@ -1,0 +1,57 @@
+# Stage conventions shared by the recipes (DESIGN.md, "Recipes"). Source after parse_options.sh.
+#
+#   if stage_begin 3 "compute fbank" data/fbank/.done; then
+#     stage_run fbank frugal compute-fbank ...     # logs to $log_dir/stage3_fbank.log
+#     stage_end
+#   fi
+#
+# stage_begin N DESC MARKER: true when N lies in [stage, stop_stage] and the stage must run:
+#   its done-marker MARKER is missing, or force=true. A finished stage is skipped with a note.
+# stage_run NAME CMD...: runs CMD, its output shown and appended to the stage's log; on
+#   failure the recipe stops with the log's path. Tools write their outputs under temporary
+#   names and rename them, so a failed or killed stage leaves nothing a re-run would trust.
+# stage_end: writes the done-marker, the last thing a stage does.
+# shellcheck shell=bash
+set -o pipefail
+
+: "${stage:=0}" "${stop_stage:=100}" "${force:=false}" "${log_dir:=exp/log}"
+__stage_n=""; __stage_marker=""; __stage_desc=""
+
+stage_begin() {
+  local n=$1 desc=$2 marker=$3
+  [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ] || return 1
+  __stage_n=$n; __stage_desc=$desc; __stage_marker=$marker
+  if [ -f "$marker" ] && [ "$force" != true ]; then
+    echo "$(date '+%F %T') stage $n ($desc): done already ($marker); --force to redo"
+    return 1
+  fi
+  rm -f "$marker"
+  mkdir -p "$log_dir"
+  echo "$(date '+%F %T') stage $n: $desc"
+  return 0
+}
+
+stage_run() {
+  local name=$1; shift
+  local log="$log_dir/stage${__stage_n}_${name}.log"
+  mkdir -p "$(dirname "$log")"
+  echo "# $(date '+%F %T') $*" >> "$log"
+  if ! "$@" 2>&1 | tee -a "$log"; then
+    echo "$(date '+%F %T') stage $__stage_n ($__stage_desc) FAILED; log: $log" >&2
+    exit 1
+  fi
+}
+
+stage_end() {
+  mkdir -p "$(dirname "$__stage_marker")"
+  printf 'stage %s (%s) finished %s\n' "$__stage_n" "$__stage_desc" "$(date '+%F %T')" \
+    > "$__stage_marker.tmp" && mv "$__stage_marker.tmp" "$__stage_marker"
+}
+
+# stage_not_implemented LAST: the recipe's stages stop at LAST for now; say so when asked for more.
+stage_not_implemented() {
+  local last=$1
+  if [ "$stop_stage" -gt "$last" ]; then
+    echo "$(date '+%F %T') stages after $last (training, decoding) are not implemented yet: stopping after stage $last"
+  fi
+}
