@@ -12,11 +12,16 @@
 # with their defaults and the comments that follow them. Positional arguments are left in "$@".
 # shellcheck shell=bash
 
-__po_script=${__po_script:-$0}
+# The calling script, whose declarations define the options; recipes cd to their own
+# directory first, which leaves a relative $0 pointing elsewhere.
+if [ -z "${__po_script:-}" ]; then
+  if [ -f "$0" ]; then __po_script=$0; else __po_script=$(basename "$0"); fi
+fi
 
 __po_declared_options() {
   # Variable assignments at the start of a line of the calling script, before it sources us.
   awk '/parse_options\.sh/ {exit}
+       /^help_message=/ {next}
        /^[A-Za-z_][A-Za-z0-9_]*=/ {
          name=$0; sub(/=.*/, "", name)
          val=$0; sub(/^[^=]*=/, "", val)

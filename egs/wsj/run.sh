@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# WSJ (LDC93S6B + LDC94S13B): train si284, dev93, eval92; Kaldi's wsj_data_prep in Python.
+# Stages (tools/data_stages.sh):
+#   1  data preparation: lhotse manifests                -> data/manifests
+#   2  lang: lexicon, phone set, symbol tables, L.fst    -> data/lang
+#   3  features: log-mel fbank, training parts speed-perturbed by option -> data/fbank
+# Later stages (seed model, dropout lattices, semi-supervised LF-MMI, decoding) come with
+# the issues that build them.
+set -eu
+cd "$(dirname "$0")"
+. ../../path.sh
+
+stage=1
+stop_stage=100              # last stage to run
+nj=4                        # parallel jobs
+force=false                 # redo stages that are done already
+corpus_dir=                 # the corpus as distributed (required for stage 1)
+speed_perturb=true          # 3-way speed perturbation (0.9/1.0/1.1) of training data
+fbank_conf=conf/fbank.yaml  # feature options
+help_message="Usage: egs/wsj/run.sh --corpus-dir DIR [options]   (stages are listed at the top of this file)"
+. "$FRUGAL_ROOT/tools/parse_options.sh"
+. "$FRUGAL_ROOT/tools/stage_lib.sh"
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ -z "$corpus_dir" ]; then
+  echo "egs/wsj/run.sh: --corpus-dir is required for stage 1" >&2; exit 1
+fi
+corpus=wsj
+parts="train_si284 test_dev93 test_eval92"
+prepare_cmd=(frugal prepare-data wsj --corpus-dir "$corpus_dir" --output-dir data/manifests
+             --lexicon-dir data/local )
+lang_cmd=(frugal prepare-lang --cmudict --words-from data/local/words.txt --output-dir data/lang --sil-phone SIL --oov "<UNK>")
+. "$FRUGAL_ROOT/tools/data_stages.sh"
+stage_not_implemented 3
