@@ -1,0 +1,340 @@
+"""The synthetic mini corpus: many eSpeak NG voices reading sentences of a small grammar.
+
+A *voice* (one speaker) is one combination of an English accent of espeak (en-us,
+en-gb-scotland, en-029, ...), a voice variant (+m3, +f2, +klatt, ...), a speaking rate,
+a base pitch and a pitch range. The corpus has four parts: ``train_sup`` (transcribed
+training data), ``train_unsup`` (the same training voices, for semi-supervised
+learning: its manifests still carry the transcripts, recipes drop them), ``dev`` and
+``test``, whose voices share no (accent, variant) pair with the training voices.
+
+Everything follows from ``seed``: voices, sentences, noise, and the audio itself
+(:func:`frugal.data.espeak.synthesize` is deterministic), independent of ``nj``.
+
+Output layout under ``output_dir``::
+
+    wav/<speaker>/<utt_id>.wav      16 kHz, 16-bit mono
+    transcripts/<part>.txt          <utt_id> <WORDS ...>
+    voices.txt                      <speaker> <part> <accent> <variant> <rate> <pitch> <range>
+    lexicon.txt                     <WORD> <phone> ... (eSpeak en-us mnemonics, no stress)
+
+and lhotse manifests ``mini_{recordings,supervisions,cuts}_<part>.jsonl.gz`` in the
+manifest directory.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import multiprocessing
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from frugal.data import espeak
+from frugal.data.mini_text import SentenceGenerator, vocabulary
+from frugal.errors import FrugalError
+from frugal.fileio import atomic_path, atomic_write_text
+
+SAMPLING_RATE = 16000
+PARTS = ("train_sup", "train_unsup", "dev", "test")
+TRAIN_PARTS = ("train_sup", "train_unsup")
+# The English accents shipped with espeakng-loader's data (lang/gmw/en*).
+ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan",
+           "en-gb-x-gbcwmd", "en-us-nyc")
+# Voice variants (espeak-ng-data/voices/!v) that sound human; robots, whispers and
+# croaks are left out.
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
+            "klatt", "klatt2", "klatt3", "klatt4", "Andy", "Annie", "david", "edward",
+            "linda", "steph", "john", "paul", "travis", "ian")
+LEXICON_ACCENT = "en-us"  # one canonical accent, as a real lexicon would have
+RATE_RANGE = (130, 200)  # words per minute
+PITCH_RANGE = (25, 75)
+PITCH_SPREAD_RANGE = (30, 80)
+TELEPHONE_BAND = (300.0, 3400.0)
+
+
+@dataclass(frozen=True)
+class Voice:
+    speaker: str
+    part: str  # "train", "dev" or "test"
+    accent: str
+    variant: str
+    rate: int
+    pitch: int
+    pitch_range: int
+
+    @property
+    def settings(self) -> espeak.VoiceSettings:
+        return espeak.VoiceSettings(f"{self.accent}+{self.variant}", self.rate, self.pitch,
+                                    self.pitch_range)
+
+    def line(self) -> str:
+        return (f"{self.speaker} {self.part} {self.accent} {self.variant} {self.rate} "
+                f"{self.pitch} {self.pitch_range}")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    utt_id: str
+    part: str
+    voice: Voice
+    text: str  # uppercase words
+    seed: int
+    telephone: bool
+    snr_db: Optional[float]  # None: no added noise
+
+    @property
+    def rel_path(self) -> str:
+        return f"wav/{self.voice.speaker}/{self.utt_id}.wav"
+
+
+def make_voices(num_train: int, num_dev: int, num_test: int, seed: int) -> List[Voice]:
+    """Voices for the three speaker pools; dev and test share no (accent, variant) pair
+    with training or with each other."""
+    pairs = [(a, v) for a in ACCENTS for v in VARIANTS]
+    total = num_train + num_dev + num_test
+    if min(num_train, num_dev, num_test) < 1:
+        raise FrugalError("--num-voices-*: every speaker pool needs at least one voice")
+    if total > len(pairs):
+        raise FrugalError(f"--num-voices-*: at most {len(pairs)} voices in all, asked {total}")
+    rng = random.Random(f"voices-{seed}")
+    rng.shuffle(pairs)
+    voices = []
+    pools = ["train"] * num_train + ["dev"] * num_dev + ["test"] * num_test
+    for i, ((accent, variant), pool) in enumerate(zip(pairs, pools)):
+        voices.append(Voice(speaker=f"spk{i + 1:03d}", part=pool, accent=accent,
+                            variant=variant, rate=rng.randint(*RATE_RANGE),
+                            pitch=rng.randint(*PITCH_RANGE),
+                            pitch_range=rng.randint(*PITCH_SPREAD_RANGE)))
+    return voices
+
+
+def plan_utterances(sizes: Dict[str, int], voices: Sequence[Voice], seed: int,
+                    snr_range: Optional[Tuple[float, float]] = None,
+                    telephone_fraction: float = 0.0) -> List[Utterance]:
+    """The corpus's utterances: text, voice and channel of each, all drawn from ``seed``."""
+    utts = []
+    for part in PARTS:
+        pool = "train" if part in TRAIN_PARTS else part
+        part_voices = [v for v in voices if v.part == pool]
+        rng = random.Random(f"utterances-{seed}-{part}")
+        sentences = SentenceGenerator(rng.randrange(2**32))
+        first = rng.randrange(len(part_voices))
+        for i in range(sizes[part]):
+            voice = part_voices[(first + i) % len(part_voices)]  # in turn: balanced speakers
+            utts.append(Utterance(
+                utt_id=f"{voice.speaker}-{part}-{i:05d}", part=part, voice=voice,
+                text=sentences(), seed=rng.randrange(1, 2**31),
+                telephone=rng.random() < telephone_fraction,
+                snr_db=rng.uniform(*snr_range) if snr_range is not None else None))
+    return utts
+
+
+# --- audio -----------------------------------------------------------------------------
+
+_resamplers: Dict[Tuple[int, int], object] = {}
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Band-limited (windowed-sinc) resampling with lhotse's torch implementation,
+    which needs neither torchaudio nor scipy."""
+    if source_rate == target_rate:
+        return samples
+    import torch
+    from lhotse.augmentation.resample import Resample
+
+    key = (source_rate, target_rate)
+    if key not in _resamplers:
+        _resamplers[key] = Resample(source_rate, target_rate)
+    with torch.no_grad():
+        out = _resamplers[key](torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
+    return out.numpy()
+
+
+def band_pass_fir(low_hz: float, high_hz: float, sampling_rate: int, num_taps: int = 257) -> np.ndarray:
+    """Linear-phase band-pass FIR: difference of two Hamming-windowed ideal low-passes."""
+    n = np.arange(num_taps) - (num_taps - 1) / 2
+
+    def low_pass(cutoff: float) -> np.ndarray:
+        fc = cutoff / sampling_rate
+        return 2 * fc * np.sinc(2 * fc * n)
+
+    return (low_pass(high_hz) - low_pass(low_hz)) * np.hamming(num_taps)
+
+
+def telephone_channel(samples: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """300-3400 Hz band-pass, then down to 8 kHz and back, as a narrow-band phone line."""
+    taps = band_pass_fir(*TELEPHONE_BAND, sampling_rate)
+    filtered = np.convolve(samples, taps, mode="same").astype(np.float32)
+    narrow = resample(filtered, sampling_rate, 8000)
+    out = resample(narrow, 8000, sampling_rate)
+    return out[: len(samples)] if len(out) >= len(samples) else np.pad(out, (0, len(samples) - len(out)))
+
+
+def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """White Gaussian noise at ``snr_db`` relative to the utterance's mean power."""
+    power = float(np.mean(samples.astype(np.float64) ** 2))
+    noise = rng.standard_normal(len(samples)) * math.sqrt(power / 10 ** (snr_db / 10))
+    return (samples + noise).astype(np.float32)
+
+
+def render(utt: Utterance) -> np.ndarray:
+    """The utterance's audio: float32 samples at 16 kHz."""
+    # espeak reads all-capital words as abbreviations ("US" -> "U S"): speak lowercase.
+    raw = espeak.synthesize(utt.text.lower(), utt.voice.settings, seed=utt.seed)
+    samples = resample(raw.astype(np.float32) / 32768.0, espeak.sampling_rate(), SAMPLING_RATE)
+    if utt.telephone:
+        samples = telephone_channel(samples)
+    if utt.snr_db is not None:
+        samples = add_noise(samples, utt.snr_db, np.random.default_rng(utt.seed))
+    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+    if peak > 0.99:  # keep 16-bit PCM from clipping
+        samples = samples * (0.99 / peak)
+    return samples
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    espeak.engine()  # initialise before any synthesis: every fork starts from this state
+
+
+def _render_batch(args: Tuple[str, List[Utterance]]) -> List[int]:
+    out_dir, utts = args
+    num_samples = []
+    for utt in utts:
+        samples = render(utt)
+        path = Path(out_dir) / utt.rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), samples, SAMPLING_RATE, subtype="PCM_16", format="WAV")
+        num_samples.append(len(samples))
+    return num_samples
+
+
+def render_all(utts: Sequence[Utterance], out_dir: Path, nj: int, batch_size: int = 8) -> List[int]:
+    """Write every utterance's wav under ``out_dir``; returns their lengths in samples.
+
+    Workers are spawned (not forked) so that their espeak engines start fresh."""
+    batches = [(str(out_dir), list(utts[i:i + batch_size])) for i in range(0, len(utts), batch_size)]
+    lengths: List[int] = []
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(nj, initializer=_init_worker) as pool, \
+            tqdm(total=len(utts), desc="synthesising", unit="utt") as bar:
+        for batch_lengths in pool.imap(_render_batch, batches):
+            lengths += batch_lengths
+            bar.update(len(batch_lengths))
+    return lengths
+
+
+# --- lexicon and manifests ----------------------------------------------------------------
+
+def _running_speech_form(word: str, accent: str) -> List[str]:
+    """How espeak says ``word`` inside a sentence: phonemise it before a carrier word and
+    take the carrier's phones off again."""
+    carrier = espeak.text_to_phonemes("man", accent)
+    phones = espeak.text_to_phonemes(f"{word.lower()} man", accent)
+    if phones[len(phones) - len(carrier):] != carrier:
+        raise RuntimeError(f"espeak changed the carrier word after '{word}'")
+    return phones[: len(phones) - len(carrier)]
+
+
+def make_lexicon(words: Iterable[str], accent: str = LEXICON_ACCENT) -> Dict[str, List[List[str]]]:
+    """Pronunciations from eSpeak's phonemiser, stress marks removed.
+
+    Alone, a one-letter word is read as its letter name ('A' -> eI); a sentence says
+    it reduced ('A' -> a#), so such words (except 'I') get that form as a second
+    pronunciation, as lexicons list weak forms.
+    """
+    lexicon = {}
+    for word in sorted(set(words)):
+        prons = [espeak.text_to_phonemes(word.lower(), accent)]
+        if len(word) == 1 and word != "I":
+            weak = _running_speech_form(word, accent)
+            if weak and weak != prons[0]:
+                prons.append(weak)
+        if not all(prons):
+            raise RuntimeError(f"espeak gave no phonemes for '{word}'")
+        lexicon[word] = prons
+    return lexicon
+
+
+def lexicon_text(lexicon: Dict[str, List[List[str]]]) -> str:
+    """Kaldi lexicon.txt: one line per pronunciation, ``WORD p1 p2 ...``."""
+    return "".join(f"{w} {' '.join(p)}\n" for w, prons in sorted(lexicon.items()) for p in prons)
+
+
+def write_manifest(items: Iterable, path: Path) -> None:
+    """A lhotse manifest as gzipped JSON lines, atomically and byte-reproducibly
+    (gzip's header time stamp is fixed at 0)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            for item in items:
+                gz.write((json.dumps(item.to_dict(), ensure_ascii=False) + "\n").encode())
+
+
+def write_manifests(utts: Sequence[Utterance], lengths: Sequence[int], corpus_dir: Path,
+                    manifest_dir: Path) -> None:
+    from lhotse import AudioSource, CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    for part in PARTS:
+        recordings, supervisions = [], []
+        for utt, n in zip(utts, lengths):
+            if utt.part != part:
+                continue
+            duration = n / SAMPLING_RATE
+            recordings.append(Recording(
+                id=utt.utt_id, sources=[AudioSource(type="file", channels=[0],
+                                                    source=str(corpus_dir / utt.rel_path))],
+                sampling_rate=SAMPLING_RATE, num_samples=n, duration=duration))
+            supervisions.append(SupervisionSegment(
+                id=utt.utt_id, recording_id=utt.utt_id, start=0.0, duration=duration,
+                channel=0, text=utt.text, speaker=utt.voice.speaker, language="English",
+                custom={"accent": utt.voice.accent, "variant": utt.voice.variant,
+                        "telephone": utt.telephone, "snr_db": utt.snr_db}))
+        rec_set = RecordingSet.from_recordings(recordings)
+        sup_set = SupervisionSet.from_segments(supervisions)
+        cuts = CutSet.from_manifests(recordings=rec_set, supervisions=sup_set)
+        write_manifest(rec_set, manifest_dir / f"mini_recordings_{part}.jsonl.gz")
+        write_manifest(sup_set, manifest_dir / f"mini_supervisions_{part}.jsonl.gz")
+        write_manifest(cuts, manifest_dir / f"mini_cuts_{part}.jsonl.gz")
+
+
+def make_mini_corpus(output_dir: Path, manifest_dir: Path, lexicon_dir: Optional[Path],
+                     sizes: Dict[str, int], num_voices: Tuple[int, int, int], seed: int = 0,
+                     nj: int = 1, snr_range: Optional[Tuple[float, float]] = None,
+                     telephone_fraction: float = 0.0) -> List[Utterance]:
+    """Synthesise the corpus; see the module docstring for what is written where.
+
+    The corpus directory is written under a temporary name and renamed when complete;
+    then the manifests (each atomic), then the lexicon copy in ``lexicon_dir``.
+    """
+    if set(sizes) != set(PARTS) or any(n < 0 for n in sizes.values()):
+        raise FrugalError(f"sizes: need a non-negative size for each of {', '.join(PARTS)}")
+    if not 0.0 <= telephone_fraction <= 1.0:
+        raise FrugalError("--telephone-fraction must be in [0, 1]")
+    voices = make_voices(*num_voices, seed=seed)
+    utts = plan_utterances(sizes, voices, seed, snr_range, telephone_fraction)
+    lexicon = make_lexicon(vocabulary())
+    output_dir = Path(output_dir)
+    with atomic_path(output_dir, is_dir=True) as tmp:
+        logging.info("synthesising %d utterances with %d voices, nj=%d", len(utts), len(voices), nj)
+        lengths = render_all(utts, tmp, nj)
+        (tmp / "transcripts").mkdir()
+        for part in PARTS:
+            (tmp / "transcripts" / f"{part}.txt").write_text(
+                "".join(f"{u.utt_id} {u.text}\n" for u in utts if u.part == part))
+        (tmp / "voices.txt").write_text("".join(v.line() + "\n" for v in voices))
+        (tmp / "lexicon.txt").write_text(lexicon_text(lexicon))
+    write_manifests(utts, lengths, output_dir, Path(manifest_dir))
+    if lexicon_dir is not None:
+        atomic_write_text(Path(lexicon_dir) / "lexicon.txt", lexicon_text(lexicon))
+    hours = sum(lengths) / SAMPLING_RATE / 3600
+    logging.info("mini corpus: %d utterances, %.2f hours, in %s", len(utts), hours, output_dir)
+    return utts
