@@ -1,0 +1,1 @@
+"""Lexicons, phone sets, symbol tables and CTC units (characters, BPE)."""
