@@ -1,0 +1,66 @@
+"""The yesno corpus (OpenSLR 1): 60 files of 8 Hebrew yes/no words, transcript in the name.
+
+The split is lhotse's (icefall's yesno recipe): the 60 files sorted by name, even
+positions train, odd positions test, 30 each. Words are YES and NO as in Kaldi's yesno.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List
+
+from lhotse.recipes.yesno import prepare_yesno as lhotse_prepare_yesno
+
+from frugal.data.audio import check_audio_file
+from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part
+from frugal.errors import FrugalError
+
+CORPUS = "yesno"
+NUM_FILES = 60
+FILE_NAME = re.compile(r"^[01](_[01]){7}\.wav$")
+LEXICON = [("YES", ["Y"]), ("NO", ["N"]), ("<SIL>", ["SIL"])]
+
+
+def check_yesno_dir(corpus_dir: Path) -> List[Path]:
+    corpus_dir = require_dir(corpus_dir, "the yesno corpus")
+    waves = sorted(corpus_dir.glob("*.wav"))
+    for wav in waves:
+        if not FILE_NAME.match(wav.name):
+            raise FrugalError(f"{wav}: not a yesno file name (8 digits 0/1 joined by '_')")
+        check_audio_file(wav)
+    if len(waves) != NUM_FILES:
+        raise FrugalError(f"{corpus_dir}: expected {NUM_FILES} yesno .wav files, found {len(waves)}")
+    return waves
+
+
+def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None) -> Dict[str, PartSummary]:
+    """Write yesno manifests for parts train and test (and the yesno lexicon)."""
+    check_yesno_dir(Path(corpus_dir))
+    manifests = lhotse_prepare_yesno(Path(corpus_dir).resolve(), output_dir=None)
+    summaries = {
+        part: write_part(output_dir, CORPUS, part, m["recordings"], m["supervisions"],
+                         trim_to_supervisions=False)
+        for part, m in manifests.items()
+    }
+    if lexicon_dir is not None:
+        write_lexicon(Path(lexicon_dir) / "lexicon.txt", LEXICON)
+    return summaries
+
+
+def download_yesno(corpus_dir) -> Path:
+    """Download the corpus (openslr.org/1) and put its 60 .wav files into corpus_dir."""
+    import shutil
+    import tempfile
+
+    from lhotse.recipes.yesno import download_yesno as lhotse_download_yesno
+
+    corpus_dir = Path(corpus_dir)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=corpus_dir) as scratch:
+        extracted = lhotse_download_yesno(scratch)
+        for wav in sorted(Path(extracted).glob("*.wav")):
+            shutil.move(str(wav), corpus_dir / wav.name)
+        readme = Path(extracted) / "README"
+        if readme.is_file():
+            shutil.move(str(readme), corpus_dir / "README")
+    return corpus_dir
