@@ -1,0 +1,1 @@
+"""Decoding: drivers, lattices, n-best lists, alignment, scoring, confidences."""
