@@ -1,0 +1,183 @@
+"""Decoding graphs: G from ARPA, LG, HLG (CTC) and HCLG (chain), compiled with OpenFst.
+
+The recipe is Kaldi's mkgraph.sh: LG = minimize(determinize*(L_disambig o G)) with the
+disambiguation symbols still in place; for CTC, the disambiguation symbols are then
+removed, epsilons too, and the CTC topology composed on the left. For chain models, the
+context transducer C is composed on the left of LG (kaldifst.compose_context), then H
+without self-loops; the result is determinized, its disambiguation symbols removed,
+minimized, and the HMM self-loops added last (adding them earlier would make
+determinization much slower).
+
+Label conventions of the results: output labels are word ids (words.txt); input labels
+are token id + 1 (HLG) or pdf id + 1 (HCLG), so that 0 stays epsilon. Both graphs may
+keep a few input-epsilon arcs that output words (where a word's identity was only
+known at its disambiguation symbol, e.g. for homophones), as Kaldi's HCLG does.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import kaldifst
+import kaldilm
+
+from frugal.errors import FrugalError
+from frugal.fileio import PathLike
+from frugal.graph.ctc_topo import ctc_topo
+from frugal.graph.fstutil import build_fst, fst_size, map_ilabels_to_epsilon, read_fst
+from frugal.graph.hmm_topo import (CHAIN_TOPOLOGY, HmmTopology, PdfMap, add_hmm_self_loops,
+                                   make_h_without_self_loops)
+from frugal.lang.symbols import SymbolTable, read_symbol_list
+
+log = logging.getLogger(__name__)
+
+# Quantization of weights when minimizing: small enough that graph costs stay exact to
+# ~1e-5 (Kaldi's default 1/1024 shifts LM costs by up to 5e-4).
+MINIMIZE_DELTA = 1e-5
+
+
+@dataclass
+class CompileInfo:
+    """Sizes and times of each compilation step, for logs and the graph's info file."""
+
+    steps: List[Dict] = field(default_factory=list)
+    _t0: float = field(default_factory=time.perf_counter)
+
+    def record(self, name: str, fst, started: float) -> None:
+        states, arcs = fst_size(fst)
+        seconds = time.perf_counter() - started
+        self.steps.append({"step": name, "states": states, "arcs": arcs, "seconds": round(seconds, 3)})
+        log.info("%-28s %9d states %10d arcs %8.2f s", name, states, arcs, seconds)
+
+    def as_dict(self) -> Dict:
+        final = self.steps[-1] if self.steps else {}
+        return {"states": final.get("states"), "arcs": final.get("arcs"),
+                "seconds": round(time.perf_counter() - self._t0, 3), "steps": self.steps}
+
+
+@dataclass
+class LangDir:
+    """What graph compilation needs from a lang directory."""
+
+    path: Path
+    phones: SymbolTable
+    words: SymbolTable
+    disambig: List[int]          # phone-table ids of #0, #1, ...
+    L_disambig: kaldifst.StdVectorFst
+
+    @classmethod
+    def read(cls, path: PathLike) -> "LangDir":
+        path = Path(path)
+        for name in ("phones.txt", "words.txt", "phones/disambig.txt", "L_disambig.fst"):
+            if not (path / name).is_file():
+                raise FrugalError(f"{path}: not a lang directory (no {name}); run frugal prepare-lang")
+        phones = SymbolTable.read(path / "phones.txt")
+        return cls(path=path, phones=phones, words=SymbolTable.read(path / "words.txt"),
+                   disambig=[phones[s] for s in read_symbol_list(path / "phones/disambig.txt")],
+                   L_disambig=read_fst(path / "L_disambig.fst"))
+
+    def units(self) -> List[int]:
+        """Phone (token) ids other than 0 and the disambiguation symbols."""
+        dis = set(self.disambig)
+        return [i for _, i in self.phones if i != 0 and i not in dis]
+
+
+def make_grammar_fst(arpa: PathLike, words_txt: PathLike, info: Optional[CompileInfo] = None):
+    """G from an ARPA LM with kaldilm: backoff arcs carry #0 on the input, <s>/</s> become
+    epsilon; n-grams with words outside words.txt are skipped (kaldilm warns)."""
+    if not Path(arpa).is_file():
+        raise FrugalError(f"{arpa}: no such ARPA file")
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        g_path = Path(tmp) / "G.fst"
+        try:
+            kaldilm.arpa2fst(str(arpa), str(g_path), disambig_symbol="#0",
+                             read_symbol_table=str(words_txt))
+        except Exception as e:  # kaldilm raises RuntimeError with its parser's message
+            raise FrugalError(f"{arpa}: cannot read ARPA LM: {e}") from None
+        G = read_fst(g_path)
+    if G.num_states == 0:
+        raise FrugalError(f"{arpa}: the LM has no path with words of {words_txt}")
+    kaldifst.arcsort(G, sort_type="ilabel")
+    if info is not None:
+        info.record("G", G, t)
+    return G
+
+
+def compile_lg(lang: LangDir, G, info: CompileInfo):
+    """min(det*(L_disambig o G)), disambiguation symbols kept."""
+    t = time.perf_counter()
+    LG = kaldifst.compose(lang.L_disambig, G)
+    info.record("L_disambig o G", LG, t)
+    t = time.perf_counter()
+    if kaldifst.determinize_star(LG, use_log=True):
+        raise RuntimeError("determinize_star stopped early")
+    info.record("determinize", LG, t)
+    t = time.perf_counter()
+    kaldifst.minimize_encoded(LG, delta=MINIMIZE_DELTA)
+    info.record("minimize", LG, t)
+    return LG
+
+
+def compile_hlg(lang: LangDir, G, compact: bool = False,
+                info: Optional[CompileInfo] = None):
+    """HLG for CTC over the lang's phones (or tokens); blank is id 0."""
+    info = info or CompileInfo()
+    LG = compile_lg(lang, G, info)
+    t = time.perf_counter()
+    LG = map_ilabels_to_epsilon(LG, set(lang.disambig))
+    kaldifst.rmepsilon(LG)
+    kaldifst.arcsort(LG, sort_type="ilabel")
+    info.record("remove disambig, epsilons", LG, t)
+    t = time.perf_counter()
+    H = ctc_topo(lang.units(), compact=compact)
+    HLG = kaldifst.compose(H, LG)
+    kaldifst.arcsort(HLG, sort_type="ilabel")
+    info.record("H o LG" + (" (compact)" if compact else ""), HLG, t)
+    return HLG
+
+
+def compile_hclg(lang: LangDir, G, context_width: int = 2,
+                 topology: HmmTopology = CHAIN_TOPOLOGY,
+                 info: Optional[CompileInfo] = None) -> Tuple[kaldifst.StdVectorFst, PdfMap]:
+    """HCLG for chain models with the tree-less biphone (or monophone) pdf map."""
+    info = info or CompileInfo()
+    LG = compile_lg(lang, G, info)
+    t = time.perf_counter()
+    if context_width == 2:
+        CLG, ilabels = kaldifst.compose_context(lang.disambig, 2, 1, LG)
+    else:
+        CLG = LG
+        dis = set(lang.disambig)
+        ilabels = [[] if i == 0 else ([-i] if i in dis else [i])
+                   for i in range(lang.phones.max_id + 1)]
+    kaldifst.arcsort(CLG, sort_type="ilabel")
+    info.record("C o LG" if context_width == 2 else "C o LG (mono: C = I)", CLG, t)
+
+    t = time.perf_counter()
+    pdf_map = PdfMap(lang.units(), topology, context_width)
+    disambig_base = pdf_map.num_pdfs + 1
+    ha_arcs, loop_of, disambig_inputs = make_h_without_self_loops(ilabels, pdf_map, disambig_base)
+    Ha = build_fst(ha_arcs, {0: 0.0})
+    kaldifst.arcsort(Ha, sort_type="olabel")
+    HCLG = kaldifst.compose(Ha, CLG)
+    info.record("Ha o CLG", HCLG, t)
+    t = time.perf_counter()
+    if kaldifst.determinize_star(HCLG, use_log=True):
+        raise RuntimeError("determinize_star stopped early")
+    info.record("determinize", HCLG, t)
+    t = time.perf_counter()
+    HCLG = map_ilabels_to_epsilon(HCLG, disambig_inputs)
+    kaldifst.rmepsilon(HCLG)
+    kaldifst.minimize_encoded(HCLG, delta=MINIMIZE_DELTA)
+    info.record("remove disambig, minimize", HCLG, t)
+    t = time.perf_counter()
+    HCLG = add_hmm_self_loops(HCLG, loop_of)
+    kaldifst.connect(HCLG)
+    kaldifst.arcsort(HCLG, sort_type="ilabel")
+    info.record("add self-loops", HCLG, t)
+    return HCLG, pdf_map
