@@ -35,21 +35,27 @@ def from_openfst(fst: "kaldifst.StdVectorFst", *, label_offset: int, aux_label_o
 
     arcs, scores = [], []
     final_scores = [-math.inf] * num_states
-    for s in kaldifst.StateIterator(fst):
+    for new_s in range(num_states):  # in frugal's numbering, so that arcs come grouped by src
+        s = renumber(new_s)  # the swap is its own inverse
         for arc in kaldifst.ArcIterator(fst, s):
-            arcs.append([renumber(s), renumber(arc.nextstate),
+            arcs.append([new_s, renumber(arc.nextstate),
                          arc.ilabel - label_offset, arc.olabel - aux_label_offset])
             scores.append(-arc.weight.value)
         w = fst.final(s).value
         if w != math.inf:
-            final_scores[renumber(s)] = -w
+            final_scores[new_s] = -w
     return Fsa(torch.tensor(arcs, dtype=torch.int32).reshape(-1, 4),
                torch.tensor(scores, dtype=torch.float32),
                torch.tensor(final_scores, dtype=torch.float32))
 
 
 def to_openfst(fsa: Fsa, *, label_offset: int, aux_label_offset: int = 0) -> "kaldifst.StdVectorFst":
-    """Convert to an OpenFst StdVectorFst (arcs keep their order; start state 0)."""
+    """Convert to an OpenFst StdVectorFst with start state 0.
+
+    OpenFst stores arcs per source state, so arcs come back from `from_openfst` grouped
+    by source state, in their original order within a state (the same FSA exactly when
+    it is arc-sorted).
+    """
     fst = kaldifst.StdVectorFst()
     for _ in range(fsa.num_states):
         fst.add_state()
