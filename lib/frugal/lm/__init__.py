@@ -1,0 +1,1 @@
+"""n-gram language models: the phone LM of the LF-MMI denominator, word ARPA LMs."""
