@@ -22,8 +22,6 @@ manifest directory.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import math
 import multiprocessing
@@ -37,7 +35,9 @@ import soundfile as sf
 from tqdm import tqdm
 
 from frugal.data import espeak
+from frugal.data.jsonl import write_manifest
 from frugal.data.mini_text import SentenceGenerator, vocabulary
+from frugal.data.resampling import resample
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_path, atomic_write_text
 
@@ -137,25 +137,6 @@ def plan_utterances(sizes: Dict[str, int], voices: Sequence[Voice], seed: int,
 
 
 # --- audio -----------------------------------------------------------------------------
-
-_resamplers: Dict[Tuple[int, int], object] = {}
-
-
-def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Band-limited (windowed-sinc) resampling with lhotse's torch implementation,
-    which needs neither torchaudio nor scipy."""
-    if source_rate == target_rate:
-        return samples
-    import torch
-    from lhotse.augmentation.resample import Resample
-
-    key = (source_rate, target_rate)
-    if key not in _resamplers:
-        _resamplers[key] = Resample(source_rate, target_rate)
-    with torch.no_grad():
-        out = _resamplers[key](torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
-    return out.numpy()
-
 
 def band_pass_fir(low_hz: float, high_hz: float, sampling_rate: int, num_taps: int = 257) -> np.ndarray:
     """Linear-phase band-pass FIR: difference of two Hamming-windowed ideal low-passes."""
@@ -270,21 +251,12 @@ def lexicon_text(lexicon: Dict[str, List[List[str]]]) -> str:
     return "".join(f"{w} {' '.join(p)}\n" for w, prons in sorted(lexicon.items()) for p in prons)
 
 
-def write_manifest(items: Iterable, path: Path) -> None:
-    """A lhotse manifest as gzipped JSON lines, atomically and byte-reproducibly
-    (gzip's header time stamp is fixed at 0)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            for item in items:
-                gz.write((json.dumps(item.to_dict(), ensure_ascii=False) + "\n").encode())
-
-
 def write_manifests(utts: Sequence[Utterance], lengths: Sequence[int], corpus_dir: Path,
                     manifest_dir: Path) -> None:
     from lhotse import AudioSource, CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
     for part in PARTS:
-        recordings, supervisions = [], []
+        recordings, supervisions, cuts = [], [], []
         for utt, n in zip(utts, lengths):
             if utt.part != part:
                 continue
@@ -298,12 +270,15 @@ def write_manifests(utts: Sequence[Utterance], lengths: Sequence[int], corpus_di
                 channel=0, text=utt.text, speaker=utt.voice.speaker, language="English",
                 custom={"accent": utt.voice.accent, "variant": utt.voice.variant,
                         "telephone": utt.telephone, "snr_db": utt.snr_db}))
-        rec_set = RecordingSet.from_recordings(recordings)
-        sup_set = SupervisionSet.from_segments(supervisions)
-        cuts = CutSet.from_manifests(recordings=rec_set, supervisions=sup_set)
-        write_manifest(rec_set, manifest_dir / f"mini_recordings_{part}.jsonl.gz")
-        write_manifest(sup_set, manifest_dir / f"mini_supervisions_{part}.jsonl.gz")
-        write_manifest(cuts, manifest_dir / f"mini_cuts_{part}.jsonl.gz")
+            # One cut per utterance, named like it (CutSet.from_manifests would add a suffix).
+            cut = recordings[-1].to_cut()
+            cut.supervisions = [supervisions[-1]]
+            cuts.append(cut)
+        write_manifest(RecordingSet.from_recordings(recordings),
+                       manifest_dir / f"mini_recordings_{part}.jsonl.gz")
+        write_manifest(SupervisionSet.from_segments(supervisions),
+                       manifest_dir / f"mini_supervisions_{part}.jsonl.gz")
+        write_manifest(CutSet.from_cuts(cuts), manifest_dir / f"mini_cuts_{part}.jsonl.gz")
 
 
 def make_mini_corpus(output_dir: Path, manifest_dir: Path, lexicon_dir: Optional[Path],

@@ -1,0 +1,199 @@
+"""Log-mel filterbank features with kaldi-native-fbank, stored by lhotse as lilcom archives.
+
+Kaldi's fbank options throughout (25 ms Povey window, 10 ms shift, pre-emphasis 0.97,
+DC removal, power spectrum, 20 Hz low cut-off), on waveforms scaled to the 16-bit range as
+Kaldi reads wav files, without dither so that features are reproducible. By default
+``snip_edges`` is false, as in icefall: a cut of N samples gets round(N / 160) frames,
+the count lhotse assumes for a cut's duration; with ``snip_edges`` it gets Kaldi's
+1 + (N - 400) // 160.
+
+Augmentation as in the thesis recipes: 3-way speed perturbation (0.9, 1.0, 1.1: copies
+of each cut with ids suffixed ``_sp0.9``/``_sp1.1``) and volume perturbation by a random
+factor in [0.125, 2] (Kaldi's perturb_data_dir_volume.sh range), drawn per cut from the
+seed and the cut id. ``raw`` mode stores 16 kHz waveforms instead of features, for
+wav2vec 2.0-style models.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+from lhotse import CutSet, LilcomChunkyWriter, Recording
+from lhotse.audio import AudioSource
+from lhotse.features.base import FeatureExtractor, register_extractor
+from lhotse.utils import fastcopy
+from tqdm import tqdm
+
+from frugal.data.jsonl import write_manifest
+from frugal.data.resampling import resample
+from frugal.errors import FrugalError
+from frugal.fileio import atomic_path
+
+SPEED_FACTORS = (0.9, 1.1)
+VOLUME_RANGE = (0.125, 2.0)
+RAW_SAMPLING_RATE = 16000
+
+
+@dataclass
+class KaldiFbankConfig:
+    """Computed at the audio's own rate (16 kHz, or 8 kHz for telephone corpora)."""
+
+    num_mel_bins: int = 80
+    frame_shift: float = 0.010
+    frame_length: float = 0.025
+    low_freq: float = 20.0
+    high_freq: float = 0.0  # <= 0: relative to the Nyquist frequency, as in Kaldi
+    snip_edges: bool = False
+    int16_scale: bool = True  # multiply [-1, 1] samples by 32768, as Kaldi's wav reader
+
+
+@register_extractor
+class KaldiNativeFbank(FeatureExtractor):
+    """lhotse feature extractor computing Kaldi fbank with kaldi-native-fbank."""
+
+    name = "frugal-kaldi-native-fbank"
+    config_type = KaldiFbankConfig
+
+    def fbank_options(self, sampling_rate: int):
+        import kaldi_native_fbank as knf
+
+        c = self.config
+        opts = knf.FbankOptions()
+        opts.frame_opts.samp_freq = float(sampling_rate)
+        opts.frame_opts.frame_shift_ms = c.frame_shift * 1000.0
+        opts.frame_opts.frame_length_ms = c.frame_length * 1000.0
+        opts.frame_opts.dither = 0.0
+        opts.frame_opts.snip_edges = c.snip_edges
+        opts.mel_opts.num_bins = c.num_mel_bins
+        opts.mel_opts.low_freq = c.low_freq
+        opts.mel_opts.high_freq = c.high_freq
+        return opts
+
+    def extract(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+        import kaldi_native_fbank as knf
+
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self.config.int16_scale:
+            samples = samples * 32768.0
+        fbank = knf.OnlineFbank(self.fbank_options(sampling_rate))
+        fbank.accept_waveform(float(sampling_rate), samples)
+        fbank.input_finished()
+        n = fbank.num_frames_ready
+        if n == 0:
+            return np.zeros((0, self.config.num_mel_bins), dtype=np.float32)
+        return np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32)
+
+    @property
+    def frame_shift(self) -> float:
+        return self.config.frame_shift
+
+    def feature_dim(self, sampling_rate: int) -> int:
+        return self.config.num_mel_bins
+
+
+def perturb(cuts: CutSet, speed: bool, volume: bool, seed: int = 0) -> CutSet:
+    """The thesis's training-data augmentation; see the module docstring."""
+    if speed:
+        cuts = cuts + CutSet.from_cuts(c.perturb_speed(f) for f in SPEED_FACTORS for c in cuts)
+    if volume:
+        def with_volume(cut):
+            rng = random.Random(f"{seed}-{cut.id}")  # str seeds are hashed stably
+            return cut.perturb_volume(rng.uniform(*VOLUME_RANGE), affix_id=False)
+        cuts = CutSet.from_cuts(with_volume(c) for c in cuts)
+    return cuts
+
+
+def _fbank_batch(args: Tuple[int, Path, List, KaldiFbankConfig]) -> List:
+    index, storage_dir, cuts, config = args
+    extractor = KaldiNativeFbank(config)
+    out = []
+    with LilcomChunkyWriter(storage_dir / f"feats-{index:05d}") as writer:
+        for cut in cuts:
+            out.append(cut.compute_and_store_features(extractor, writer))
+    return out
+
+
+def _raw_batch(args: Tuple[int, Path, List, None]) -> List:
+    _, storage_dir, cuts, _ = args
+    out = []
+    for cut in cuts:
+        samples = resample(cut.load_audio()[:1], cut.sampling_rate, RAW_SAMPLING_RATE)[0]
+        path = storage_dir / f"{cut.id}.flac"
+        sf.write(str(path), samples, RAW_SAMPLING_RATE, format="FLAC", subtype="PCM_16")
+        rec = Recording(id=cut.id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
+                        sampling_rate=RAW_SAMPLING_RATE, num_samples=len(samples),
+                        duration=len(samples) / RAW_SAMPLING_RATE)
+        new = rec.to_cut()
+        new.supervisions = [fastcopy(s, recording_id=rec.id) for s in cut.supervisions]
+        out.append(new)
+    return out
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _relocate(cut, tmp_dir: Path, final_dir: Path):
+    """Point a cut's storage from the temporary directory to the final one."""
+    def moved(p: str) -> str:
+        return str(final_dir / Path(p).relative_to(tmp_dir))
+
+    if cut.has_features:
+        return fastcopy(cut, features=fastcopy(cut.features, storage_path=moved(cut.features.storage_path)))
+    rec = cut.recording
+    src = rec.sources[0]
+    rec = fastcopy(rec, sources=[fastcopy(src, source=moved(src.source))])
+    return fastcopy(cut, recording=rec)
+
+
+def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
+                     num_mel_bins: int = 80, nj: int = 1, speed_perturb: bool = False,
+                     volume_perturb: bool = False, raw: bool = False, snip_edges: bool = False,
+                     seed: int = 0, batch_size: int = 50) -> CutSet:
+    """Features (or 16 kHz raw audio) for every cut of ``cuts_in``.
+
+    ``storage_dir`` is filled under a temporary name and renamed; the cuts manifest is
+    written last, so it exists only when all the features it points at do.
+    """
+    cuts_in, cuts_out, storage_dir = Path(cuts_in), Path(cuts_out), Path(storage_dir)
+    if not cuts_in.is_file():
+        raise FrugalError(f"{cuts_in}: no such cuts manifest")
+    if nj < 1:
+        raise FrugalError("--nj must be at least 1")
+    if num_mel_bins < 1:
+        raise FrugalError("--num-mel-bins must be positive")
+    cuts = perturb(CutSet.from_file(cuts_in).to_eager(), speed_perturb, volume_perturb, seed)
+    cut_list = list(cuts)
+    config = KaldiFbankConfig(num_mel_bins=num_mel_bins, snip_edges=snip_edges)
+    worker = _raw_batch if raw else _fbank_batch
+    done = []
+    with atomic_path(storage_dir, is_dir=True) as tmp:
+        tasks = [(i // batch_size, tmp, cut_list[i:i + batch_size], None if raw else config)
+                 for i in range(0, len(cut_list), batch_size)]
+        with tqdm(total=len(cut_list), desc="raw audio" if raw else "fbank", unit="cut") as bar:
+            if nj == 1:
+                results = map(worker, tasks)
+                pool = None
+            else:
+                pool = multiprocessing.get_context("spawn").Pool(nj, initializer=_init_worker)
+                results = pool.imap(worker, tasks)
+            try:
+                for batch in results:
+                    done += [_relocate(c, tmp, storage_dir) for c in batch]
+                    bar.update(len(batch))
+            finally:
+                if pool is not None:
+                    pool.terminate()
+                    pool.join()
+    out = CutSet.from_cuts(done)
+    write_manifest(out, cuts_out)
+    logging.info("%s: %d cuts, features in %s", cuts_out, len(out), storage_dir)
+    return out
