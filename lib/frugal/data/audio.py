@@ -166,7 +166,7 @@ def check_audio_file(path: Union[str, Path]) -> None:
             if len(audio.read(1)) != 1:
                 raise FrugalError(f"{path}: truncated audio file")
     except (RuntimeError, sf.LibsndfileError) as e:
-        raise FrugalError(f"{path}: unreadable audio file: {e}")
+        raise FrugalError(f"{path}: unreadable or truncated audio file: {e}")
 
 
 def check_recording_files(recordings) -> None:
