@@ -1,0 +1,1 @@
+"""Training: the generic trainer, checkpoints, averaging, schedules, datasets."""
