@@ -1,0 +1,1 @@
+"""Semi-supervised learning: dropout sampling, uncertainty measures, supervision building."""
