@@ -47,10 +47,18 @@ def test_text_round_trip_is_exact():
     ("0 1 2 3 0.5\n\n-1 0.0\n", "f.txt:3: negative state"),
     ("1 0.0\n1 2.0\n", "f.txt:2: state 1 is given a final score twice"),
     ("0 1 2 3 abc\n", "f.txt:1:"),
+    ("0 1 2 3 0.5\n1 nan\n", "f.txt:2: score is NaN"),
+    ("0 1 2 3 0.5\n0 1 2 99999999999 0.5\n", "f.txt:2: .*int32"),
 ])
 def test_malformed_text_names_the_line(text, message):
     with pytest.raises(FrugalError, match=message):
         Fsa.from_str(text, name="f.txt")
+
+
+def test_write_read_text(tmp_path):
+    fsa = Fsa.from_str(TEXT)
+    fsa.write_text(tmp_path / "g.txt")
+    _assert_fsa_equal(Fsa.read_text(tmp_path / "g.txt"), fsa)
 
 
 def test_read_text_names_the_file(tmp_path):

@@ -29,7 +29,21 @@ import numpy as np
 import torch
 
 from frugal.errors import FrugalError, where
-from frugal.fileio import PathLike, atomic_path
+from frugal.fileio import PathLike, atomic_path, atomic_write_text
+
+
+def _state_or_label(field: str) -> int:
+    value = int(field)
+    if not -2**31 <= value < 2**31:
+        raise ValueError(f"{value} is out of the int32 range")
+    return value
+
+
+def _score(field: str) -> float:
+    value = float(field)
+    if math.isnan(value):
+        raise ValueError("score is NaN")
+    return value
 
 
 def _format_score(x: float) -> str:
@@ -164,21 +178,19 @@ class Fsa:
                 continue
             try:
                 if len(fields) == 5:
-                    s, d, l, a = (int(x) for x in fields[:4])
-                    w = float(fields[4])
-                    if s < 0 or d < 0:
+                    arc = [_state_or_label(x) for x in fields[:4]]
+                    if arc[0] < 0 or arc[1] < 0:
                         raise ValueError("negative state number")
-                    arcs.append([s, d, l, a])
-                    scores.append(w)
-                    num_states = max(num_states, s + 1, d + 1)
+                    arcs.append(arc)
+                    scores.append(_score(fields[4]))
+                    num_states = max(num_states, arc[0] + 1, arc[1] + 1)
                 elif len(fields) in (1, 2):
-                    s = int(fields[0])
-                    w = float(fields[1]) if len(fields) == 2 else 0.0
+                    s = _state_or_label(fields[0])
                     if s < 0:
                         raise ValueError("negative state number")
                     if s in finals:
                         raise ValueError(f"state {s} is given a final score twice")
-                    finals[s] = w
+                    finals[s] = _score(fields[1]) if len(fields) == 2 else 0.0
                     num_states = max(num_states, s + 1)
                 else:
                     raise ValueError(
@@ -186,8 +198,6 @@ class Fsa:
                         f"got {len(fields)} fields")
             except ValueError as e:
                 raise FrugalError(f"{where(name, line_no)}: {e}: {line.strip()!r}") from None
-            if any(not (-2**31 <= v < 2**31) for v in (arcs[-1] if len(fields) == 5 else [s])):
-                raise FrugalError(f"{where(name, line_no)}: integer out of int32 range: {line.strip()!r}")
         final_scores = torch.full((num_states,), -math.inf)
         for s, w in finals.items():
             final_scores[s] = w
@@ -200,6 +210,9 @@ class Fsa:
     @staticmethod
     def read_text(path: PathLike) -> "Fsa":
         return Fsa.from_str(Path(path).read_text(), name=str(path))
+
+    def write_text(self, path: PathLike) -> None:
+        atomic_write_text(path, self.to_str())
 
     def to_dot(self, title: str = "fsa") -> str:
         """Graphviz source: final states are double circles labelled ``state/final_score``."""

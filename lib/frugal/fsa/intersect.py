@@ -273,8 +273,8 @@ class _IntersectDense(torch.autograd.Function):
             grad_final.index_add_(0, final_state[has_path], weights[has_path])
         else:
             def on_frame(t: int, post: torch.Tensor) -> None:
-                col = torch.zeros((lay.G, dense.shape[2] * B // lay.G), dtype=dense.dtype, device=dense.device)
-                grad_dense[:, t] = col.index_add_(1, lay.col, post).view(B, D)
+                cols = torch.zeros((lay.G, B * D // lay.G), dtype=dense.dtype, device=dense.device)
+                grad_dense[:, t] = cols.index_add_(1, lay.col, post).view(B, D)
                 grad_arcs.add_(post.sum(0))
 
             final_post = _posterior_pass(lay, dense, arcs, final, lengths, fw, weights, on_frame)
@@ -338,7 +338,7 @@ def arc_posteriors(graphs: Graphs, dense: DenseFsaVec) -> Tuple[List[torch.Tenso
 
 @dataclass
 class BestPaths:
-    """Viterbi best path of each sequence.
+    """Viterbi best path of each sequence (T is the longest sequence's length).
 
     ``arcs`` [B, T] long: arc index (in the sequence's own graph) consuming each frame,
     -1 past the sequence's length or when no path exists; ``labels`` [B, T]: their labels
