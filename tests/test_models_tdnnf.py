@@ -75,7 +75,7 @@ def test_receptive_field_by_perturbation(strides):
 @pytest.mark.parametrize("shape", [(32, 96), (96, 32)])
 def test_semi_orthogonal_update_converges_to_scaled_identity(shape):
     g = torch.Generator().manual_seed(1)
-    # Singular values spread around 3: far enough from orthonormal to need many steps.
+    # Singular values spread over [1.3, 4.3]: far enough from orthonormal to need several steps.
     M = torch.randn(*shape, generator=g, dtype=torch.float64) * 0.3 + 0.5 * torch.eye(*shape, dtype=torch.float64)
     errors = []
     for _ in range(40):
@@ -86,8 +86,9 @@ def test_semi_orthogonal_update_converges_to_scaled_identity(shape):
         if change.norm() > 1e-6:  # near convergence the change is round-off
             assert abs(float((before * change).sum())) < 1e-9 * float(before.norm() * change.norm())
         errors.append(orthonormality_error(M))
-    assert all(b <= a * 1.0001 for a, b in zip(errors, errors[1:]))
-    assert errors[-1] < 1e-6 * errors[0] and errors[-1] < 1e-6
+    # Strictly decreasing until round-off (convergence is quadratic near the solution).
+    assert all(b < a for a, b in zip(errors, errors[1:]) if a > 1e-12)
+    assert errors[0] > 1.0 and errors[-1] < 1e-10
     sv = torch.linalg.svdvals(M)
     assert float(sv.max() / sv.min()) == pytest.approx(1.0, abs=1e-6)
 
