@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import numbers
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ KALDI_EPS = "***"
 
 Words = Sequence[str]
 Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
+
+log = logging.getLogger(__name__)
 
 
 def read_text(path: PathLike) -> Dict[str, List[str]]:
@@ -160,7 +163,7 @@ def score(refs: Mapping[str, Words], hyps: Mapping[str, Words],
         raise FrugalError(f"{hyp_name}: utterance '{extra[0]}'{more} has no reference")
     missing = [u for u in refs if u not in hyps]
     if missing:
-        logging.warning("%d of %d utterances have no hypothesis in %s (first: %s); "
+        log.warning("%d of %d utterances have no hypothesis in %s (first: %s); "
                         "they are scored as all deletions", len(missing), len(refs),
                         hyp_name, missing[0])
     total = ErrorCounts()
@@ -235,7 +238,7 @@ def bootstrap_ci(refs: Sequence[Words], hyps: Sequence[Words], replications: int
 
 def _setting_str(x: float) -> str:
     """Kaldi's spelling in file names: integer LM weights as ``10``, penalties as ``0.5``."""
-    if isinstance(x, int):
+    if isinstance(x, numbers.Integral):
         return str(x)
     return str(float(x))
 
