@@ -3,8 +3,9 @@
 Conversion is lhotse's (lhotse.kaldi.load_kaldi_data_dir). A wav.scp entry may be a pipe
 (``sox ... |``): such commands are code found in a data file, and frugal never runs them
 (nor writes them into a manifest, where feature extraction would run them) unless the user
-says so with ``allow_commands``. Durations are taken from reco2dur when present; otherwise
-from the audio headers (files) or by running the commands (allowed pipes).
+says so with ``allow_commands``. Durations come from the audio headers (files, which are
+checked for truncation) or from running the commands (allowed pipes); a reco2dur file is
+not trusted.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import soundfile as sf
-from lhotse import info as audio_info
+from lhotse.audio.backend import info as audio_info
 from lhotse.kaldi import load_kaldi_data_dir
 
 from frugal.data.audio import check_audio_file
