@@ -28,8 +28,6 @@ def get_parser() -> argparse.ArgumentParser:
                    help="random volume factor in [0.125, 2] per cut")
     p.add_argument("--raw", action="store_true",
                    help="store 16 kHz waveforms instead of features")
-    p.add_argument("--snip-edges", action="store_true",
-                   help="Kaldi's frame count 1+(N-400)//160 instead of round(N/160)")
     p.add_argument("--seed", type=int, default=0, help="seed of the volume factors")
     return p
 
@@ -40,5 +38,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     compute_features(args.cuts_in, args.cuts_out, args.storage_dir,
                      num_mel_bins=args.num_mel_bins, nj=args.nj,
                      speed_perturb=args.speed_perturb, volume_perturb=args.volume_perturb,
-                     raw=args.raw, snip_edges=args.snip_edges, seed=args.seed)
+                     raw=args.raw, seed=args.seed)
     return 0

@@ -2,10 +2,11 @@
 
 Kaldi's fbank options throughout (25 ms Povey window, 10 ms shift, pre-emphasis 0.97,
 DC removal, power spectrum, 20 Hz low cut-off), on waveforms scaled to the 16-bit range as
-Kaldi reads wav files, without dither so that features are reproducible. By default
-``snip_edges`` is false, as in icefall: a cut of N samples gets round(N / 160) frames,
-the count lhotse assumes for a cut's duration; with ``snip_edges`` it gets Kaldi's
-1 + (N - 400) // 160.
+Kaldi reads wav files, without dither so that features are reproducible. ``snip_edges``
+is false, as in icefall: a cut of N samples gets round(N / 160) frames (frames centred
+on multiples of 10 ms, edges reflected), which is the count lhotse requires of a
+features manifest for the cut's duration; Kaldi's default 1 + (N - 400) // 160 would
+fail lhotse's validation.
 
 Augmentation as in the thesis recipes: 3-way speed perturbation (0.9, 1.0, 1.1: copies
 of each cut with ids suffixed ``_sp0.9``/``_sp1.1``) and volume perturbation by a random
@@ -49,7 +50,6 @@ class KaldiFbankConfig:
     frame_length: float = 0.025
     low_freq: float = 20.0
     high_freq: float = 0.0  # <= 0: relative to the Nyquist frequency, as in Kaldi
-    snip_edges: bool = False
     int16_scale: bool = True  # multiply [-1, 1] samples by 32768, as Kaldi's wav reader
 
 
@@ -69,7 +69,7 @@ class KaldiNativeFbank(FeatureExtractor):
         opts.frame_opts.frame_shift_ms = c.frame_shift * 1000.0
         opts.frame_opts.frame_length_ms = c.frame_length * 1000.0
         opts.frame_opts.dither = 0.0
-        opts.frame_opts.snip_edges = c.snip_edges
+        opts.frame_opts.snip_edges = False  # see the module docstring
         opts.mel_opts.num_bins = c.num_mel_bins
         opts.mel_opts.low_freq = c.low_freq
         opts.mel_opts.high_freq = c.high_freq
@@ -156,7 +156,7 @@ def _relocate(cut, tmp_dir: Path, final_dir: Path):
 
 def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
                      num_mel_bins: int = 80, nj: int = 1, speed_perturb: bool = False,
-                     volume_perturb: bool = False, raw: bool = False, snip_edges: bool = False,
+                     volume_perturb: bool = False, raw: bool = False,
                      seed: int = 0, batch_size: int = 50) -> CutSet:
     """Features (or 16 kHz raw audio) for every cut of ``cuts_in``.
 
@@ -172,7 +172,7 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
         raise FrugalError("--num-mel-bins must be positive")
     cuts = perturb(CutSet.from_file(cuts_in).to_eager(), speed_perturb, volume_perturb, seed)
     cut_list = list(cuts)
-    config = KaldiFbankConfig(num_mel_bins=num_mel_bins, snip_edges=snip_edges)
+    config = KaldiFbankConfig(num_mel_bins=num_mel_bins)
     worker = _raw_batch if raw else _fbank_batch
     done = []
     with atomic_path(storage_dir, is_dir=True) as tmp:

@@ -1,0 +1,158 @@
+"""compute-fbank: Kaldi fbank via kaldi-native-fbank, lilcom storage, perturbation, raw mode."""
+from pathlib import Path
+
+import kaldi_native_fbank as knf
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import CutSet, Recording, SupervisionSegment
+
+from frugal.bin.compute_fbank import main as compute_fbank_main
+from frugal.data.features import compute_features
+from frugal.errors import FrugalError
+
+LILCOM_TOL = 2.0 ** -5  # tick of LilcomChunkyWriter's default compression (2^-5)
+
+
+def synthetic_audio(rng: np.random.Generator, num_samples: int, sr: int) -> np.ndarray:
+    """Harmonic tone with a gliding pitch plus noise: a non-flat spectrum that varies in time."""
+    t = np.arange(num_samples) / sr
+    f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * 0.1
+    return (x + 0.01 * rng.standard_normal(num_samples)).astype(np.float32)
+
+
+def write_cuts(tmp: Path, lengths, sr: int = 16000) -> Path:
+    rng = np.random.default_rng(0)
+    cuts = []
+    for i, n in enumerate(lengths):
+        path = tmp / "wav" / f"utt{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), synthetic_audio(rng, n, sr), sr, subtype="PCM_16")
+        rec = Recording.from_file(path, recording_id=f"utt{i}")
+        cut = rec.to_cut()
+        cut.supervisions = [SupervisionSegment(f"utt{i}", f"utt{i}", 0.0, rec.duration, text="HI")]
+        cuts.append(cut)
+    out = tmp / "cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(out)
+    return out
+
+
+def kaldi_fbank(path: Path, num_bins: int = 80) -> np.ndarray:
+    """Reference: kaldi-native-fbank on the int16 samples, as Kaldi's compute-fbank-feats."""
+    samples, sr = sf.read(str(path), dtype="int16")
+    opts = knf.FbankOptions()
+    opts.frame_opts.dither = 0.0
+    opts.frame_opts.snip_edges = False
+    opts.frame_opts.samp_freq = sr
+    opts.mel_opts.num_bins = num_bins
+    fbank = knf.OnlineFbank(opts)
+    fbank.accept_waveform(sr, samples.astype(np.float32).tolist())
+    fbank.input_finished()
+    return np.array([fbank.get_frame(i) for i in range(fbank.num_frames_ready)])
+
+
+def volume_factor(cut) -> float:
+    transform = cut.recording.transforms[-1]
+    assert type(transform).__name__ == "Volume"
+    return transform.factor
+
+
+LENGTHS = [16000, 24321, 8007, 40000, 12345]
+
+
+@pytest.fixture(scope="module")
+def cuts_in(tmp_path_factory):
+    return write_cuts(tmp_path_factory.mktemp("feats"), LENGTHS)
+
+
+def test_fbank_matches_kaldi_native_fbank(cuts_in, tmp_path):
+    out = compute_features(cuts_in, tmp_path / "c.jsonl.gz", tmp_path / "feats", nj=1, batch_size=2)
+    cuts = CutSet.from_file(tmp_path / "c.jsonl.gz")
+    assert len(cuts) == len(LENGTHS) == len(out)
+    for cut, n in zip(cuts, LENGTHS):
+        feats = cut.load_features()
+        ref = kaldi_fbank(Path(cut.recording.sources[0].source))
+        # snip_edges=false: round(N / 160) frames, lhotse's count for the cut's duration
+        assert feats.shape == ref.shape == ((n + 80) // 160, 80) == (cut.num_frames, 80)
+        np.testing.assert_allclose(feats, ref, atol=LILCOM_TOL, rtol=0)
+    storage = tmp_path / "feats"
+    assert storage.is_dir() and not list(tmp_path.glob(".tmp.*"))
+    assert all(Path(c.features.storage_path).parent == storage for c in cuts)
+
+
+def test_40_bins_through_the_cli(cuts_in, tmp_path):
+    assert compute_fbank_main(["--cuts-in", str(cuts_in), "--cuts-out", str(tmp_path / "c.jsonl.gz"),
+                               "--storage-dir", str(tmp_path / "f"), "--num-mel-bins", "40"]) == 0
+    for cut, n in zip(CutSet.from_file(tmp_path / "c.jsonl.gz"), LENGTHS):
+        feats = cut.load_features()
+        ref = kaldi_fbank(Path(cut.recording.sources[0].source), num_bins=40)
+        assert feats.shape == ref.shape == ((n + 80) // 160, 40)
+        np.testing.assert_allclose(feats, ref, atol=LILCOM_TOL, rtol=0)
+
+
+def test_nj2_equals_nj1(cuts_in, tmp_path):
+    one = compute_features(cuts_in, tmp_path / "1.jsonl.gz", tmp_path / "f1", nj=1, batch_size=2)
+    two = compute_features(cuts_in, tmp_path / "2.jsonl.gz", tmp_path / "f2", nj=2, batch_size=2)
+    assert [c.id for c in one] == [c.id for c in two]
+    for a, b in zip(one, two):
+        assert np.array_equal(a.load_features(), b.load_features())
+
+
+def test_speed_and_volume_perturbation(cuts_in, tmp_path):
+    plain = {c.id: c for c in compute_features(cuts_in, tmp_path / "p.jsonl.gz", tmp_path / "fp")}
+    cuts = compute_features(cuts_in, tmp_path / "s.jsonl.gz", tmp_path / "fs", nj=2,
+                            speed_perturb=True, batch_size=3)
+    by_id = {c.id: c for c in cuts}
+    assert len(by_id) == 3 * len(LENGTHS)
+    for i, n in enumerate(LENGTHS):
+        base = by_id[f"utt{i}"]
+        assert np.array_equal(base.load_features(), plain[f"utt{i}"].load_features())
+        for factor in (0.9, 1.1):
+            sp = by_id[f"utt{i}_sp{factor}"]
+            # sox speed: the audio is factor times shorter (to the sample)
+            assert abs(sp.duration - n / 16000 / factor) <= 1.5 / 16000
+            audio = sp.load_audio()
+            assert abs(audio.shape[1] - n / factor) <= 1.5
+            assert abs(sp.load_features().shape[0] - n / factor / 160) <= 1
+            assert sp.supervisions[0].duration == pytest.approx(sp.duration)
+    # Volume: log-mel energies shift by 2 log(factor) (power spectrum), factor in [0.125, 2].
+    vol = compute_features(cuts_in, tmp_path / "v.jsonl.gz", tmp_path / "fv", volume_perturb=True,
+                           seed=5)
+    factors = []
+    for cut in vol:
+        factor = volume_factor(cut)
+        factors.append(factor)
+        assert 0.125 <= factor <= 2.0
+        diff = cut.load_features() - plain[cut.id].load_features()
+        assert abs(np.median(diff) - 2 * np.log(factor)) < 0.05
+    assert len(set(factors)) == len(factors)
+    again = compute_features(cuts_in, tmp_path / "v2.jsonl.gz", tmp_path / "fv2",
+                             volume_perturb=True, seed=5)
+    assert [volume_factor(c) for c in again] == factors
+
+
+def test_raw_mode_resamples_to_16k(tmp_path):
+    cuts_8k = write_cuts(tmp_path / "in", [8000, 4001], sr=8000)
+    cuts = compute_features(cuts_8k, tmp_path / "raw.jsonl.gz", tmp_path / "raw", raw=True)
+    for cut, n in zip(cuts, [8000, 4001]):
+        assert cut.sampling_rate == 16000 and not cut.has_features
+        audio = cut.load_audio()
+        assert audio.shape == (1, 2 * n)
+        assert Path(cut.recording.sources[0].source).parent == tmp_path / "raw"
+        # Band-limited interpolation: the 8 kHz samples come back at the even positions.
+        original, _ = sf.read(str(tmp_path / "in" / "wav" / f"{cut.id}.wav"), dtype="float32")
+        inner = slice(50, n - 50)
+        np.testing.assert_allclose(audio[0, ::2][inner], original[inner], atol=2e-3)
+
+
+def test_failure_leaves_no_outputs(tmp_path):
+    cuts_path = write_cuts(tmp_path / "in", [16000])
+    (tmp_path / "in" / "wav" / "utt0.wav").unlink()
+    with pytest.raises(Exception):
+        compute_features(cuts_path, tmp_path / "c.jsonl.gz", tmp_path / "f")
+    assert not (tmp_path / "c.jsonl.gz").exists() and not (tmp_path / "f").exists()
+    assert not list(tmp_path.glob(".tmp.*"))
+    with pytest.raises(FrugalError):
+        compute_features(tmp_path / "missing.jsonl.gz", tmp_path / "c.jsonl.gz", tmp_path / "f")
