@@ -27,7 +27,10 @@ CONVERSATIONS = {
              "B": [(3.5, 5.0, "[noise] well"), (5.0, 5.5, "[silence]"), (6.0, 9.5, "i don't know")]},
     "2010": {"A": [(1.0, 2.0, "right")], "B": [(2.0, 3.0, "yes")]},
 }
-EVAL2000 = {"en_4156": [(1.5, 3.25, "A", "%um, they're not that thrilled"), (3.5, 5.0, "B", "mhm")]}
+EVAL2000 = {"en_4156": [
+    (1.5, 3.25, "A", '%um, <contraction e_form="[they=>they][\'re=>are]">they\'re not that thrilled'),
+    (3.5, 5.0, "B", "What do you mean? {breath} oh, (( about )) it"),
+    (6.0, 7.0, "A", "{lipsmack}")]}
 
 
 def make_switchboard(root: Path) -> Path:
@@ -79,10 +82,20 @@ def test_prepare_switchboard(tmp_path):
         assert all(len(c.supervisions) == 1 and c.supervisions[0].start == 0 for c in cuts)
     ev = load_manifest(out / "switchboard_supervisions_eval2000.jsonl.gz")
     assert sorted((s.start, s.channel, s.text) for s in ev) == [
-        (1.5, 0, "%um, they're not that thrilled"), (3.5, 1, "mhm")]
+        (1.5, 0, "%um they're not that thrilled"), (3.5, 1, "what do you mean oh about it")]
     assert len(load_manifest(out / "switchboard_cuts_eval2000.jsonl.gz")) == 2
     train_words = {w for c in ("2005", "2010") for *_, t in speech_segments(c) for w in t.split()}
     assert (lex / "words.txt").read_text().split() == sorted(train_words)
+
+
+def test_truncated_sphere_file(tmp_path, capsys):
+    root = make_switchboard(tmp_path / "corpora")
+    sph = root / "LDC97S62" / "swb1_d1" / "data" / "sw02005.sph"
+    sph.write_bytes(sph.read_bytes()[:5000])
+    assert frugal_main(["prepare-data", "switchboard", "--corpus-dir", str(root / "LDC97S62"),
+                        "--output-dir", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(sph) in err and "truncated" in err
 
 
 def test_audio_without_transcript(tmp_path, capsys):

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from lhotse import SupervisionSet
 from lhotse.recipes.babel import BABELCODE2LANG, prepare_single_babel_language
 
-from frugal.data.audio import sphere_headers_for_lhotse
+from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part, write_words
 from frugal.errors import FrugalError, where
 
@@ -49,6 +49,9 @@ def check_split(pack: Path, split: str) -> str:
     audio_dir = require_dir(pack / "conversational" / split / "audio", f"Babel {split} audio")
     text_dir = require_dir(pack / "conversational" / split / "transcription", f"Babel {split} transcripts")
     audio = {p.stem for p in audio_dir.iterdir() if p.suffix in (".sph", ".wav")}
+    for path in sorted(audio_dir.iterdir()):
+        if path.suffix in (".sph", ".wav"):
+            check_audio_file(path)
     codes = set()
     transcripts = sorted(text_dir.glob("*.txt"))
     if not transcripts:

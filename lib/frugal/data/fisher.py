@@ -23,7 +23,7 @@ from lhotse.recipes.fisher_english import (
     prepare_fisher_english as lhotse_prepare_fisher_english,
 )
 
-from frugal.data.audio import sphere_headers_for_lhotse
+from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import (
     PartSummary, recordings_of, require_dir, select_speakers, speaker_durations,
     split_speakers_by_hours, write_part, write_words)
@@ -51,6 +51,7 @@ def check_fisher(corpus_dir: Path, audio_dirs: Sequence[str], transcript_dirs: S
             raise FrugalError(f"{path}: call {stem} has no audio file {stem}.sph in "
                               f"{', '.join(str(corpus_dir / a) for a in audio_dirs)}")
     for stem, path in sorted(audio.items()):
+        check_audio_file(path)
         if stem not in transcripts:
             raise FrugalError(f"{path}: call {stem} has no transcript {stem}.txt")
 

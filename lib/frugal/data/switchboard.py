@@ -10,11 +10,14 @@ transcripts ``swb_ms98_transcriptions/NN/NNNN/swNNNN{A,B}-ms98-a-trans.text`` (l
 
 Parts: ``dev`` holds out whole conversations, the first ones by name, until it has at least
 ``dev_size`` utterances (like Kaldi's train_dev, the first 4000 utterances); ``train`` is the
-rest; ``eval2000``. Silence-only segments are omitted. Cuts are trimmed to the segments.
+rest; ``eval2000`` (its transcripts cleaned by clean_eval2000_text). Silence-only segments
+are omitted. Cuts are trimmed to the segments. Training transcripts are kept as the MS98
+files write them (lower case, ``[laughter]``, ``[noise]``, ``[vocalized-noise]``...).
 """
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +27,7 @@ from lhotse import SupervisionSet
 from lhotse.recipes.eval2000 import prepare_eval2000 as lhotse_prepare_eval2000
 from lhotse.recipes.switchboard import prepare_switchboard as lhotse_prepare_switchboard
 
-from frugal.data.audio import sphere_headers_for_lhotse
+from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import PartSummary, recordings_of, require_dir, write_part, write_words
 from frugal.errors import FrugalError
 
@@ -43,6 +46,7 @@ def check_switchboard(audio_dir: Path, transcripts_dir: Path) -> None:
     if not audio:
         raise FrugalError(f"{audio_dir}: no .sph audio files")
     for conversation, path in sorted(audio.items()):
+        check_audio_file(path)
         for side in "AB":
             if conversation + side not in sides:
                 raise FrugalError(f"{path}: no transcript {conversation}{side}-ms98-a-trans.text in {transcripts_dir}")
@@ -50,6 +54,22 @@ def check_switchboard(audio_dir: Path, transcripts_dir: Path) -> None:
         if side[:-1] not in audio:
             raise FrugalError(f"{path}: conversation side {side} has no audio file "
                               f"{side[:2]}0{side[2:-1]}.sph in {audio_dir}")
+
+
+def clean_eval2000_text(text: str) -> str:
+    """Plain lower-case words from an eval2000 (LDC2002T43) transcript line.
+
+    The LDC files mark contractions (``<contraction e_form="[we=>we]['re=>are]">we're``),
+    non-speech events (``{breath}``), comments (``[[...]]``), uncertain words
+    (``(( word ))``) and punctuation; training transcripts (MS98) have none of these. The
+    contraction's spoken form is kept, hesitations (``%um``) too (scoring treats them as
+    optional), the rest is removed.
+    """
+    text = re.sub(r'<contraction\s+e_form="[^"]*">', "", text)
+    text = re.sub(r"<[^>]*>|\{[^}]*\}|\[\[[^\]]*\]\]", " ", text)
+    text = text.replace("((", " ").replace("))", " ")
+    words = (w.strip(",.?!\"").lower() for w in text.split())
+    return " ".join(w for w in words if w and w != "--")
 
 
 def split_dev(supervisions: SupervisionSet, dev_size: int):
@@ -93,11 +113,18 @@ def prepare_switchboard(
         eval2000_dir = require_dir(eval2000_dir, "eval2000 (LDC2002S09 + LDC2002T43)").resolve()
         for sub in ("LDC2002S09/hub5e_00/english", "LDC2002T43/reference/english"):
             require_dir(eval2000_dir / sub, "eval2000")
+        for path in sorted((eval2000_dir / "LDC2002S09/hub5e_00/english").rglob("*.sph")):
+            check_audio_file(path)
         with sphere_headers_for_lhotse(), tempfile.TemporaryDirectory() as scratch:
             # lhotse's recipe insists on writing its own files: let it write them to scratch.
             ev = lhotse_prepare_eval2000(eval2000_dir, scratch, absolute_paths=True)
+        # The raw line stays in custom["raw_text"] for scoring with the LDC's own rules.
+        ev_sups = SupervisionSet.from_segments(
+            replace(s, text=clean_eval2000_text(s.text), custom={"raw_text": s.text})
+            for s in ev["supervisions"])
+        ev_sups = ev_sups.filter(lambda s: bool(s.text)).to_eager()
         summaries["eval2000"] = write_part(output_dir, CORPUS, "eval2000", ev["recordings"],
-                                           ev["supervisions"], trim_to_supervisions=True)
+                                           ev_sups, trim_to_supervisions=True)
     if lexicon_dir is not None:
         write_words(Path(lexicon_dir) / "words.txt", [train])
     return summaries
