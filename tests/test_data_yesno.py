@@ -33,3 +33,25 @@ def test_bad_yesno_file_name(tmp_path, capsys):
                         str(tmp_path / "m")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "0_1_2.wav" in err
+
+
+def test_wav_cut_short_then_fixed(yesno_dir, tmp_path, capsys):
+    import shutil
+    corpus = tmp_path / "yesno"
+    corpus.mkdir()
+    for wav in yesno_dir.glob("*.wav"):
+        shutil.copy(wav, corpus / wav.name)
+    victim = corpus / "1_0_1_1_1_0_1_0.wav"
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) - 1000])
+    out = tmp_path / "manifests"
+    args = ["prepare-data", "yesno", "--corpus-dir", str(corpus), "--output-dir", str(out)]
+    assert frugal_main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(victim) in err and "truncated" in err
+    assert not out.exists() or not list(out.iterdir())
+    victim.write_bytes(good)
+    assert frugal_main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"yesno_{kind}_{part}.jsonl.gz" for kind in ("recordings", "supervisions", "cuts")
+        for part in ("train", "test"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from lhotse import SupervisionSet
 from lhotse.recipes.babel import BABELCODE2LANG, prepare_single_babel_language
