@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(11-1.1, ..., 13-34.1, directly or one level down).")
     _common(p)
     p.add_argument("--parts", nargs="+", default=["train_si284", "test_dev93", "test_eval92"],
-                   help="parts (also train_si84; default: %(default)s)")
+                   help="parts (also train_si84, test_eval92_5k, test_dev93_5k; default: %(default)s)")
     p.add_argument("--noise-word", default="<NOISE>", help="word for [noise] markers (default: %(default)s)")
     p.add_argument("--sph2pipe", default="sph2pipe",
                    help="sph2pipe program for compressed SPHERE files (default: %(default)s, from PATH)")

@@ -10,6 +10,7 @@ lhotse has no WSJ recipe; this one follows Kaldi's egs/wsj/s5/local/wsj_data_pre
     train_si284  that one plus 13-34.1/wsj1/doc/indices/si_tr_s.ndx
     test_eval92  11-13.1/wsj0/doc/indices/test/nvp/si_et_20.ndx (333 utterances, no extension: .wv1)
     test_dev93   13-34.1/wsj1/doc/indices/h1_p0.ndx (503 utterances)
+    test_eval92_5k, test_dev93_5k: the 5k-vocabulary sets si_et_05.ndx and h2_p0.ndx
   Speaker 401 of wsj0's si_tr_s is left out of training, as Kaldi does;
 - transcripts come from the ``.dot`` files anywhere on the discs: ``<spk><c|o><session>.dot``
   (the first 6 characters of the utterance id) with lines ``text (uttid)``, normalised as
@@ -44,6 +45,8 @@ PART_INDICES: Dict[str, Tuple[List[Tuple[str, str]], str]] = {
                      ("11-13.1", "wsj0/doc/indices/train/tr_s_wv1.ndx")], ".wv1"),
     "test_eval92": ([("11-13.1", "wsj0/doc/indices/test/nvp/si_et_20.ndx")], ".wv1"),
     "test_dev93": ([("13-34.1", "wsj1/doc/indices/h1_p0.ndx")], ".wv1"),
+    "test_eval92_5k": ([("11-13.1", "wsj0/doc/indices/test/nvp/si_et_05.ndx")], ".wv1"),
+    "test_dev93_5k": ([("13-34.1", "wsj1/doc/indices/h2_p0.ndx")], ".wv1"),
 }
 DEFAULT_PARTS = ("train_si284", "test_dev93", "test_eval92")
 # wsj0 speaker 401 is left out of training (as in Kaldi).
