@@ -13,7 +13,7 @@ import pytest
 
 from frugal.bin.main import main as frugal_main
 from frugal.graph.compile import CompileInfo, LangDir, compile_hclg, compile_hlg, make_grammar_fst
-from frugal.graph.fstutil import iter_paths, linear_fst, read_fst
+from frugal.graph.fstutil import fst_arcs, iter_paths, linear_fst, read_fst
 from frugal.graph.hmm_topo import TWO_STATE_TOPOLOGY
 
 SIL_PROB = 0.3
@@ -105,6 +105,7 @@ def test_hclg_biphone_chain(setup, tmp_path):
     graph = read_fst(out)
     info = json.loads((tmp_path / "graph" / "HCLG.fst.json").read_text())
     assert info["states"] == graph.num_states and info["arcs"] > 0 and info["steps"][0]["step"] == "G"
+    assert info["input_epsilon_arcs"] == sum(1 for a in fst_arcs(graph).arcs if a[2] == 0) > 0
     pdf = pdf_table(tmp_path / "graph" / "pdf_map.txt")
     # Tree-less biphones: (no left context or any phone) x phone x 2 pdf classes.
     num_phones = len(lang.units())
@@ -151,12 +152,17 @@ def test_hclg_two_state_monophone(setup):
     assert set(outputs_of_frames(graph, lang, [state(C, 0), state(C, 1)])) == {("b",)}
 
 
-@pytest.mark.parametrize("compact", [False, True])
-def test_hlg_ctc(setup, compact):
+@pytest.mark.parametrize("compact, remove_epsilons", [(False, False), (True, False), (False, True)])
+def test_hlg_ctc(setup, compact, remove_epsilons):
     _, lang, G = setup
     info = CompileInfo()
-    graph = compile_hlg(lang, G, compact=compact, info=info)
+    graph = compile_hlg(lang, G, compact=compact, remove_epsilons=remove_epsilons, info=info)
     assert info.as_dict()["arcs"] > 0
+    eps_arcs = [(i, o) for _, _, i, o, _ in fst_arcs(graph).arcs if i == 0]
+    if remove_epsilons:  # only arcs that output a word (a homophone's identity) remain
+        assert all(o != 0 for _, o in eps_arcs)
+    else:
+        assert any(o == 0 for _, o in eps_arcs)  # backoff arcs
     check_word_costs(graph, lang)
     blank = 1
     A, B, C, SIL_ = (lang.phones[p] + 1 for p in ("A", "B", "C", "SIL"))

@@ -11,7 +11,9 @@ determinization much slower).
 Label conventions of the results: output labels are word ids (words.txt); input labels
 are token id + 1 (HLG) or pdf id + 1 (HCLG), so that 0 stays epsilon. Both graphs may
 keep a few input-epsilon arcs that output words (where a word's identity was only
-known at its disambiguation symbol, e.g. for homophones), as Kaldi's HCLG does.
+known at its disambiguation symbol, e.g. for homophones) and keep the LM's backoff
+arcs as input-epsilon (non-emitting) arcs, as Kaldi's HCLG does: removing them would
+copy a backoff state's arcs into every state that backs off to it.
 """
 from __future__ import annotations
 
@@ -123,16 +125,23 @@ def compile_lg(lang: LangDir, G, info: CompileInfo):
     return LG
 
 
-def compile_hlg(lang: LangDir, G, compact: bool = False,
+def compile_hlg(lang: LangDir, G, compact: bool = False, remove_epsilons: bool = False,
                 info: Optional[CompileInfo] = None):
-    """HLG for CTC over the lang's phones (or tokens); blank is id 0."""
+    """HLG for CTC over the lang's phones (or tokens); blank is id 0.
+
+    The LM's backoff arcs become input epsilons (non-emitting arcs), as in Kaldi's
+    graphs. ``remove_epsilons`` removes those that output nothing; this copies the
+    arcs of backoff states into every state that backs off to them, so it multiplies
+    the size of graphs with large LMs (about 8x for a 20k-word trigram).
+    """
     info = info or CompileInfo()
     LG = compile_lg(lang, G, info)
     t = time.perf_counter()
     LG = map_ilabels_to_epsilon(LG, set(lang.disambig))
-    kaldifst.rmepsilon(LG)
+    if remove_epsilons:
+        kaldifst.rmepsilon(LG)
     kaldifst.arcsort(LG, sort_type="ilabel")
-    info.record("remove disambig, epsilons", LG, t)
+    info.record("remove disambig" + (", epsilons" if remove_epsilons else ""), LG, t)
     t = time.perf_counter()
     H = ctc_topo(lang.units(), compact=compact)
     HLG = kaldifst.compose(H, LG)
@@ -172,7 +181,6 @@ def compile_hclg(lang: LangDir, G, context_width: int = 2,
     info.record("determinize", HCLG, t)
     t = time.perf_counter()
     HCLG = map_ilabels_to_epsilon(HCLG, disambig_inputs)
-    kaldifst.rmepsilon(HCLG)
     kaldifst.minimize_encoded(HCLG, delta=MINIMIZE_DELTA)
     info.record("remove disambig, minimize", HCLG, t)
     t = time.perf_counter()

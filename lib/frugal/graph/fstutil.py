@@ -74,6 +74,11 @@ def fst_size(fst) -> Tuple[int, int]:
     return n, sum(fst.num_arcs(s) for s in range(n))
 
 
+def num_input_epsilon_arcs(fst) -> int:
+    """Arcs that consume no input (non-emitting arcs of a decoding graph)."""
+    return sum(fst.num_input_epsilons(s) for s in range(fst.num_states))
+
+
 def map_ilabels_to_epsilon(fst, labels: Set[int]) -> kaldifst.StdVectorFst:
     """A copy of ``fst`` whose input labels in ``labels`` become epsilon (Kaldi's fstrmsymbols)."""
     a = fst_arcs(fst)
