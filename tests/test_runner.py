@@ -145,6 +145,10 @@ def test_atomic_path_keeps_old_on_error(tmp_path):
             (tmp / "f").write_text(content)
     assert (d / "f").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "dir"]
+    # Writers that pick the format from the suffix see the target's suffix.
+    with atomic_path(tmp_path / "m.jsonl.gz") as tmp:
+        assert tmp.name.endswith(".m.jsonl.gz")
+        tmp.write_text("x")
 
 
 def test_atomic_path_survives_kill_9(tmp_path):
@@ -164,7 +168,7 @@ def test_atomic_path_survives_kill_9(tmp_path):
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not target.exists()
-    assert any(x.name.startswith(".tmp.out.bin") for x in tmp_path.iterdir())
+    assert any(x.name.startswith(".tmp.") and x.name.endswith(".out.bin") for x in tmp_path.iterdir())
     atomic_write_text(target, "complete")  # the re-run cleans the stale temporary
     assert sorted(x.name for x in tmp_path.iterdir()) == ["out.bin"]
     assert target.read_text() == "complete"

@@ -1,6 +1,6 @@
 """Crash-safe outputs: write to a temporary name beside the target, rename when complete.
 
-A stage killed at any point (even with kill -9) leaves at most a ``.tmp.*`` sibling,
+A stage killed at any point (even with kill -9) leaves at most a ``.tmp.<pid>.<name>`` sibling,
 which nothing trusts and the next run replaces; the target name only ever points at a
 complete file or directory. rename(2) within one directory is atomic on POSIX.
 """
@@ -16,7 +16,9 @@ PathLike = Union[str, os.PathLike]
 
 
 def _tmp_sibling(path: Path) -> Path:
-    return path.with_name(f".tmp.{path.name}.{os.getpid()}")
+    # The name ends with the target's own name so that suffix-driven writers (lhotse's
+    # to_file picks gzip from '.jsonl.gz') write the format the target will have.
+    return path.with_name(f".tmp.{os.getpid()}.{path.name}")
 
 
 def _remove(path: Path) -> None:
@@ -30,7 +32,7 @@ def clean_stale_tmp(path: PathLike) -> None:
     """Remove temporaries left beside ``path`` by killed runs."""
     path = Path(path)
     if path.parent.is_dir():
-        for stale in path.parent.glob(f".tmp.{path.name}.*"):
+        for stale in path.parent.glob(f".tmp.*.{path.name}"):
             _remove(stale)
 
 
@@ -59,7 +61,7 @@ def atomic_path(path: PathLike, is_dir: bool = False) -> Iterator[Path]:
     if path.is_dir() and not path.is_symlink():
         # A directory cannot be replaced by rename(2) in one step: move the old one
         # aside first, so that a crash between the two renames leaves only temporaries.
-        old = path.with_name(f".tmp.{path.name}.old.{os.getpid()}")
+        old = path.with_name(f".tmp.{os.getpid()}.old.{path.name}")
         os.rename(path, old)
         os.rename(tmp, path)
         shutil.rmtree(old)
