@@ -149,10 +149,15 @@ def test_raw_mode_resamples_to_16k(tmp_path):
 
 def test_failure_leaves_no_outputs(tmp_path):
     cuts_path = write_cuts(tmp_path / "in", [16000])
-    (tmp_path / "in" / "wav" / "utt0.wav").unlink()
+    wav = tmp_path / "in" / "wav" / "utt0.wav"
+    good = wav.read_bytes()
+    wav.write_bytes(good[:20])  # a broken file: fails while features are being computed
     with pytest.raises(Exception):
         compute_features(cuts_path, tmp_path / "c.jsonl.gz", tmp_path / "f")
     assert not (tmp_path / "c.jsonl.gz").exists() and not (tmp_path / "f").exists()
     assert not list(tmp_path.glob(".tmp.*"))
+    wav.unlink()  # a missing file: a one-line error before anything is written
+    with pytest.raises(FrugalError, match="utt0"):
+        compute_features(cuts_path, tmp_path / "c.jsonl.gz", tmp_path / "f")
     with pytest.raises(FrugalError):
         compute_features(tmp_path / "missing.jsonl.gz", tmp_path / "c.jsonl.gz", tmp_path / "f")

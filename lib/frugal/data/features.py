@@ -21,7 +21,7 @@ import multiprocessing
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -170,7 +170,12 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
         raise FrugalError("--nj must be at least 1")
     if num_mel_bins < 1:
         raise FrugalError("--num-mel-bins must be positive")
-    cuts = perturb(CutSet.from_file(cuts_in).to_eager(), speed_perturb, volume_perturb, seed)
+    cuts = CutSet.from_file(cuts_in).to_eager()
+    for cut in cuts:
+        for source in cut.recording.sources:
+            if source.type == "file" and not Path(source.source).is_file():
+                raise FrugalError(f"{cuts_in}: cut {cut.id}: no such audio file {source.source}")
+    cuts = perturb(cuts, speed_perturb, volume_perturb, seed)
     cut_list = list(cuts)
     config = KaldiFbankConfig(num_mel_bins=num_mel_bins)
     worker = _raw_batch if raw else _fbank_batch
