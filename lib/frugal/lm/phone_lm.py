@@ -57,19 +57,32 @@ class _LmState:
     backoff: int = -1  # index of the state without the leftmost phone, if it must exist
     backoff_allowed: bool = False
     fst_state: int = -1
+    _sum_clogc: Optional[float] = None  # cache of sum_p c_p log c_p
 
     def add(self, phone: int, count: int) -> None:
         self.counts[phone] = self.counts.get(phone, 0) + count
         self.total += count
+        self._sum_clogc = None
+
+    def sum_clogc(self) -> float:
+        if self._sum_clogc is None:
+            self._sum_clogc = sum(_clogc(c) for c in self.counts.values())
+        return self._sum_clogc
 
     def log_like(self) -> float:
-        return sum(c * math.log(c / self.total) for c in self.counts.values())
+        """sum_p c_p log(c_p / total), the training log-likelihood of this state."""
+        return self.sum_clogc() - _clogc(self.total)
 
     def clear(self) -> None:
         self.counts = {}
         self.total = 0
         self.total_with_parents = 0
         self.backoff_allowed = False
+        self._sum_clogc = None
+
+
+def _clogc(c: int) -> float:
+    return c * math.log(c) if c > 0 else 0.0
 
 
 def _approx_equal(a: float, b: float, rel: float = 0.001) -> bool:
@@ -166,15 +179,18 @@ class _Estimator:
         return True
 
     def like_change(self, i: int) -> float:
+        """Log-likelihood change of merging state i into its backoff state (<= 0)."""
         s = self.states[i]
         b = self.states[s.backoff]
         if b.total == 0:
             return -1.0e-15 * s.total
-        merged = _LmState(b.history, dict(b.counts), b.total)
+        # log-like of the merged state, touching only the phones of s
+        merged = b.sum_clogc()
         for p, c in s.counts.items():
-            merged.add(p, c)
-        change = merged.log_like() - s.log_like() - b.log_like()
-        return min(change, 0.0)
+            cb = b.counts.get(p, 0)
+            merged += _clogc(cb + c) - _clogc(cb)
+        merged -= _clogc(b.total + s.total)
+        return min(merged - s.log_like() - b.log_like(), 0.0)
 
     def back_off_state(self, i: int, heap: list) -> None:
         s = self.states[i]
