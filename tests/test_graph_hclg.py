@@ -172,3 +172,15 @@ def test_hlg_ctc(setup, compact, remove_epsilons):
     frames = [A, B, SIL_, C, C, blank] if not compact else [A, B, SIL_, C, blank, blank]
     assert set(outputs_of_frames(graph, lang, frames)) == {("a", "b"), ("c", "b")}
     assert outputs_of_frames(graph, lang, [A, C]) == {}
+
+
+def test_compile_graph_input_errors(setup, tmp_path, capsys):
+    d, lang, _ = setup
+    out = tmp_path / "HLG.fst"
+    assert frugal_main(["compile-graph", "--lang", str(tmp_path), "--arpa", str(d / "lm.arpa"),
+                        "--topo", "ctc", "--output", str(out)]) == 1
+    assert "not a lang directory" in capsys.readouterr().err
+    assert frugal_main(["compile-graph", "--lang", str(lang.path), "--arpa", str(tmp_path / "no.arpa"),
+                        "--topo", "ctc", "--output", str(out)]) == 1
+    assert "no.arpa: no such ARPA file" in capsys.readouterr().err
+    assert not out.exists()

@@ -6,7 +6,7 @@ import pytest
 from frugal.bin.main import main as frugal_main
 from frugal.errors import FrugalError
 from frugal.lang.cmudict_lexicon import cmudict_lexicon
-from frugal.lang.lexicon import read_lexicon
+from frugal.lang.lexicon import map_oov_words, read_lexicon
 
 
 def write(path: Path, text: str) -> Path:
@@ -150,3 +150,10 @@ def test_prepare_lang_from_cmudict(tmp_path, capsys):
     lex = (out / "lexicon.txt").read_text().splitlines()
     assert "CAT K AE T" in lex and "<UNK> SPN" in lex
     assert "AH" in (out / "phones" / "nonsilence.txt").read_text().split()
+
+
+def test_transcript_words_map_to_oov():
+    vocabulary = {"a", "b"}
+    assert map_oov_words(["a", "x", "b"], vocabulary, "<UNK>") == ["a", "<UNK>", "b"]
+    with pytest.raises(FrugalError, match=r"text:3: word 'x' is not in the lexicon"):
+        map_oov_words(["a", "x"], vocabulary, None, place="text:3")
