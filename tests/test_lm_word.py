@@ -115,7 +115,7 @@ def random_corpus(seed, n):
 
 
 @pytest.mark.parametrize("order,cutoffs,max_ngrams", [
-    (2, (), None), (3, (), None), (4, (), None), (3, (0, 1, 1), None), (3, (), 300), (4, (0, 0, 1), 150),
+    (1, (), None), (2, (), None), (3, (), None), (4, (), None), (3, (0, 1, 1), None), (3, (), 300), (4, (0, 0, 1), 150),
 ])
 def test_every_history_sums_to_one(tmp_path, order, cutoffs, max_ngrams):
     corpus = random_corpus(0, 250)

@@ -54,13 +54,16 @@ def kn_discounts(n1: int, n2: int, n3: int, n4: int) -> Tuple[float, float, floa
     y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else math.nan
     fallback = y if 0 < y < 1 else 0.5
     nj = (n1, n2, n3, n4)
-    out = []
+    out, replaced = [], []
     for j in (1, 2, 3):
         d = j - (j + 1) * y * nj[j] / nj[j - 1] if nj[j - 1] > 0 and math.isfinite(y) else math.nan
         if not 0 < d < j:
-            log.warning("count-of-counts n1..n4 = %s too sparse for D%d; using %.4g", nj, j, fallback)
+            replaced.append(f"D{j}" if j < 3 else "D3+")
             d = fallback
         out.append(d)
+    if replaced:
+        log.warning("count-of-counts n1..n4 = %s too sparse for %s: using %.4g",
+                    nj, ", ".join(replaced), fallback)
     return out[0], out[1], out[2]
 
 
