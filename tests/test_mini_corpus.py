@@ -223,3 +223,12 @@ def test_telephone_channel_removes_high_band_and_noise_has_its_snr():
     snr = 10 * np.log10(np.mean(clean.astype(float) ** 2) / np.mean(noise.astype(float) ** 2))
     assert abs(snr - 10.0) < 0.5, snr
     assert band_energy(noisy, 16000, 6000, 8000) > 10 * band_energy(clean, 16000, 6000, 8000)
+
+
+def test_every_accent_and_variant_speaks():
+    from frugal.data.mini_corpus import ACCENTS, VARIANTS
+
+    for accent in ACCENTS:
+        for variant in VARIANTS:
+            x = espeak.synthesize("yes", espeak.VoiceSettings(f"{accent}+{variant}"))
+            assert np.abs(x).max() > 1000, (accent, variant)
