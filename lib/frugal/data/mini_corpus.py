@@ -128,11 +128,14 @@ def plan_utterances(sizes: Dict[str, int], voices: Sequence[Voice], seed: int,
         first = rng.randrange(len(part_voices))
         for i in range(sizes[part]):
             voice = part_voices[(first + i) % len(part_voices)]  # in turn: balanced speakers
+            # Draw every random number whatever the options, so that turning noise or the
+            # telephone channel on leaves texts, voices and synthesis seeds as they were.
+            seed_i, u_phone, u_snr = rng.randrange(1, 2**31), rng.random(), rng.random()
             utts.append(Utterance(
                 utt_id=f"{voice.speaker}-{part}-{i:05d}", part=part, voice=voice,
-                text=sentences(), seed=rng.randrange(1, 2**31),
-                telephone=rng.random() < telephone_fraction,
-                snr_db=rng.uniform(*snr_range) if snr_range is not None else None))
+                text=sentences(), seed=seed_i, telephone=u_phone < telephone_fraction,
+                snr_db=None if snr_range is None
+                else snr_range[0] + u_snr * (snr_range[1] - snr_range[0])))
     return utts
 
 
