@@ -1,8 +1,7 @@
 """Byte-reproducible lhotse manifests: gzipped JSON lines with a fixed gzip time stamp.
 
-lhotse's own writers pick the format from the file name, which the temporary name of
-frugal.fileio.atomic_path does not keep, and gzip stamps the current time into its
-header; writing here gives the same bytes for the same manifest, atomically.
+lhotse's own writer stamps the current time into the gzip header; writing here gives the
+same bytes for the same manifest (so re-runs are comparable byte for byte), atomically.
 """
 from __future__ import annotations
 

@@ -7,8 +7,6 @@ manifest that a later stage would trust.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import random
 from collections import defaultdict
@@ -20,7 +18,8 @@ from lhotse import CutSet, RecordingSet, SupervisionSet
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 
 from frugal.errors import FrugalError
-from frugal.fileio import atomic_path, atomic_write_text
+from frugal.data.jsonl import write_manifest
+from frugal.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +85,6 @@ def write_part(
     )
     log.info("%s", summary)
     return summary
-
-
-def write_manifest(manifest, path) -> None:
-    """Write a lhotse manifest as gzipped JSON lines, atomically.
-
-    Written here rather than with ``manifest.to_file``: lhotse picks the format from the
-    file name, and the temporary name that atomic_path gives does not end in .jsonl.gz.
-    """
-    with atomic_path(path) as tmp:
-        with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            for item in manifest.to_dicts():
-                f.write(json.dumps(item, ensure_ascii=False) + "\n")
 
 
 def write_words(path, supervisions: Iterable[SupervisionSet]) -> int:
