@@ -1,0 +1,107 @@
+"""Batches of precomputed features from lhotse CutSets, and the bucketing sampler.
+
+lhotse's K2SpeechRecognitionDataset returns k2-specific supervision segments; frugal's
+losses build their own supervision from texts, so this dataset only loads and pads
+features and hands over the texts and ids.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import torch
+from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler
+
+from frugal.errors import FrugalError
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Map a CutSet (one batch from a sampler) to padded features, lengths and texts.
+
+    Returns a dict: ``features`` (B, T, F) float32 zero-padded, ``feature_lens`` (B,) int64,
+    ``cut_ids`` and ``texts`` (lists of str; a cut's text is its supervisions' texts joined
+    by spaces), ``durations`` (list of float seconds). Cuts keep the sampler's order.
+    """
+
+    def __getitem__(self, cuts: CutSet) -> Dict[str, Union[torch.Tensor, List]]:
+        cuts = list(cuts)
+        feats = []
+        for cut in cuts:
+            if not cut.has_features:
+                raise FrugalError(f"cut '{cut.id}' has no precomputed features")
+            feats.append(torch.from_numpy(cut.load_features()).float())
+        lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+        dims = {f.shape[1] for f in feats}
+        if len(dims) != 1:
+            raise FrugalError(f"cuts {cuts[0].id}...: features of different dimensions {sorted(dims)} in one batch")
+        padded = torch.zeros(len(feats), int(lengths.max()), dims.pop())
+        for i, f in enumerate(feats):
+            padded[i, : f.shape[0]] = f
+        return {
+            "features": padded,
+            "feature_lens": lengths,
+            "cut_ids": [c.id for c in cuts],
+            "texts": [" ".join(s.text for s in c.supervisions if s.text) for c in cuts],
+            "durations": [float(c.duration) for c in cuts],
+        }
+
+
+def make_sampler(cuts: CutSet, max_duration: float, shuffle: bool, seed: int, num_buckets: int = 10,
+                 world_size: int = 1, rank: int = 0, drop_last: bool = False) -> DynamicBucketingSampler:
+    """lhotse's DynamicBucketingSampler; with world_size > 1 each rank gets its own share
+    of the batches, and every rank gets the same number of batches (lhotse syncs them)."""
+    return DynamicBucketingSampler(
+        cuts,
+        max_duration=max_duration,
+        num_buckets=num_buckets,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        seed=seed,
+        world_size=world_size,
+        rank=rank,
+    )
+
+
+class SkipFirstBatches(torch.utils.data.Sampler):
+    """Iterate ``sampler`` from batch ``skip`` on: resuming mid-epoch without loading features."""
+
+    def __init__(self, sampler, skip: int = 0) -> None:
+        self.sampler = sampler
+        self.skip = skip
+
+    def __iter__(self):
+        # lhotse samplers are their own iterators and restart on iter(): so no `yield from`.
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            if next(it, None) is None:
+                return
+        while True:
+            try:
+                yield next(it)
+            except StopIteration:
+                return
+
+
+def count_batches(sampler) -> int:
+    """Batches in the sampler's current epoch (it only reads manifests)."""
+    return sum(1 for _ in sampler)
+
+
+def make_loader(dataset: torch.utils.data.Dataset, sampler, num_workers: int = 0,
+                skip: int = 0) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset,
+        sampler=SkipFirstBatches(sampler, skip),
+        batch_size=None,
+        num_workers=num_workers,
+        persistent_workers=False,
+    )
+
+
+def load_cuts(path, where: Optional[str] = None) -> CutSet:
+    """Read a CutSet manifest, reporting a missing file as a FrugalError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FrugalError(f"{where or path}: cut manifest not found")
+    return CutSet.from_file(path)
