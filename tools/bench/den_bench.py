@@ -110,6 +110,16 @@ def _current_rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _load_note() -> str:
+    # With 2 threads on 2 busy cores, OpenMP barriers wait on descheduled threads and the
+    # many small per-frame operations slow down by 10x or more: say when timings are suspect.
+    load = os.getloadavg()[0]
+    note = f"load average {load:.2f} on {os.cpu_count()} cores"
+    if load > 0.5:
+        note += " (the machine is busy: timings are not reliable)"
+    return note
+
+
 def time_case(case: Dict[str, np.ndarray], leaky: float, device: torch.device,
               repeats: int) -> Tuple[float, float, float, torch.Tensor, str]:
     """(fwd_ms, fwdbwd_ms, objective, gradient, memory line) of one case."""
@@ -165,6 +175,7 @@ def run_case(path: Path, leaky: Optional[float], device: torch.device, repeats: 
     print(f"case {path}: S={int(case['num_states'])} A={case['arc_src'].size} D={num_pdfs} "
           f"B={batch} T={num_frames} leaky={leaky} device={device} "
           f"threads={torch.get_num_threads()} repeats={repeats}")
+    print(_load_note())
     fwd_ms, fwdbwd_ms, objective, grad, memory = time_case(case, leaky, device, repeats)
     print(memory)
     ref_path = path.with_name(path.name[: -len(".npz")] + "_ref.npz") \
@@ -181,6 +192,7 @@ def scaling_table(device: torch.device, repeats: int) -> None:
     print(f"forward+backward ms (median of {repeats}), B={batch}, S=A/10, D=S, device={device}, "
           f"threads={torch.get_num_threads()}; in brackets: time per frame-arc relative to "
           f"T={frame_counts[0]}, A={arc_counts[0]}")
+    print(_load_note())
     rows: List[str] = ["T \\ A " + "".join(f"{a:>18}" for a in arc_counts)]
     base = None
     for num_frames in frame_counts:
