@@ -16,7 +16,8 @@ def sandbox(tmp_path, repo_dir):
     shutil.copy(repo_dir / "run.sh", root / "run.sh")
     (root / "tools").symlink_to(repo_dir / "tools")
     (root / ".venv").symlink_to(repo_dir / ".venv")
-    shutil.copytree(repo_dir / "egs", root / "egs")
+    # The recipes without their outputs (a developer's checkout may have run them).
+    shutil.copytree(repo_dir / "egs", root / "egs", ignore=shutil.ignore_patterns("data", "exp", "corpus"))
     return root
 
 
@@ -26,10 +27,11 @@ def run_recipe(root, recipe, *args):
     return r
 
 
-def test_yesno_data_stages(sandbox, yesno_dir):
-    r = run_recipe(sandbox, "yesno", "--corpus-dir", str(yesno_dir), "--stop-stage", "3")
+def test_yesno_data_stages(sandbox, yesno_dir, monkeypatch):
+    r = run_recipe(sandbox, "yesno", "--corpus-dir", str(yesno_dir))
     assert r.returncode == 0, r.stdout + r.stderr
     d = sandbox / "egs/yesno"
+    monkeypatch.chdir(d)  # manifests hold paths relative to the recipe, as Kaldi's do
     for part, n in (("train", 30), ("test", 30)):
         cuts = CutSet.from_file(d / f"data/fbank/yesno_cuts_{part}.jsonl.gz")
         assert len(cuts) == n
@@ -61,3 +63,25 @@ def test_recipe_rejects_unknown_option(sandbox):
 def test_corpus_recipe_needs_corpus_dir(sandbox):
     r = run_recipe(sandbox, "wsj")
     assert r.returncode != 0 and "--corpus-dir is required" in r.stderr
+
+
+def test_mini_data_stages(sandbox, monkeypatch):
+    d = sandbox / "egs/mini"
+    monkeypatch.chdir(d)
+    (d / "conf/tiny.yaml").write_text(
+        "num_train_sup: 12\nnum_train_unsup: 8\nnum_dev: 6\nnum_test: 6\n"
+        "num_voices_train: 3\nnum_voices_dev: 2\nnum_voices_test: 2\n")
+    r = run_recipe(sandbox, "mini", "--corpus-conf", "conf/tiny.yaml", "--stop-stage", "3")
+    assert r.returncode == 0, r.stdout + r.stderr
+    sizes = {"train_sup": 12, "train_unsup": 8, "dev": 6, "test": 6}
+    speakers = {}
+    for part, n in sizes.items():
+        cuts = CutSet.from_file(d / f"data/fbank/mini_cuts_{part}.jsonl.gz")
+        assert len(cuts) == n
+        assert cuts[0].load_features().shape[1] == 80
+        speakers[part] = {c.supervisions[0].speaker for c in cuts}
+    assert not speakers["dev"] & (speakers["train_sup"] | speakers["train_unsup"])
+    assert not speakers["test"] & (speakers["train_sup"] | speakers["train_unsup"])
+    words = set((d / "data/lang/words.txt").read_text().split()[::2])
+    for c in CutSet.from_file(d / "data/manifests/mini_cuts_train_sup.jsonl.gz"):
+        assert set(c.supervisions[0].text.split()) <= words

@@ -3,6 +3,7 @@
 #   corpus          manifest prefix (data/manifests/<corpus>_cuts_<part>.jsonl.gz)
 #   parts           the parts to compute features for
 #   prepare_cmd     array: stage 1's command, writing data/manifests and data/local
+#                   (empty where an earlier stage made the manifests: stage 1 is then skipped)
 #   lang_cmd        array: stage 2's command, writing data/lang
 #   fbank_conf, nj, speed_perturb (applied to parts named train*)
 # Stages:
@@ -11,7 +12,7 @@
 #   3  log-mel fbank features                -> data/fbank
 # shellcheck shell=bash
 
-if stage_begin 1 "data preparation" "data/manifests/.done.$corpus"; then
+if [ ${#prepare_cmd[@]} -gt 0 ] && stage_begin 1 "data preparation" "data/manifests/.done.$corpus"; then
   stage_run prepare_data "${prepare_cmd[@]}"
   stage_end
 fi

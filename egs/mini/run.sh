@@ -5,7 +5,7 @@
 #   0  synthesise the corpus: wavs, transcripts, eSpeak lexicon, lhotse manifests
 #      (train_sup, train_unsup, dev, test; dev/test voices unseen in training)
 #                                                              -> corpus/, data/manifests, data/local
-#   1  data preparation: done by stage 0 (the synthesiser writes the manifests)
+#   1  (data preparation: done by stage 0, the synthesiser writes the manifests)
 #   2  lang: phone set, symbol tables, L.fst                   -> data/lang
 #   3  features: log-mel fbank                                 -> data/fbank
 set -eu
@@ -31,7 +31,7 @@ fi
 
 corpus=mini
 parts="train_sup train_unsup dev test"
-prepare_cmd=(true)   # stage 0 wrote the manifests and stage 1 has their done-marker
+prepare_cmd=()   # stage 0 wrote the manifests
 lang_cmd=(frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL)
 . "$FRUGAL_ROOT/tools/data_stages.sh"
 stage_not_implemented 3
