@@ -10,6 +10,7 @@ run, so the ratios stay meaningful on a loaded machine. Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -78,7 +79,8 @@ def main(argv=None) -> int:
         del model
     desc = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"TDNN-F throughput: batch {a.batch_size} x {a.frames} frames x {a.feat_dim} dims, "
-          f"{a.num_pdfs} pdfs, {desc}, torch {torch.__version__}")
+          f"{a.num_pdfs} pdfs, {desc}, torch {torch.__version__}, "
+          f"load average {os.getloadavg()[0]:.2f} (timings on a busy machine are not reliable)")
     print(f"{'config':<12} {'layers':>6} {'hidden':>6} {'bneck':>5} {'params':>10} "
           f"{'fwd fr/s':>12} {'ratio':>6} {'fwd+bwd fr/s':>13} {'ratio':>6}")
     ref_fwd, ref_bwd = rows[0][5], rows[0][6]

@@ -121,6 +121,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owns_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -128,14 +129,22 @@ class DistInfo:
 
 
 def init_distributed(device_kind: str) -> DistInfo:
-    """Join the process group that torchrun describes in the environment, if any."""
+    """Join the process group that torchrun describes in the environment, if any.
+
+    ``owns_group`` says whether this call created the group (Trainer.run then destroys it).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    created = False
     if not dist.is_initialized():
+        if device_kind == "cuda":
+            torch.cuda.set_device(local_rank)  # before NCCL initialises, so each rank owns its GPU
         dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        created = True
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                    owns_group=created)
 
 
 def batch_seed(seed: int, epoch: int, batch_idx: int, rank: int) -> int:
@@ -309,6 +318,8 @@ class Trainer:
             self.epoch += 1
             self.batch_in_epoch = 0
             self._save(ckpt.epoch_checkpoint_path(self.exp_dir, finished), valid)
+        if self.dist.owns_group:
+            dist.destroy_process_group()
         return self.module
 
     def _set_progress(self, progress: float) -> float:
@@ -382,10 +393,9 @@ class Trainer:
                 dist.broadcast(buf, src=0)
 
     def _clip_gradients(self) -> float:
-        params = [p for p in self.module.parameters() if p.grad is not None]
-        if self.config.grad_clip > 0:
-            return float(torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip))
-        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        """Clip the gradient's 2-norm to grad_clip (if > 0); return the norm before clipping."""
+        max_norm = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
+        return float(torch.nn.utils.clip_grad_norm_(self.module.parameters(), max_norm))
 
     @torch.no_grad()
     def validate(self) -> Optional[Dict[str, float]]:
