@@ -186,6 +186,8 @@ def test_graph_constructors_and_errors(shared_case, tmp_path):
     np.savez(path, **broken)
     with pytest.raises(FrugalError, match="broken.npz: missing .*arc_pdf"):
         DenominatorGraph.from_npz(path)
+    with pytest.raises(FrugalError, match="absent.npz: cannot read"):
+        DenominatorGraph.from_npz(tmp_path / "absent.npz")
     with pytest.raises(ValueError, match="arc_dst out of range"):
         DenominatorGraph(torch.tensor([0]), torch.tensor([3]), torch.tensor([0]),
                          torch.tensor([1.0]), torch.tensor([0.5, 0.5]))

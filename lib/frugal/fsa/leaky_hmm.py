@@ -193,8 +193,15 @@ class DenominatorGraph:
         final_log_probs. ``source`` is a path or an already loaded mapping."""
         fields = ("num_states", "num_pdfs", "arc_src", "arc_dst", "arc_pdf", "arc_log_weight",
                   "initial_log_probs", "final_log_probs")
-        name = str(source) if isinstance(source, (str, os.PathLike)) else "<mapping>"
-        data = np.load(source) if isinstance(source, (str, os.PathLike)) else source
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                with np.load(source) as npz:
+                    data = {key: npz[key] for key in npz.files}
+            except (OSError, ValueError) as e:
+                raise FrugalError(f"{source}: cannot read as .npz ({e})") from None
+            name = str(source)
+        else:
+            data, name = source, "<mapping>"
         missing = [f for f in fields if f not in data]
         if missing:
             raise FrugalError(f"{name}: missing denominator graph field(s) {', '.join(missing)}")
