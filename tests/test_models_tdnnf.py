@@ -1,5 +1,4 @@
 """TDNN-F geometry, semi-orthogonal constraint, dropout (incl. Monte-Carlo) and configs."""
-import math
 
 import pytest
 import torch

@@ -248,7 +248,7 @@ def test_kill_and_resume_reaches_the_same_model(toy, tmp_path):
 
 
 def test_torchrun_two_ranks_end_identical(toy, tmp_path):
-    proc = run_toy(toy, tmp_path / "ddp", "--epochs", "1", "--out", str(tmp_path / "rank-RANK.pt"), torchrun=True)
+    run_toy(toy, tmp_path / "ddp", "--epochs", "1", "--out", str(tmp_path / "rank-RANK.pt"), torchrun=True)
     w0, w1 = final_weights(tmp_path / "rank-0.pt"), final_weights(tmp_path / "rank-1.pt")
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
@@ -259,6 +259,23 @@ def test_torchrun_two_ranks_end_identical(toy, tmp_path):
     assert ck["sampler"]["world_size"] == 2
     for k in w0:
         assert torch.equal(ck["model"][k], w0[k])
+
+
+def test_feature_dataset_pads_and_keeps_order(toy):
+    from lhotse import CutSet
+
+    from frugal.train import FeatureDataset
+
+    cuts = CutSet.from_file(toy.data_dir / "valid.jsonl.gz").subset(first=5)
+    batch = FeatureDataset()[cuts]
+    assert batch["cut_ids"] == [c.id for c in cuts]
+    assert batch["texts"] == [c.supervisions[0].text for c in cuts]
+    assert batch["feature_lens"].tolist() == [c.num_frames for c in cuts]
+    assert batch["features"].shape == (5, max(c.num_frames for c in cuts), toy.FEAT_DIM)
+    for i, c in enumerate(cuts):
+        n = c.num_frames
+        assert torch.equal(batch["features"][i, :n], torch.from_numpy(c.load_features()))
+        assert not batch["features"][i, n:].any()
 
 
 def test_config_errors(tmp_path):

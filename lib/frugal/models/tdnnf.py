@@ -221,14 +221,6 @@ class ContinuousDropout(nn.Module):
         return f"p={self.p}, continuous={self.continuous}"
 
 
-class _Frames:
-    """Where a layer's outputs sit: element j of the sequence is input frame ``first + rate * j``."""
-
-    def __init__(self, first: int, rate: int) -> None:
-        self.first = first
-        self.rate = rate
-
-
 class TdnnLayer(nn.Module):
     """Affine over frames {-1, 0, 1} (at the input rate) -> ReLU -> batchnorm -> dropout."""
 

@@ -73,6 +73,8 @@ class TrainConfig:
             raise FrugalError(f"{where}: num_epochs must be at least 1")
         if self.max_duration <= 0:
             raise FrugalError(f"{where}: max_duration must be positive")
+        if self.keep_step_checkpoints < 1:
+            raise FrugalError(f"{where}: keep_step_checkpoints must be at least 1 (the newest is resumed from)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise FrugalError(f"{where}: device must be auto, cpu or cuda (got {self.device})")
         self.lr_schedule().validate()
