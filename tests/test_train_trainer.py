@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from frugal.errors import FrugalError
+from frugal.models import load_model
 from frugal.train import TrainConfig, average_checkpoints, load_checkpoint
 from frugal.train.checkpoint import epoch_checkpoint_path, last_epoch_checkpoints, latest_checkpoint
 
@@ -168,7 +169,7 @@ def test_loss_decreases_and_checkpoints_load_weights_only(toy, tmp_path):
     from frugal.train import Trainer
 
     trainer = Trainer(model, toy.CtcLoss(), train, tmp_path / "exp", toy.config(num_epochs=4), valid_cuts=valid,
-                      model_info={"type": "tdnnf", "note": "toy"})
+                      model_info=dict(model.model_info(), note="toy"))
     model = trainer.run()
     after = dataset_loss(toy, model, valid)
     assert after < 0.5 * before, (before, after)
@@ -199,6 +200,10 @@ def test_loss_decreases_and_checkpoints_load_weights_only(toy, tmp_path):
     for k, v in model.state_dict().items():
         assert torch.equal(last["model"][k], v), k
     assert latest_checkpoint(tmp_path / "exp") == epoch_checkpoint_path(tmp_path / "exp", 4)
+    rebuilt = load_model(epoch_checkpoint_path(tmp_path / "exp", 4))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch["features"], batch["feature_lens"])[0], chain)
     log = (tmp_path / "exp" / "log" / "train.log").read_text()
     assert "xent_ctc=" in log and "frames/s=" in log and "epoch 4 validation" in log
 

@@ -323,6 +323,10 @@ class TdnnfModel(nn.Module):
         self.left_context = -offsets[0]
         self.right_context = offsets[-1]
 
+    def model_info(self) -> Dict:
+        """What a checkpoint needs to rebuild this model: primitives only (weights_only-safe)."""
+        return {"type": "tdnnf", "config": dataclasses.asdict(self.config)}
+
     # ---- geometry -------------------------------------------------------------------
 
     def receptive_offsets(self) -> List[int]:
