@@ -241,21 +241,20 @@ class Trainer:
         self.epoch = 1
         self.batch_in_epoch = 0  # batches of self.epoch already trained on
         self.step = 0  # optimizer steps done
-        self._setup_logging()
 
     # ---- logging --------------------------------------------------------------------
 
-    def _setup_logging(self) -> None:
+    def _start_log_file(self) -> Optional[logging.Handler]:
+        """Send the trainer's messages to exp_dir/log/train.log (rank 0; appended on resume)."""
         if not self.dist.is_main:
-            return
+            return None
         log_dir = self.exp_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
-        path = (log_dir / "train.log").resolve()
-        if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path for h in log.handlers):
-            handler = logging.FileHandler(path)  # appends: a resumed run continues the log
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            log.addHandler(handler)
+        handler = logging.FileHandler(log_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
         log.setLevel(logging.INFO)
+        return handler
 
     # ---- checkpoints ----------------------------------------------------------------
 
@@ -310,16 +309,22 @@ class Trainer:
 
     def run(self) -> torch.nn.Module:
         """Train to the last epoch, resuming if exp_dir has a checkpoint; return the model."""
-        self.resume()
-        while self.epoch <= self.config.num_epochs:
-            self._train_epoch()
-            valid = self.validate()
-            if self.dist.is_main and valid is not None:
-                log.info("epoch %d validation: %s", self.epoch, _Averager.format(valid))
-            finished = self.epoch
-            self.epoch += 1
-            self.batch_in_epoch = 0
-            self._save(ckpt.epoch_checkpoint_path(self.exp_dir, finished), valid)
+        handler = self._start_log_file()
+        try:
+            self.resume()
+            while self.epoch <= self.config.num_epochs:
+                self._train_epoch()
+                valid = self.validate()
+                if self.dist.is_main and valid is not None:
+                    log.info("epoch %d validation: %s", self.epoch, _Averager.format(valid))
+                finished = self.epoch
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self._save(ckpt.epoch_checkpoint_path(self.exp_dir, finished), valid)
+        finally:
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
         if self.dist.owns_group:
             dist.destroy_process_group()
         return self.module
