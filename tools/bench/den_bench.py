@@ -11,9 +11,9 @@
       D pdfs, B sequences of T frames, normal(0, 1) network output; initial probabilities
       are the leaky-HMM distribution computed as Kaldi does, final probabilities one.
   den_bench.py --scaling-table [--device ...] [--repeats 3]
-      forward+backward time for T in {75, 150, 300, 600} x A in {5k, 10k, 20k, 40k}
-      (S = A / 10, D = S, B = 16), and the time per frame-arc relative to the smallest case:
-      1.00 everywhere means linear in T and in the number of arcs.
+      forward+backward time (fastest of --repeats) for T in {75, 150, 300, 600} x A in
+      {5k, 10k, 20k, 40k} (S = A / 10, D = S, B = 16), and the time per frame-arc relative
+      to the smallest case: 1.00 everywhere means linear in T and in the number of arcs.
 
 The case format is described in /work/shared/bench/README.md.
 """
@@ -94,15 +94,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _median_ms(fn: Callable[[], None], device: torch.device, repeats: int) -> float:
+def _times_ms(fn: Callable[[], None], device: torch.device, repeats: int) -> List[float]:
     times = []
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+        times.append(1000.0 * (time.perf_counter() - start))
+    return times
 
 
 def _current_rss_bytes() -> int:
@@ -121,8 +121,8 @@ def _load_note() -> str:
 
 
 def time_case(case: Dict[str, np.ndarray], leaky: float, device: torch.device,
-              repeats: int) -> Tuple[float, float, float, torch.Tensor, str]:
-    """(fwd_ms, fwdbwd_ms, objective, gradient, memory line) of one case."""
+              repeats: int) -> Tuple[List[float], List[float], float, torch.Tensor, str]:
+    """(fwd times ms, fwdbwd times ms, objective, gradient, memory line) of one case."""
     graph = DenominatorGraph.from_npz(case).to(device)
     lengths = torch.from_numpy(case["seq_lengths"]).to(device)
     x = torch.from_numpy(case["nnet_output"]).to(device).requires_grad_()
@@ -147,8 +147,8 @@ def time_case(case: Dict[str, np.ndarray], leaky: float, device: torch.device,
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
         memory = f"peak RSS growth during forward+backward: {max(peak, 0) / 2**20:.1f} MiB"
-    fwd_ms = _median_ms(forward, device, repeats)
-    fwdbwd_ms = _median_ms(forward_backward, device, repeats)
+    fwd_ms = _times_ms(forward, device, repeats)
+    fwdbwd_ms = _times_ms(forward_backward, device, repeats)
     objective = float(forward().detach())
     forward_backward()
     return fwd_ms, fwdbwd_ms, objective, x.grad.detach().cpu(), memory
@@ -178,18 +178,21 @@ def run_case(path: Path, leaky: Optional[float], device: torch.device, repeats: 
     print(_load_note())
     fwd_ms, fwdbwd_ms, objective, grad, memory = time_case(case, leaky, device, repeats)
     print(memory)
+    print(f"fastest of {repeats}: fwd {min(fwd_ms):.1f} ms, fwd+bwd {min(fwdbwd_ms):.1f} ms")
     ref_path = path.with_name(path.name[: -len(".npz")] + "_ref.npz") \
         if path.name.endswith(".npz") else None
     if ref_path is not None and ref_path.is_file():
         compare_with_reference(ref_path, objective, grad)
-    print(f"fwd_ms={fwd_ms:.1f} fwdbwd_ms={fwdbwd_ms:.1f} objective={objective:.5f}")
+    print(f"fwd_ms={statistics.median(fwd_ms):.1f} fwdbwd_ms={statistics.median(fwdbwd_ms):.1f} "
+          f"objective={objective:.5f}")
 
 
 def scaling_table(device: torch.device, repeats: int) -> None:
     frame_counts = [75, 150, 300, 600]
     arc_counts = [5000, 10000, 20000, 40000]
     batch = 16
-    print(f"forward+backward ms (median of {repeats}), B={batch}, S=A/10, D=S, device={device}, "
+    print(f"forward+backward ms (fastest of {repeats}: the run least disturbed by other load), "
+          f"B={batch}, S=A/10, D=S, device={device}, "
           f"threads={torch.get_num_threads()}; in brackets: time per frame-arc relative to "
           f"T={frame_counts[0]}, A={arc_counts[0]}")
     print(_load_note())
@@ -200,7 +203,7 @@ def scaling_table(device: torch.device, repeats: int) -> None:
         for num_arcs in arc_counts:
             num_states = num_arcs // 10
             case = make_case(num_states, num_arcs, num_states, batch, num_frames, seed=num_arcs)
-            _, fwdbwd_ms, _, _, _ = time_case(case, 0.1, device, repeats)
+            fwdbwd_ms = min(time_case(case, 0.1, device, repeats)[1])
             cost = fwdbwd_ms / (num_frames * num_arcs)
             base = cost if base is None else base
             cells.append(f"{fwdbwd_ms:>10.1f} ({cost / base:4.2f})")
