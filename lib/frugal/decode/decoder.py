@@ -152,27 +152,6 @@ class DecodeResult:
         return self.graph_cost + acoustic_scale * self.acoustic_cost
 
 
-@dataclass
-class _Links:
-    """Links of one frame: source token id, destination key, arc data."""
-
-    src: List[torch.Tensor] = field(default_factory=list)
-    src_is_key: List[torch.Tensor] = field(default_factory=list)
-    dst_key: List[torch.Tensor] = field(default_factory=list)
-    score: List[torch.Tensor] = field(default_factory=list)
-    ilabel: List[torch.Tensor] = field(default_factory=list)
-    olabel: List[torch.Tensor] = field(default_factory=list)
-    graph: List[torch.Tensor] = field(default_factory=list)
-    loglik: List[torch.Tensor] = field(default_factory=list)
-
-    def add(self, **parts):
-        for k, v in parts.items():
-            getattr(self, k).append(v)
-
-    def cat(self, name):
-        return torch.cat(getattr(self, name))
-
-
 class Decoder:
     """Batched beam search over one `DecodingGraph`; see the module docstring."""
 
@@ -196,137 +175,123 @@ class Decoder:
                               f"(input label {g.max_label + 1}) but the model has only "
                               f"{scores.shape[2]} outputs: graph and model do not match")
         device = g.device
-        scores = scores.to(device)
+        scores = scores.to(device).float()
         lengths = lengths.to(device).long()
         B, T, _ = scores.shape
         S = g.num_states
         ac = float(cfg.acoustic_scale)
-
-        # History: tokens (key, score) and links of all frames, with global token ids.
+        buf = _DenseBuffers(B * S, device)
+        links = _Columns()           # all links kept so far; a link's id is its row
         tok_keys: List[torch.Tensor] = []
-        tok_scores: List[torch.Tensor] = []
-        best_link: List[torch.Tensor] = []
-        links_all = _Links()
-        num_tokens = 0
-        num_links = 0
-        finals = [None] * B  # (first token id, keys, scores) of the utterance's last frame
+        tok_best: List[torch.Tensor] = []
+        finals: List = [None] * B    # (token ids, graph states, scores) of each utterance's last frame
+        num_tokens = num_links = 0
+        cur_keys = torch.arange(B, device=device) * S
+        cur_scores = torch.zeros(B, device=device)
+        cur_ids = torch.full((B,), -1, dtype=torch.long, device=device)
 
-        start_keys = torch.arange(B, device=device) * S
-        cur_keys = cur_scores = cur_ids = None
         for t in range(T + 1):
-            links = _Links()
-            if t == 0:
-                cand_keys = start_keys
-                cand_scores = torch.zeros(B, device=device)
-                cand_link = torch.full((B,), -1, dtype=torch.long, device=device)  # -1: no link
+            cand = _Columns()
+            if t == 0:  # start tokens: no incoming link
+                cand.add(key=cur_keys, score=cur_scores, src=cur_ids, in_frame=torch.zeros_like(cur_ids, dtype=torch.bool),
+                         ilabel=torch.zeros_like(cur_ids), olabel=torch.zeros_like(cur_ids),
+                         graph=cur_scores, loglik=cur_scores, is_link=torch.zeros_like(cur_ids, dtype=torch.bool))
             else:
                 alive = lengths[cur_keys // S] > t - 1
                 k, sc, ids = cur_keys[alive], cur_scores[alive], cur_ids[alive]
-                utt, st = k // S, k % S
-                tok, arc = g.emit.expand(st)
+                utt = k // S
+                tok, arc = g.emit.expand(k % S)
                 loglik = scores[utt[tok], t - 1, g.emit.label[arc]]
-                cand_scores = sc[tok] + g.emit.score[arc] + ac * loglik
-                cand_keys = utt[tok] * S + g.emit.dst[arc]
-                best = _segment_max(cand_scores, cand_keys // S, B)
-                keep = cand_scores >= best[cand_keys // S] - cfg.beam
-                tok, arc, cand_scores, cand_keys = tok[keep], arc[keep], cand_scores[keep], cand_keys[keep]
-                links.add(src=ids[tok], src_is_key=torch.zeros_like(tok, dtype=torch.bool),
-                          dst_key=cand_keys, score=cand_scores, ilabel=g.emit.label[arc] + 1,
-                          olabel=g.emit.olabel[arc], graph=g.emit.score[arc], loglik=loglik[keep])
-                cand_link = torch.arange(cand_keys.numel(), device=device)
-            if cand_keys.numel() == 0 and t > 0:
-                cur_keys = cand_keys
-                cur_scores = cand_scores
-                cur_ids = cand_keys
-                break
-            cutoff = _segment_max(cand_scores, cand_keys // S, B) - cfg.beam
-            # Epsilon closure, rank by rank.
-            all_keys, all_scores, all_link = [cand_keys], [cand_scores], [cand_link]
-            n_link = cand_keys.numel() if t > 0 else 0
+                c_scores = sc[tok] + g.emit.score[arc] + ac * loglik
+                c_utt = utt[tok]
+                keep = c_scores >= _segment_max(c_scores, c_utt, B)[c_utt] - cfg.beam
+                tok, arc, c_scores, c_utt, loglik = tok[keep], arc[keep], c_scores[keep], c_utt[keep], loglik[keep]
+                if tok.numel() == 0:
+                    break
+                cand.add(key=c_utt * S + g.emit.dst[arc], score=c_scores, src=ids[tok],
+                         in_frame=torch.zeros_like(tok, dtype=torch.bool), ilabel=g.emit.label[arc] + 1,
+                         olabel=g.emit.olabel[arc], graph=g.emit.score[arc], loglik=loglik,
+                         is_link=torch.ones_like(tok, dtype=torch.bool))
+            buf.scatter(cand.key[0], cand.score[0], 0)
+            cutoff = _segment_max(cand.score[0], cand.key[0] // S, B) - cfg.beam
+            # Epsilon closure, rank by rank: a token's score is final when its rank comes.
+            n_cand = cand.key[0].numel()
             for rank in range(g.max_eps_rank + 1):
-                keys, best_sc, _ = _reduce(torch.cat(all_keys), torch.cat(all_scores), torch.cat(all_link))
-                st = keys % S
+                keys_all, scores_all = torch.cat(cand.key), torch.cat(cand.score)
+                st = keys_all % S
                 sel = (g.eps_rank[st] == rank) & (g.eps.start[st + 1] > g.eps.start[st])
+                sel &= buf.arg[keys_all] == torch.arange(n_cand, device=device)  # one per key: its best
                 if not bool(sel.any()):
                     continue
-                k, sc = keys[sel], best_sc[sel]
+                k, sc = keys_all[sel], scores_all[sel]
                 tok, arc = g.eps.expand(k % S)
                 e_scores = sc[tok] + g.eps.score[arc]
-                e_keys = (k[tok] // S) * S + g.eps.dst[arc]
-                keep = e_scores >= cutoff[e_keys // S]
-                tok, arc, e_scores, e_keys = tok[keep], arc[keep], e_scores[keep], e_keys[keep]
-                if e_keys.numel() == 0:
+                e_utt = k[tok] // S
+                keep = e_scores >= cutoff[e_utt]
+                tok, arc, e_scores, e_utt = tok[keep], arc[keep], e_scores[keep], e_utt[keep]
+                if tok.numel() == 0:
                     continue
-                links.add(src=k[tok], src_is_key=torch.ones_like(tok, dtype=torch.bool), dst_key=e_keys,
-                          score=e_scores, ilabel=torch.zeros_like(arc), olabel=g.eps.olabel[arc],
-                          graph=g.eps.score[arc], loglik=torch.zeros_like(e_scores))
-                all_keys.append(e_keys)
-                all_scores.append(e_scores)
-                all_link.append(torch.arange(n_link, n_link + e_keys.numel(), device=device))
-                n_link += e_keys.numel()
-            keys, tok_sc, link_of_tok = _reduce(torch.cat(all_keys), torch.cat(all_scores), torch.cat(all_link))
-            # Prune the frame's tokens by beam and max-active.
+                e_keys = e_utt * S + g.eps.dst[arc]
+                cand.add(key=e_keys, score=e_scores, src=k[tok], in_frame=torch.ones_like(tok, dtype=torch.bool),
+                         ilabel=torch.zeros_like(arc), olabel=g.eps.olabel[arc], graph=g.eps.score[arc],
+                         loglik=torch.zeros_like(e_scores), is_link=torch.ones_like(tok, dtype=torch.bool))
+                buf.scatter(e_keys, e_scores, n_cand)
+                n_cand += e_keys.numel()
+            c = {name: torch.cat(getattr(cand, name)) for name in cand.names}
+            # Tokens: the best candidate of each key, sorted by key.
+            winner = torch.nonzero(buf.arg[c["key"]] == torch.arange(n_cand, device=device)).squeeze(1)
+            winner = winner[torch.argsort(c["key"][winner])]
+            keys, tok_sc = c["key"][winner], c["score"][winner]
+            # Prune by beam and max-active.
             keep = tok_sc >= _segment_max(tok_sc, keys // S, B)[keys // S] - cfg.beam
             keep &= _rank_in_segment(tok_sc, keys // S) < cfg.max_active
-            if links.dst_key:
-                l_dst_pos, l_dst_ok = _find(keys, links.cat("dst_key"))
-                l_src = links.cat("src")
-                l_src_is_key = links.cat("src_is_key")
-                l_src_pos, _ = _find(keys, torch.where(l_src_is_key, l_src, torch.zeros_like(l_src)))
-                # A token whose best link starts at a pruned token of this frame goes too
-                # (possible when a non-emitting arc has a positive score).
-                has_link = link_of_tok >= 0
-                best_src_in_frame = has_link & l_src_is_key[link_of_tok.clamp(min=0)]
-                best_src_pos = l_src_pos[link_of_tok.clamp(min=0)]
-                while True:
-                    bad = keep & best_src_in_frame & ~keep[best_src_pos]
-                    if not bool(bad.any()):
-                        break
-                    keep &= ~bad
-                new_pos = torch.cumsum(keep.long(), 0) - 1
-                ok = l_dst_ok & keep[l_dst_pos] & (~l_src_is_key | keep[l_src_pos])
-                l_src_id = torch.where(l_src_is_key, num_tokens + new_pos[l_src_pos], l_src)
-                new_index = torch.cumsum(ok.long(), 0) - 1 + num_links
-                tok_best = torch.where(has_link, new_index[link_of_tok.clamp(min=0)], -1)[keep]
-                links_all.add(src=l_src_id[ok], dst_key=num_tokens + new_pos[l_dst_pos[ok]],
-                              ilabel=links.cat("ilabel")[ok], olabel=links.cat("olabel")[ok],
-                              graph=links.cat("graph")[ok], loglik=links.cat("loglik")[ok])
-                num_links += int(ok.sum())
-            else:
-                tok_best = torch.full_like(link_of_tok, -1)[keep]
-            keys, tok_sc = keys[keep], tok_sc[keep]
+            # A token whose best link starts at a pruned token of this frame goes too
+            # (possible when a non-emitting arc has a positive score).
+            w_in_frame, w_src = c["in_frame"][winner], c["src"][winner]
+            while True:
+                buf.kept[keys[keep]] = True
+                bad = keep & w_in_frame & ~buf.kept[torch.where(w_in_frame, w_src, 0)]
+                buf.kept[keys] = False
+                if not bool(bad.any()):
+                    break
+                keep &= ~bad
+            keys, tok_sc, winner = keys[keep], tok_sc[keep], winner[keep]
             ids = num_tokens + torch.arange(keys.numel(), device=device)
+            buf.pos[keys] = ids
+            # Links: every candidate between kept tokens (lattice), or only the winners.
+            if lattice:
+                src_id = torch.where(c["in_frame"], buf.pos[torch.where(c["in_frame"], c["src"], 0)], c["src"])
+                is_link = c["is_link"] & (buf.pos[c["key"]] >= 0) & (src_id >= 0)
+                link_id = torch.cumsum(is_link.long(), 0) - 1 + num_links
+            else:
+                is_link = torch.zeros(n_cand, dtype=torch.bool, device=device)
+                is_link[winner] = c["is_link"][winner]
+                src_id = torch.where(c["in_frame"], buf.pos[torch.where(c["in_frame"], c["src"], 0)], c["src"])
+                link_id = torch.cumsum(is_link.long(), 0) - 1 + num_links
+            links.add(src=src_id[is_link], dst=buf.pos[c["key"][is_link]], ilabel=c["ilabel"][is_link],
+                      olabel=c["olabel"][is_link], graph=c["graph"][is_link], loglik=c["loglik"][is_link])
+            num_links += int(is_link.sum())
+            tok_best.append(torch.where(c["is_link"][winner], link_id[winner], -1))
             tok_keys.append(keys)
-            tok_scores.append(tok_sc)
-            best_link.append(tok_best)
-            # Utterances that end at this frame.
-            ending = (lengths[keys // S] == t)
+            buf.reset(c["key"], keys)
+            ending = lengths[keys // S] == t
             if bool(ending.any()):
                 for u in torch.unique(keys[ending] // S).tolist():
                     m = ending & (keys // S == u)
                     finals[u] = (ids[m], keys[m] % S, tok_sc[m])
             num_tokens += keys.numel()
             cur_keys, cur_scores, cur_ids = keys, tok_sc, ids
-            if t == T:
-                break
+        return self._results(B, finals, tok_keys, tok_best, links, lattice, determinize)
 
-        return self._results(B, finals, tok_keys, best_link, links_all, num_tokens, lattice, determinize)
-
-    def _results(self, B, finals, tok_keys, best_link, links_all, num_tokens, want_lattice, determinize):
+    def _results(self, B, finals, tok_keys, tok_best, links, want_lattice, determinize):
         g, cfg = self.graph, self.config
         S = g.num_states
-        best_link = torch.cat(best_link).cpu().numpy()
+        best_link = torch.cat(tok_best).cpu().numpy()
         keys = torch.cat(tok_keys).cpu().numpy()
-        if links_all.src:
-            l_src = links_all.cat("src").cpu().numpy()
-            l_dst = links_all.cat("dst_key").cpu().numpy()
-            l_il = links_all.cat("ilabel").cpu().numpy()
-            l_ol = links_all.cat("olabel").cpu().numpy()
-            l_graph = links_all.cat("graph").cpu().numpy()
-            l_loglik = links_all.cat("loglik").cpu().numpy()
-        else:
-            l_src = l_dst = l_il = l_ol = np.zeros(0, dtype=np.int64)
-            l_graph = l_loglik = np.zeros(0, dtype=np.float32)
+        l_src, l_dst, l_il, l_ol, l_graph, l_loglik = (
+            torch.cat(getattr(links, n)).cpu().numpy() if getattr(links, n) else np.zeros(0)
+            for n in ("src", "dst", "ilabel", "olabel", "graph", "loglik"))
+        final_scores = g.final_scores.cpu()
         results = []
         for u in range(B):
             if finals[u] is None:
@@ -334,20 +299,19 @@ class Decoder:
                                             _empty_lattice() if want_lattice else None))
                 continue
             ids, states, sc = (x.cpu() for x in finals[u])
-            final_sc = g.final_scores.cpu()[states]
+            final_sc = final_scores[states]
             reached = bool((final_sc > -math.inf).any())
             tot = sc + final_sc if reached else sc
-            best_tok = int(ids[int(torch.argmax(tot))])
+            best = int(torch.argmax(tot))
             path = []
-            tok = best_tok
+            tok = int(ids[best])
             while best_link[tok] >= 0:
                 path.append(int(best_link[tok]))
                 tok = int(l_src[best_link[tok]])
             path.reverse()
-            final_graph = -float(final_sc[int(torch.argmax(tot))]) if reached else 0.0
             words = [int(l_ol[a]) for a in path if l_ol[a] != 0]
             ilabels = [int(l_il[a]) for a in path if l_il[a] != 0]
-            graph_cost = -float(np.sum(l_graph[path].astype(np.float64))) + final_graph
+            graph_cost = -float(np.sum(l_graph[path].astype(np.float64))) - (float(final_sc[best]) if reached else 0.0)
             ac_cost = -float(np.sum(l_loglik[path].astype(np.float64)))
             lat = None
             if want_lattice:
@@ -355,17 +319,18 @@ class Decoder:
                                     ids.numpy(), final_sc.numpy(), reached)
                 if determinize:
                     from frugal.decode.lattice_ops import determinize_lattice
-                    lat = determinize_lattice(lat, beam=cfg.lattice_beam, acoustic_scale=cfg.acoustic_scale)
+                    lat = determinize_lattice(lat, acoustic_scale=cfg.acoustic_scale)
             results.append(DecodeResult(words, ilabels, graph_cost, ac_cost, reached, lat))
         return results
 
     def _lattice(self, u, keys, l_src, l_dst, l_il, l_ol, l_graph, l_loglik, final_ids, final_sc, reached):
+        """The raw token lattice of utterance ``u``, pruned with the lattice beam."""
         S = self.graph.num_states
         tok_of_u = np.nonzero(keys // S == u)[0]
         new_id = np.full(keys.size, -1, dtype=np.int64)
         new_id[tok_of_u] = np.arange(tok_of_u.size)
-        m = new_id[l_dst] >= 0
-        arcs = np.stack([new_id[l_src[m]], new_id[l_dst[m]], l_il[m], l_ol[m]], axis=1)
+        m = new_id[l_dst.astype(np.int64)] >= 0
+        arcs = np.stack([new_id[l_src[m].astype(np.int64)], new_id[l_dst[m].astype(np.int64)], l_il[m], l_ol[m]], axis=1)
         weights = np.stack([-l_graph[m], -l_loglik[m]], axis=1)
         finals = np.full((tok_of_u.size, 2), math.inf, dtype=np.float32)
         f = new_id[final_ids]
@@ -377,6 +342,55 @@ class Decoder:
         return lat.prune(self.config.lattice_beam, acoustic_scale=self.config.acoustic_scale)
 
 
+class _Columns:
+    """Named lists of tensor blocks (columns of a growing table)."""
+
+    def __init__(self):
+        self.names: List[str] = []
+
+    def add(self, **cols):
+        if not self.names:
+            self.names = list(cols)
+            for n in self.names:
+                setattr(self, n, [])
+        for n, v in cols.items():
+            getattr(self, n).append(v)
+
+    def __getattr__(self, name):  # a table with no rows yet has empty columns
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return []
+
+
+class _DenseBuffers:
+    """Per-key scratch arrays (key = utt * num_states + state), reset after each frame by
+    touching only the keys used, so a frame costs O(candidates), not O(B * states)."""
+
+    def __init__(self, size: int, device):
+        self.best = torch.full((size,), -math.inf, device=device)
+        self.arg = torch.full((size,), _BIG, dtype=torch.long, device=device)
+        self.pos = torch.full((size,), -1, dtype=torch.long, device=device)
+        self.kept = torch.zeros(size, dtype=torch.bool, device=device)
+
+    def scatter(self, keys: torch.Tensor, scores: torch.Tensor, offset: int) -> None:
+        """Fold candidates (global indices offset..) into the per-key best score and the
+        lowest index of a candidate reaching it."""
+        self.best.scatter_reduce_(0, keys, scores, reduce="amax")
+        idx = torch.arange(offset, offset + keys.numel(), device=keys.device)
+        # A key whose best improved forgets its old argmax; then the lowest best index wins.
+        improved = scores == self.best[keys]
+        self.arg[keys[improved]] = _BIG
+        self.arg.scatter_reduce_(0, keys[improved], idx[improved], reduce="amin")
+
+    def reset(self, cand_keys: torch.Tensor, tok_keys: torch.Tensor) -> None:
+        self.best[cand_keys] = -math.inf
+        self.arg[cand_keys] = _BIG
+        self.pos[tok_keys] = -1
+
+
+_BIG = torch.iinfo(torch.long).max
+
+
 def _empty_lattice() -> Lattice:
     return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf))
 
@@ -384,19 +398,6 @@ def _empty_lattice() -> Lattice:
 def _segment_max(values: torch.Tensor, segment: torch.Tensor, num_segments: int) -> torch.Tensor:
     out = torch.full((num_segments,), -math.inf, device=values.device, dtype=values.dtype)
     return out.scatter_reduce(0, segment, values, reduce="amax")
-
-
-def _reduce(keys: torch.Tensor, scores: torch.Tensor, link: torch.Tensor):
-    """Unique keys (sorted) with their best score and the index of a best candidate's link
-    (the lowest link index among ties)."""
-    uniq, inv = torch.unique(keys, return_inverse=True)
-    best = torch.full((uniq.numel(),), -math.inf, device=keys.device, dtype=scores.dtype)
-    best = best.scatter_reduce(0, inv, scores, reduce="amax")
-    is_best = scores == best[inv]
-    big = torch.iinfo(torch.long).max
-    idx = torch.where(is_best, torch.arange(keys.numel(), device=keys.device), big)
-    first = torch.full((uniq.numel(),), big, device=keys.device).scatter_reduce(0, inv, idx, reduce="amin")
-    return uniq, best, link[first]
 
 
 def _rank_in_segment(scores: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
@@ -415,10 +416,3 @@ def _rank_in_segment(scores: torch.Tensor, segment: torch.Tensor) -> torch.Tenso
     return rank
 
 
-def _find(sorted_keys: torch.Tensor, queries: torch.Tensor):
-    """(position, found) of each query in the sorted unique ``sorted_keys``."""
-    pos = torch.searchsorted(sorted_keys, queries)
-    pos_c = pos.clamp(max=max(sorted_keys.numel() - 1, 0))
-    found = (pos < sorted_keys.numel()) & (sorted_keys[pos_c] == queries) if sorted_keys.numel() else \
-        torch.zeros_like(queries, dtype=torch.bool)
-    return pos_c, found

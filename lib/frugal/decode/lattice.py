@@ -66,9 +66,9 @@ class Lattice:
         self.weights = weights
         self.finals = finals
         self.alignments = alignments
-        self.final_alignments = final_alignments if alignments is not None else None
-        if self.alignments is not None and self.final_alignments is None:
-            self.final_alignments = {}
+        # Final alignments: only non-empty ones are stored.
+        self.final_alignments = None if alignments is None else \
+            {int(s): tuple(a) for s, a in (final_alignments or {}).items() if a}
 
     # ----------------------------------------------------------------- basics
     @property
@@ -307,7 +307,7 @@ class Lattice:
         if lat.num_states == 0:
             return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf))
         lines = lat.to_str().splitlines()
-        out = parse_lattice_lines(lines, name="<kaldifst.Lattice>", first_line_no=1)
+        out = parse_lattice_lines(lines, name="<kaldifst.Lattice>", first_line_no=1, state_level=True)
         return out.renumber_start(lat.start)
 
     def renumber_start(self, start: int) -> "Lattice":

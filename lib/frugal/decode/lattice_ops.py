@@ -1,0 +1,447 @@
+"""Lattice algorithms: determinisation, n-best, oracle, word posteriors and times, LM rescoring.
+
+All of them take the (graph, acoustic) split of Kaldi's LatticeWeight into account; a
+path's total cost under scales is ``graph_scale * graph + acoustic_scale * acoustic``.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from frugal.decode.lattice import Alignment, Lattice, LatticePath, _arcs_by_src
+from frugal.graph.fstutil import fst_arcs
+
+# Residual weights of determinisation subsets are compared after rounding to this step
+# (OpenFst's and Kaldi's determinisation also use a comparison delta).
+DETERMINIZE_DELTA = 1e-4
+
+
+# ------------------------------------------------------------------ determinisation
+def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale: float = 1.0,
+                        acoustic_scale: float = 1.0) -> Lattice:
+    """Word-level determinisation, as Kaldi's lattice-determinize: a compact lattice with
+    exactly one path per word sequence of ``lat``, whose weight is the (graph, acoustic)
+    pair of the best path (lowest scaled total) with that word sequence and whose
+    alignment is that path's input labels. With ``beam``, ``lat`` is first pruned.
+
+    The algorithm is the subset construction in the lattice-weight x string semiring
+    (Kaldi's DeterminizeLattice): a subset is a set of (state, residual weight, residual
+    string) elements, words are the symbols, arcs without a word are followed inside a
+    subset (epsilon closure) and only the best element per state is kept. A compact
+    lattice is returned unchanged if it already is deterministic.
+    """
+    if lat.is_compact:
+        lat = _expand_compact(lat)
+    if beam is not None:
+        lat = lat.prune(beam, graph_scale, acoustic_scale)
+    by_src = _arcs_by_src(lat)
+    arcs = lat.arcs.tolist()
+    weights = lat.weights.astype(np.float64).tolist()
+    finals = lat.finals.astype(np.float64).tolist()
+    is_final = lat.is_final().tolist()
+    rank = np.empty(lat.num_states, dtype=np.int64)
+    rank[lat.topo_order()] = np.arange(lat.num_states)
+    rank = rank.tolist()
+
+    def total(g: float, a: float) -> float:
+        return graph_scale * g + acoustic_scale * a
+
+    def better(x, y) -> bool:  # x, y = (g, a, string)
+        return (total(x[0], x[1]), x[0], x[2]) < (total(y[0], y[1]), y[0], y[2])
+
+    def closure(elems: Dict[int, Tuple[float, float, Alignment]]):
+        heap = [(rank[q], q) for q in elems]
+        heapq.heapify(heap)
+        done = set()
+        while heap:
+            _, q = heapq.heappop(heap)
+            if q in done:
+                continue
+            done.add(q)
+            g, a, s = elems[q]
+            for k in by_src[q].tolist():
+                _, d, il, ol = arcs[k]
+                if ol != 0:
+                    continue
+                cand = (g + weights[k][0], a + weights[k][1], s + (il,) if il else s)
+                if d not in elems or better(cand, elems[d]):
+                    elems[d] = cand
+                    heapq.heappush(heap, (rank[d], d))
+        return elems
+
+    def key(elems) -> tuple:
+        return tuple(sorted((q, round(g / DETERMINIZE_DELTA), round(a / DETERMINIZE_DELTA), s)
+                            for q, (g, a, s) in elems.items()))
+
+    start = closure({0: (0.0, 0.0, ())})
+    subsets = [start]
+    index = {key(start): 0}
+    out_arcs, out_weights, out_aligns = [], [], []
+    out_finals: List[Tuple[float, float]] = []
+    out_final_aligns: Dict[int, Alignment] = {}
+    i = 0
+    while i < len(subsets):
+        elems = subsets[i]
+        best_final = None
+        for q, (g, a, s) in elems.items():
+            if is_final[q]:
+                cand = (g + finals[q][0], a + finals[q][1], s)
+                if best_final is None or better(cand, best_final):
+                    best_final = cand
+        out_finals.append((best_final[0], best_final[1]) if best_final else (math.inf, math.inf))
+        if best_final and best_final[2]:
+            out_final_aligns[i] = best_final[2]
+        by_word: Dict[int, Dict[int, Tuple[float, float, Alignment]]] = {}
+        for q in sorted(elems):
+            g, a, s = elems[q]
+            for k in by_src[q].tolist():
+                _, d, il, ol = arcs[k]
+                if ol == 0:
+                    continue
+                cand = (g + weights[k][0], a + weights[k][1], s + (il,) if il else s)
+                nxt = by_word.setdefault(ol, {})
+                if d not in nxt or better(cand, nxt[d]):
+                    nxt[d] = cand
+        for word in sorted(by_word):
+            nxt = closure(by_word[word])
+            best = min(nxt.values(), key=lambda e: (total(e[0], e[1]), e[0], e[2]))
+            prefix = _common_prefix([e[2] for e in nxt.values()])
+            n = len(prefix)
+            residual = {q: (g - best[0], a - best[1], s[n:]) for q, (g, a, s) in nxt.items()}
+            k = key(residual)
+            if k not in index:
+                index[k] = len(subsets)
+                subsets.append(residual)
+            out_arcs.append((i, index[k], word, word))
+            out_weights.append((best[0], best[1]))
+            out_aligns.append(prefix)
+        i += 1
+    return Lattice(np.array(out_arcs, dtype=np.int32).reshape(-1, 4),
+                   np.array(out_weights, dtype=np.float32).reshape(-1, 2),
+                   np.array(out_finals, dtype=np.float32).reshape(-1, 2),
+                   out_aligns, out_final_aligns).connect()
+
+
+def _common_prefix(strings: List[Alignment]) -> Alignment:
+    first = min(strings, key=len)
+    n = len(first)
+    for s in strings:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return first[:n]
+
+
+def _expand_compact(lat: Lattice) -> Lattice:
+    """A compact lattice as a state-level one: each arc becomes a chain of arcs reading its
+    alignment (the word and the weight on the first arc); a final alignment becomes a
+    chain to a new final state."""
+    arcs, weights = [], []
+    finals = [tuple(f) for f in lat.finals.tolist()]
+
+    def chain(src: int, dst: Optional[int], ilabels: Sequence[int], word: int, weight) -> int:
+        labels = list(ilabels) or [0]
+        cur = src
+        for k, il in enumerate(labels):
+            if k + 1 == len(labels) and dst is not None:
+                nxt = dst
+            else:
+                nxt = len(finals)
+                finals.append((math.inf, math.inf))
+            arcs.append((cur, nxt, il, word if k == 0 else 0))
+            weights.append(weight if k == 0 else (0.0, 0.0))
+            cur = nxt
+        return cur
+
+    for k, ((s, d, w, _), wt) in enumerate(zip(lat.arcs.tolist(), lat.weights.tolist())):
+        chain(s, d, lat.alignments[k], w, wt)
+    for s, ali in lat.final_alignments.items():
+        if ali:
+            end = chain(s, None, ali, 0, (0.0, 0.0))
+            finals[end] = finals[s]
+            finals[s] = (math.inf, math.inf)
+    return Lattice(np.array(arcs, dtype=np.int32).reshape(-1, 4), np.array(weights, dtype=np.float32).reshape(-1, 2),
+                   np.array(finals, dtype=np.float32).reshape(-1, 2))
+
+
+def word_sequences(lat: Lattice, max_paths: int = 100000) -> List[Tuple[int, ...]]:
+    """The word sequences of all successful paths, one per path (brute force, for checks)."""
+    by_src = _arcs_by_src(lat)
+    is_final = lat.is_final()
+    out: List[Tuple[int, ...]] = []
+    stack = [(0, ())]
+    while stack:
+        s, words = stack.pop()
+        if is_final[s]:
+            out.append(words)
+            if len(out) > max_paths:
+                raise ValueError(f"more than {max_paths} paths")
+        for k in by_src[s].tolist():
+            w = int(lat.arcs[k, 3])
+            stack.append((int(lat.arcs[k, 1]), words + (w,) if w else words))
+    return out
+
+
+# ---------------------------------------------------------------------------- n-best
+def nbest(lat: Lattice, n: int, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> List[LatticePath]:
+    """The ``n`` best distinct word sequences, best first (after determinisation, every
+    path has its own word sequence); exact A* search with the backward costs as heuristic."""
+    det = lat if _is_word_deterministic(lat) else determinize_lattice(lat, None, graph_scale, acoustic_scale)
+    _, beta, best = det.forward_backward(graph_scale, acoustic_scale, viterbi=True)
+    if best == -math.inf:
+        return []
+    costs = det.arc_costs(graph_scale, acoustic_scale)
+    fcosts = det.final_costs(graph_scale, acoustic_scale)
+    by_src = _arcs_by_src(det)
+    heap = [(-beta[0], 0.0, 0, False, ())]  # (priority, cost so far, state, ended, arcs)
+    out: List[LatticePath] = []
+    while heap and len(out) < n:
+        _, cost, s, ended, path = heapq.heappop(heap)
+        if ended:
+            out.append(det.make_path(list(path), final_state=s))
+            continue
+        if math.isfinite(fcosts[s]):
+            heapq.heappush(heap, (cost + fcosts[s], cost + fcosts[s], s, True, path))
+        for k in by_src[s].tolist():
+            d = int(det.arcs[k, 1])
+            if beta[d] > -math.inf:
+                c = cost + costs[k]
+                heapq.heappush(heap, (c - beta[d], c, d, False, path + (k,)))
+    return out
+
+
+def _is_word_deterministic(lat: Lattice) -> bool:
+    if not lat.is_compact or bool((lat.arcs[:, 3] == 0).any()):
+        return False
+    pairs = lat.arcs[:, 0].astype(np.int64) * (1 << 32) + lat.arcs[:, 3]
+    return np.unique(pairs).size == pairs.size
+
+
+# ---------------------------------------------------------------------------- oracle
+@dataclass
+class OraclePath:
+    words: List[int]
+    errors: int
+    path: LatticePath
+
+
+def oracle_path(lat: Lattice, ref: Sequence[int], graph_scale: float = 1.0,
+                acoustic_scale: float = 1.0) -> Optional[OraclePath]:
+    """The lattice path with the fewest word errors (Levenshtein, unit costs) against the
+    reference word ids ``ref``; ties go to the lower lattice cost. Dynamic programming over
+    (lattice state, reference position) in topological order (Kaldi's lattice-oracle
+    composes with an edit-distance transducer; this is the same search)."""
+    N = len(ref)
+    ref_arr = np.asarray(ref, dtype=np.int64)
+    S = lat.num_states
+    INF = math.inf
+    err = np.full((S, N + 1), INF)
+    cost = np.full((S, N + 1), INF)
+    # Back-pointers: previous state, previous position, arc (-1: deletion inside a state).
+    bp_state = np.full((S, N + 1), -1, dtype=np.int64)
+    bp_pos = np.full((S, N + 1), -1, dtype=np.int64)
+    bp_arc = np.full((S, N + 1), -1, dtype=np.int64)
+    err[0, 0] = 0.0
+    cost[0, 0] = 0.0
+    arc_costs = lat.arc_costs(graph_scale, acoustic_scale)
+    by_src = _arcs_by_src(lat)
+
+    def relax(d, js, e, c, s, prev_js, k):
+        better = (e < err[d, js]) | ((e == err[d, js]) & (c < cost[d, js]))
+        js, prev_js = js[better], prev_js[better]
+        err[d, js], cost[d, js] = e[better], c[better]
+        bp_state[d, js], bp_pos[d, js], bp_arc[d, js] = s, prev_js, k
+
+    all_j = np.arange(N + 1)
+    for s in lat.topo_order().tolist():
+        for j in range(1, N + 1):  # deletions of reference words
+            e, c = err[s, j - 1] + 1, cost[s, j - 1]
+            if (e, c) < (err[s, j], cost[s, j]):
+                err[s, j], cost[s, j] = e, c
+                bp_state[s, j], bp_pos[s, j], bp_arc[s, j] = s, j - 1, -1
+        for k in by_src[s].tolist():
+            d, w = int(lat.arcs[k, 1]), int(lat.arcs[k, 3])
+            c = cost[s] + arc_costs[k]
+            if w == 0:
+                relax(d, all_j, err[s], c, s, all_j, k)
+                continue
+            relax(d, all_j, err[s] + 1, c, s, all_j, k)  # insertion
+            if N:
+                relax(d, all_j[1:], err[s, :-1] + (ref_arr != w), c[:-1], s, all_j[:-1], k)
+    fc = lat.final_costs(graph_scale, acoustic_scale)
+    cands = [(err[s, N], cost[s, N] + fc[s], s) for s in range(S) if math.isfinite(fc[s]) and err[s, N] < INF]
+    if not cands:
+        return None
+    e, _, s = min(cands)
+    arcs, j, final_state = [], N, s
+    while not (s == 0 and j == 0):
+        k, ps, pj = bp_arc[s, j], bp_state[s, j], bp_pos[s, j]
+        if k >= 0:
+            arcs.append(int(k))
+        s, j = int(ps), int(pj)
+    arcs.reverse()
+    path = lat.make_path(arcs, final_state)
+    return OraclePath(path.words, int(e), path)
+
+
+# --------------------------------------------------------- posteriors, times, CTM
+@dataclass
+class WordArc:
+    word: int
+    start_frame: int
+    num_frames: int
+    posterior: float
+
+
+def word_posteriors(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> List[WordArc]:
+    """Posterior of each (word, start frame, number of frames) over the lattice's arcs that
+    carry a word, summed over arcs with the same triple (Kaldi's lattice-arc-post). The
+    start frame is the frames consumed before the arc; the frames are the arc's own (1
+    for an emitting arc of a state-level lattice, its alignment's length in a compact one)."""
+    post = lat.arc_posteriors(graph_scale, acoustic_scale)
+    frames = lat.state_frames()
+    arc_frames = lat.arc_frames()
+    agg: Dict[Tuple[int, int, int], float] = {}
+    for k in np.nonzero(lat.arcs[:, 3] != 0)[0].tolist():
+        key = (int(lat.arcs[k, 3]), int(frames[lat.arcs[k, 0]]), int(arc_frames[k]))
+        agg[key] = agg.get(key, 0.0) + float(post[k])
+    return [WordArc(w, s, n, p) for (w, s, n), p in sorted(agg.items(), key=lambda x: (x[0][1], x[0][0]))]
+
+
+@dataclass
+class CtmWord:
+    word: int
+    start_frame: int
+    num_frames: int
+    confidence: float
+
+
+def lattice_to_ctm(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> List[CtmWord]:
+    """Words of the best path with times and confidences.
+
+    A word starts at the frame where the best path emits it (the frames consumed before
+    its arc) and lasts until the next word starts (the last word: until the end of the
+    path). Its confidence is the posterior mass of lattice arcs with the same word that
+    start inside that span (capped at 1). Times follow where the decoding graph puts word
+    labels (for HLG/HCLG, at or just before the word's first frame): they are not
+    lattice-align-words boundaries.
+    """
+    best = lat.best_path(graph_scale, acoustic_scale)
+    if best is None:
+        return []
+    frames = lat.state_frames()
+    arc_frames = lat.arc_frames()
+    starts, words, pos = [], [], 0
+    for k in best.arcs:
+        if lat.arcs[k, 3] != 0:
+            words.append(int(lat.arcs[k, 3]))
+            starts.append(pos)
+        pos += int(arc_frames[k])
+    end = len(best.ilabels)  # frames of the whole path, final alignment included
+    post = lat.arc_posteriors(graph_scale, acoustic_scale)
+    word_arcs = np.nonzero(lat.arcs[:, 3] != 0)[0]
+    arc_start = frames[lat.arcs[word_arcs, 0]]
+    out = []
+    for i, (w, s) in enumerate(zip(words, starts)):
+        e = starts[i + 1] if i + 1 < len(words) else end
+        m = (lat.arcs[word_arcs, 3] == w) & (arc_start >= s) & (arc_start < max(e, s + 1))
+        out.append(CtmWord(w, s, e - s, float(min(1.0, post[word_arcs[m]].sum()))))
+    return out
+
+
+# ----------------------------------------------------------------------- LM rescore
+class BackoffLm:
+    """A word n-gram G (from kaldilm's arpa2fst, as made by make_grammar_fst) used as a
+    deterministic on-demand FST: a word missing at a state follows the backoff arc (input
+    #0 or epsilon, no output) and is looked up again, which is the ARPA backoff rule
+    exactly (plain epsilon composition could also take a backoff path where an explicit
+    n-gram exists)."""
+
+    def __init__(self, G):
+        a = fst_arcs(G)
+        self.start = a.start
+        self.arcs: Dict[int, Dict[int, Tuple[int, float]]] = {}
+        self.backoff: Dict[int, Tuple[int, float]] = {}
+        for s, d, _, o, w in a.arcs:
+            if o == 0:
+                self.backoff[s] = (d, w)
+            else:
+                self.arcs.setdefault(s, {})[o] = (d, w)
+        self.finals = a.finals
+
+    def step(self, state: int, word: int) -> Optional[Tuple[int, float]]:
+        """(next state, cost) of ``word`` after ``state``, or None if the LM lacks it."""
+        cost = 0.0
+        while True:
+            hit = self.arcs.get(state, {}).get(word)
+            if hit is not None:
+                return hit[0], cost + hit[1]
+            if state not in self.backoff:
+                return None
+            state, c = self.backoff[state]
+            cost += c
+
+    def final(self, state: int) -> float:
+        cost = 0.0
+        while True:
+            if state in self.finals:
+                return cost + self.finals[state]
+            if state not in self.backoff:
+                return math.inf
+            state, c = self.backoff[state]
+            cost += c
+
+
+def lm_rescore(lat: Lattice, old_lm: BackoffLm, new_lm: BackoffLm, old_scale: float = 1.0,
+               new_scale: float = 1.0) -> Lattice:
+    """Replace the LM part of the graph costs: each path's graph cost loses
+    ``old_scale`` x its old-LM cost and gains ``new_scale`` x its new-LM cost (Kaldi's
+    lattice-lmrescore --lm-scale=-1 with the old G, then --lm-scale=1 with the new one).
+    States are split by the pair of LM histories. Paths with a word that one of the LMs
+    cannot score are dropped."""
+    by_src = _arcs_by_src(lat)
+    start = (0, old_lm.start, new_lm.start)
+    index = {start: 0}
+    todo = [start]
+    arcs, weights, aligns, finals = [], [], [], []
+    final_aligns: Dict[int, Alignment] = {}
+    while todo:
+        q, og, ng = triple = todo.pop()
+        i = index[triple]
+        while len(finals) <= i:
+            finals.append((math.inf, math.inf))
+        if lat.is_final()[q]:
+            f_old, f_new = old_lm.final(og), new_lm.final(ng)
+            if math.isfinite(f_old) and math.isfinite(f_new):
+                g, a = lat.finals[q].tolist()
+                finals[i] = (g - old_scale * f_old + new_scale * f_new, a)
+                if lat.is_compact and lat.final_alignments.get(q):
+                    final_aligns[i] = lat.final_alignments[q]
+        for k in by_src[q].tolist():
+            _, d, il, w = lat.arcs[k].tolist()
+            g, a = lat.weights[k].tolist()
+            if w == 0:
+                nxt = (d, og, ng)
+            else:
+                so, sn = old_lm.step(og, w), new_lm.step(ng, w)
+                if so is None or sn is None:
+                    continue
+                nxt = (d, so[0], sn[0])
+                g = g - old_scale * so[1] + new_scale * sn[1]
+            if nxt not in index:
+                index[nxt] = len(index)
+                todo.append(nxt)
+            arcs.append((i, index[nxt], il, w))
+            weights.append((g, a))
+            if lat.is_compact:
+                aligns.append(lat.alignments[k])
+    while len(finals) < len(index):
+        finals.append((math.inf, math.inf))
+    return Lattice(np.array(arcs, dtype=np.int32).reshape(-1, 4), np.array(weights, dtype=np.float32).reshape(-1, 2),
+                   np.array(finals, dtype=np.float32).reshape(-1, 2),
+                   aligns if lat.is_compact else None, final_aligns if lat.is_compact else None).connect()
