@@ -215,15 +215,23 @@ def test_bench_make_case_and_run(den_bench, tmp_path):
         assert np.allclose(mass, 1.0, atol=1e-6)
         assert np.exp(case["initial_log_probs"].astype(np.float64)).sum() == pytest.approx(1, abs=1e-5)
         assert case["nnet_output"].shape == (3, 6, 10)
+    # a reference beside the case, from the dense float64 implementation
+    with np.load(path) as case:
+        graph = DenominatorGraph.from_npz(case)
+        x = torch.from_numpy(case["nnet_output"]).double().requires_grad_()
+        expected = dense_log_likelihood(graph, x, torch.from_numpy(case["seq_lengths"]), 0.1)
+    expected.sum().backward()
+    np.savez(tmp_path / "tiny_ref.npz", objective_f64=expected.sum().item(),
+             grad=x.grad.numpy().astype(np.float32))
     out = io.StringIO()
     with redirect_stdout(out):
         assert den_bench.main([str(path), "--repeats", "1", "--threads", "1"]) == 0
-    last = out.getvalue().strip().splitlines()[-1]
-    match = re.fullmatch(r"fwd_ms=[\d.]+ fwdbwd_ms=[\d.]+ objective=(-?[\d.]+)", last)
-    assert match, last
-    with np.load(path) as case:
-        graph = DenominatorGraph.from_npz(case)
-        x = torch.from_numpy(case["nnet_output"]).double()
-        expected = dense_log_likelihood(graph, x, torch.from_numpy(case["seq_lengths"]), 0.1)
+    lines = out.getvalue().strip().splitlines()
+    match = re.fullmatch(r"fwd_ms=[\d.]+ fwdbwd_ms=[\d.]+ objective=(-?[\d.]+)", lines[-1])
+    assert match, lines[-1]
     assert float(match.group(1)) == pytest.approx(expected.sum().item(), rel=1e-5)
+    ref_line = next(line for line in lines if line.startswith("reference tiny_ref.npz"))
+    rel, grad_diff = re.search(r"relative difference (\S+)\); max \|grad - ref\| = (\S+)",
+                               ref_line).groups()
+    assert float(rel) < 1e-5 and float(grad_diff) < 1e-5
     assert den_bench.main(["--make-case", "20", "500", "10", "3", "6", "1", str(path)]) == 1
