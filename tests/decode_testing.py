@@ -89,3 +89,64 @@ def reference_best(graph: kaldifst.StdVectorFst, loglik: np.ndarray, acoustic_sc
     ok, _, words, weight = kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(composed))
     assert ok
     return list(words), weight.value
+
+
+def random_lattice(rng: random.Random, num_frames: int = 4, width: int = 3, num_words: int = 4,
+                   num_ilabels: int = 5, word_prob: float = 0.4, eps_prob: float = 0.3):
+    """A small random state-level lattice: ``width`` states per frame, emitting arcs between
+    consecutive frames, some non-emitting arcs inside a frame; words on some arcs."""
+    from frugal.decode.lattice import Lattice
+    layers = [[0]] + [[1 + t * width + k for k in range(width)] for t in range(num_frames)]
+    num_states = 1 + num_frames * width
+    arcs, weights = [], []
+
+    def word():
+        return rng.randint(1, num_words) if rng.random() < word_prob else 0
+
+    for t in range(num_frames):
+        for s in layers[t]:
+            for d in rng.sample(layers[t + 1], rng.randint(1, 2)):
+                arcs.append((s, d, rng.randint(1, num_ilabels), word()))
+                weights.append((rng.uniform(0, 3), rng.uniform(0, 5)))
+        layer = layers[t + 1]
+        for i in range(len(layer) - 1):
+            if rng.random() < eps_prob:
+                arcs.append((layer[i], layer[rng.randint(i + 1, len(layer) - 1)], 0, rng.randint(1, num_words)))
+                weights.append((rng.uniform(0, 2), 0.0))
+    finals = np.full((num_states, 2), np.inf, dtype=np.float32)
+    for s in layers[-1]:
+        finals[s] = (rng.uniform(0, 2), 0.0)
+    return Lattice(np.array(arcs), np.array(weights), finals).connect()
+
+
+def enumerate_paths(lat):
+    """Every successful path as (arcs, words, ilabels, graph cost, acoustic cost), float64."""
+    out = []
+    by_src = {}
+    for k, (s, *_rest) in enumerate(lat.arcs.tolist()):
+        by_src.setdefault(s, []).append(k)
+
+    def walk(s, arcs):
+        if np.isfinite(lat.finals[s]).all():
+            g = sum(float(lat.weights[k, 0]) for k in arcs) + float(lat.finals[s, 0])
+            a = sum(float(lat.weights[k, 1]) for k in arcs) + float(lat.finals[s, 1])
+            words = [int(lat.arcs[k, 3]) for k in arcs if lat.arcs[k, 3]]
+            if lat.is_compact:
+                ilabels = [x for k in arcs for x in lat.alignments[k]] + list(lat.final_alignments.get(s, ()))
+            else:
+                ilabels = [int(lat.arcs[k, 2]) for k in arcs if lat.arcs[k, 2]]
+            out.append((list(arcs), words, ilabels, g, a))
+        for k in by_src.get(s, []):
+            walk(int(lat.arcs[k, 1]), arcs + [k])
+
+    walk(0, [])
+    return out
+
+
+def edit_distance(ref, hyp) -> int:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]

@@ -49,21 +49,27 @@ def _weight(g: float, a: float) -> str:
 
 
 def lattice_to_text(key: str, lat: Lattice) -> str:
-    """One lattice in Kaldi's text form, ending with its blank line."""
+    """One lattice in Kaldi's text form, ending with its blank line: state by state (in
+    order), its arcs and then its final weight, as OpenFst's printer does."""
     lines = [key]
-    if lat.is_compact:
-        for (s, d, w, _), (g, a), ali in zip(lat.arcs.tolist(), lat.weights.tolist(), lat.alignments):
-            lines.append(f"{s}\t{d}\t{w}\t{_weight(g, a)},{'_'.join(map(str, ali))}")
-    else:
-        for (s, d, i, o), (g, a) in zip(lat.arcs.tolist(), lat.weights.tolist()):
-            lines.append(f"{s}\t{d}\t{i}\t{o}\t{_weight(g, a)}")
-    for s in np.nonzero(lat.is_final())[0].tolist():
-        g, a = lat.finals[s].tolist()
-        if lat.is_compact:
-            ali = lat.final_alignments.get(s, ())
-            lines.append(f"{s}\t{_weight(g, a)},{'_'.join(map(str, ali))}")
-        else:
-            lines.append(f"{s}\t{_weight(g, a)}")
+    order = np.argsort(lat.arcs[:, 0], kind="stable")
+    heads = np.searchsorted(lat.arcs[order, 0], np.arange(lat.num_states + 1)).tolist()
+    arcs, weights = lat.arcs.tolist(), lat.weights.tolist()
+    is_final = lat.is_final().tolist()
+    for s in range(lat.num_states):
+        for k in order[heads[s]:heads[s + 1]].tolist():
+            (src, d, i, o), (g, a) = arcs[k], weights[k]
+            if lat.is_compact:
+                lines.append(f"{src}\t{d}\t{i}\t{_weight(g, a)},{'_'.join(map(str, lat.alignments[k]))}")
+            else:
+                lines.append(f"{src}\t{d}\t{i}\t{o}\t{_weight(g, a)}")
+        if is_final[s]:
+            g, a = lat.finals[s].tolist()
+            if lat.is_compact:
+                ali = lat.final_alignments.get(s, ())
+                lines.append(f"{s}\t{_weight(g, a)},{'_'.join(map(str, ali))}")
+            else:
+                lines.append(f"{s}\t{_weight(g, a)}")
     return "\n".join(lines) + "\n\n"
 
 
