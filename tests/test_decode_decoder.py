@@ -1,0 +1,152 @@
+"""The beam-search decoder against OpenFst shortest paths and Kaldi's decoders (kaldi-decoder)."""
+import math
+
+import kaldi_decoder
+import kaldifst
+import numpy as np
+import pytest
+import torch
+
+from decode_testing import make_hclg, make_hlg, reference_best, structured_scores
+from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+from frugal.decode.lattice import Lattice
+from frugal.decode.lattice_ops import determinize_lattice, nbest
+from frugal.errors import FrugalError
+from frugal.fsa import Fsa
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # torch's intra-op threads only slow these small ops down on a busy machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def hlg(tmp_path_factory):
+    lang, fst = make_hlg(tmp_path_factory.mktemp("hlg"), seed=1, num_words=20, num_bigrams=40)
+    return fst
+
+
+@pytest.fixture(scope="module")
+def hlg_large(tmp_path_factory):
+    lang, fst = make_hlg(tmp_path_factory.mktemp("hlg_large"), seed=2, num_words=150, num_bigrams=500)
+    return fst
+
+
+@pytest.fixture(scope="module")
+def hclg(tmp_path_factory):
+    lang, fst, num_pdfs = make_hclg(tmp_path_factory.mktemp("hclg"), seed=3, num_words=15, num_bigrams=30)
+    return fst, num_pdfs
+
+
+def wide_decoder(fst, acoustic_scale):
+    cfg = DecoderConfig(beam=1e4, max_active=10**8, lattice_beam=4.0, acoustic_scale=acoustic_scale)
+    return Decoder(DecodingGraph.from_openfst(fst), cfg)
+
+
+@pytest.mark.parametrize("acoustic_scale", [1.0, 0.6])
+@pytest.mark.parametrize("kind", ["hlg", "hclg"])
+def test_wide_beam_is_the_exact_shortest_path(kind, acoustic_scale, hlg, hclg):
+    if kind == "hlg":
+        fst, num_columns = hlg, DecodingGraph.from_openfst(hlg).max_label + 1
+    else:
+        fst, num_columns = hclg
+    lengths = [17, 9, 1, 23, 12]
+    scores = structured_scores(num_columns, lengths, seed=5)
+    results = wide_decoder(fst, acoustic_scale).decode(scores, torch.tensor(lengths), lattice=True)
+    compared = 0
+    for u, (r, T) in enumerate(zip(results, lengths)):
+        words, cost = reference_best(fst, scores[u, :T].numpy(), acoustic_scale)
+        if words is None:  # no path reads this many frames
+            assert not r.reached_final
+            continue
+        compared += 1
+        assert r.reached_final
+        assert r.words == words, u
+        assert r.total_cost(acoustic_scale) == pytest.approx(cost, abs=1e-3)
+        assert len(r.ilabels) == T
+        # The acoustic cost is the frames' -log-likelihoods along the alignment.
+        assert r.acoustic_cost == pytest.approx(-sum(float(scores[u, t, i - 1]) for t, i in enumerate(r.ilabels)), abs=1e-3)
+        # The lattice's best path is the 1-best, and so is its determinisation's.
+        for lat in (r.lattice, determinize_lattice(r.lattice, acoustic_scale=acoustic_scale)):
+            best = lat.best_path(1.0, acoustic_scale)
+            assert best.words == r.words
+            assert best.total_cost(1.0, acoustic_scale) == pytest.approx(cost, abs=1e-3)
+            assert best.ilabels == r.ilabels
+    assert compared >= 4
+
+
+def kaldi_best(decoder, loglik, acoustic_scale):
+    decoder.decode(kaldi_decoder.DecodableCtc(np.ascontiguousarray(acoustic_scale * loglik)))
+    ok, lat = decoder.get_best_path()
+    return Lattice.from_kaldifst(lat).best_path() if ok else None
+
+
+def test_agrees_with_kaldi_faster_decoder(hlg_large):
+    graph = DecodingGraph.from_openfst(hlg_large)
+    lengths = [40] * 32 + [25] * 8
+    ac = 0.8
+    scores = structured_scores(graph.max_label + 1, lengths, seed=9)
+    cfg = DecoderConfig(beam=10.0, max_active=3000, lattice_beam=5.0, acoustic_scale=ac)
+    ours = Decoder(graph, cfg).decode(scores, torch.tensor(lengths))
+    kaldi = kaldi_decoder.FasterDecoder(hlg_large, kaldi_decoder.FasterDecoderOptions(beam=10.0, max_active=3000))
+    same = 0
+    for u, T in enumerate(lengths):
+        ref = kaldi_best(kaldi, scores[u, :T].numpy(), ac)
+        same += ref is not None and ref.words == ours[u].words
+    assert same >= 0.99 * len(lengths)
+
+
+def test_lattices_agree_with_kaldi_lattice_simple_decoder(hlg_large):
+    graph = DecodingGraph.from_openfst(hlg_large)
+    lengths = [30] * 4
+    beam, lattice_beam = 12.0, 5.0
+    scores = structured_scores(graph.max_label + 1, lengths, seed=13)
+    ours = Decoder(graph, DecoderConfig(beam=beam, max_active=10**6, lattice_beam=lattice_beam)).decode(
+        scores, torch.tensor(lengths), lattice=True)
+    kaldi = kaldi_decoder.LatticeSimpleDecoder(
+        hlg_large, kaldi_decoder.LatticeSimpleDecoderConfig(beam=beam, lattice_beam=lattice_beam))
+    for u, T in enumerate(lengths):
+        kaldi.decode(kaldi_decoder.DecodableCtc(scores[u, :T].numpy()))
+        ok, raw = kaldi.get_raw_lattice()
+        assert ok
+        theirs = Lattice.from_kaldifst(raw)
+        # Word sequences well inside the lattice beam, with their best costs.
+        def inside(lat):
+            paths = nbest(lat, 50)
+            best = paths[0].total_cost()
+            return {tuple(p.words): p.total_cost() for p in paths if p.total_cost() < best + lattice_beam - 1.0}
+        a, b = inside(ours[u].lattice), inside(theirs)
+        assert set(a) == set(b)
+        for words in a:
+            assert a[words] == pytest.approx(b[words], abs=1e-3)
+
+
+def test_graph_reading_more_columns_than_the_model_has(hlg):
+    graph = DecodingGraph.from_openfst(hlg)
+    scores = torch.zeros(1, 5, graph.max_label)  # one column short
+    with pytest.raises(FrugalError, match=f"columns up to {graph.max_label} .* only {graph.max_label} outputs"):
+        Decoder(graph).decode(scores, torch.tensor([5]))
+
+
+def test_epsilon_cycle_is_rejected():
+    fsa = Fsa.from_str("0 1 -1 0 0\n1 0 -1 0 0\n0 0 0 1 -1\n1\n")
+    with pytest.raises(FrugalError, match="cycle of non-emitting"):
+        DecodingGraph(fsa)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu(hlg_large):
+    graph = DecodingGraph.from_openfst(hlg_large)
+    lengths = [30, 20, 25]
+    scores = structured_scores(graph.max_label + 1, lengths, seed=4)
+    cfg = DecoderConfig(beam=10.0, max_active=2000, lattice_beam=4.0)
+    cpu = Decoder(graph, cfg).decode(scores, torch.tensor(lengths), lattice=True)
+    gpu = Decoder(graph.to("cuda"), cfg).decode(scores.cuda(), torch.tensor(lengths), lattice=True)
+    for a, b in zip(cpu, gpu):
+        assert a.words == b.words
+        assert a.total_cost(1.0) == pytest.approx(b.total_cost(1.0), abs=1e-3)
+        assert a.lattice.num_arcs == b.lattice.num_arcs
