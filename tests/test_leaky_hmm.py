@@ -130,8 +130,8 @@ def test_matches_dense_float64_leaky_hmm(device, leaky, dtype):
 def test_gradcheck_float64_varied_lengths():
     generator = torch.Generator().manual_seed(3)
     graph = random_graph(4, 3, 3, generator)
-    lengths = torch.tensor([5, 3, 0])
-    x = torch.randn(3, 5, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 3, 0])  # all shorter than the 6 frames of the input
+    x = torch.randn(3, 6, 3, generator=generator, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda inp: denominator_log_likelihood(graph, inp, lengths, 0.2, reduction="none"), (x,))
 

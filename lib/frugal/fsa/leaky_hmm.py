@@ -314,8 +314,10 @@ def _log_likelihood(ops: _GraphOperators, alpha_dash: torch.Tensor, alpha_sum: t
 
 
 def _backward(ops: _GraphOperators, exp_output: torch.Tensor, lengths: torch.Tensor,
-              leaky: float, alpha_dash: torch.Tensor, alpha_sum: torch.Tensor) -> torch.Tensor:
-    """Beta recursion; returns the occupation of each pdf [T, D, B] (zero past each length)."""
+              leaky: float, alpha_dash: torch.Tensor, alpha_sum: torch.Tensor,
+              occupation: torch.Tensor) -> None:
+    """Beta recursion; writes the occupation of each pdf into ``occupation`` [T, D, B] (which
+    must hold zeros; frames past a sequence's length get meaningless values)."""
     num_frames, num_pdfs, batch = exp_output.shape
     dtype, device = exp_output.dtype, exp_output.device
     seq = torch.arange(batch, device=device)
@@ -327,9 +329,6 @@ def _backward(ops: _GraphOperators, exp_output: torch.Tensor, lengths: torch.Ten
     beta_last = beta_last + leaky * (ops.init @ beta_last)
     ended = torch.arange(num_frames + 1, device=device).unsqueeze(1) >= lengths  # [T+1, B]
     shortest = int(lengths.min())
-    # zeros, not empty: the products below are written with beta=0, and a sparse backend is
-    # not obliged to skip reading (NaN) garbage in the output it scales by zero.
-    occupation = torch.zeros(num_frames, num_pdfs, batch, dtype=dtype, device=device)
     num_arcs = ops.bwd_src.numel()
     variable = torch.empty(num_arcs, batch, dtype=dtype, device=device)
     gathered = torch.empty_like(variable)
@@ -347,7 +346,6 @@ def _backward(ops: _GraphOperators, exp_output: torch.Tensor, lengths: torch.Ten
         beta = beta_dash.add_(leaky * (ops.init @ beta_dash)).mul_(alpha_sum[t].reciprocal())
         if t >= shortest:
             beta = torch.where(ended[t], beta_last, beta)
-    return occupation
 
 
 class _DenominatorFunction(torch.autograd.Function):
@@ -371,14 +369,20 @@ class _DenominatorFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_log_like: torch.Tensor):
         exp_output, lengths, alpha_dash, alpha_sum = ctx.saved_tensors
-        occupation = _backward(ctx.ops, exp_output, lengths, ctx.leaky, alpha_dash, alpha_sum)
-        num_frames = occupation.shape[0]
+        num_frames = exp_output.shape[0]
+        batch, input_frames, num_pdfs = ctx.input_shape
+        # The gradient is built in the [T, D, B] layout of the recursion and returned as a
+        # permuted view, which saves a copy of the whole output. Zeros, not empty: the sparse
+        # products write it with beta=0, and a backend is not obliged to skip reading (NaN)
+        # garbage that it scales by zero.
+        occupation = torch.zeros(input_frames, num_pdfs, batch, dtype=exp_output.dtype,
+                                 device=exp_output.device)
+        _backward(ctx.ops, exp_output, lengths, ctx.leaky, alpha_dash, alpha_sum,
+                  occupation[:num_frames])
         frames = torch.arange(num_frames, device=lengths.device).unsqueeze(1)
         scale = (frames < lengths).to(occupation.dtype) * grad_log_like.to(occupation.dtype)
-        occupation.mul_(scale.unsqueeze(1))
-        grad = torch.zeros(ctx.input_shape, dtype=ctx.input_dtype, device=occupation.device)
-        grad[:, :num_frames] = occupation.permute(2, 0, 1)
-        return grad, None, None, None
+        occupation[:num_frames].mul_(scale.unsqueeze(1))
+        return occupation.permute(2, 0, 1).to(ctx.input_dtype), None, None, None
 
 
 def denominator_log_likelihood(
