@@ -197,7 +197,8 @@ def test_graph_constructors_and_errors(shared_case, tmp_path):
 
 @pytest.fixture(scope="module")
 def den_bench(repo_dir):
-    spec = importlib.util.spec_from_file_location("den_bench", repo_dir / "tools/bench/den_bench.py")
+    path = repo_dir / "tools" / "bench" / "den_bench.py"
+    spec = importlib.util.spec_from_file_location("den_bench", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -213,7 +214,8 @@ def test_bench_make_case_and_run(den_bench, tmp_path):
         assert per_state.min() >= 8 and per_state.max() <= 12
         mass = np.bincount(src, weights=np.exp(case["arc_log_weight"].astype(np.float64)))
         assert np.allclose(mass, 1.0, atol=1e-6)
-        assert np.exp(case["initial_log_probs"].astype(np.float64)).sum() == pytest.approx(1, abs=1e-5)
+        initial = np.exp(case["initial_log_probs"].astype(np.float64))
+        assert initial.sum() == pytest.approx(1, abs=1e-5)
         assert case["nnet_output"].shape == (3, 6, 10)
     # a reference beside the case, from the dense float64 implementation
     with np.load(path) as case:

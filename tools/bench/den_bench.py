@@ -58,10 +58,10 @@ def make_case(num_states: int, num_arcs: int, num_pdfs: int, batch: int, num_fra
     log_norm = np.log(np.bincount(arc_src, weights=np.exp(logits), minlength=num_states))
     arc_log_weight = (logits - log_norm[arc_src]).astype(np.float32)
     final_log_probs = np.zeros(num_states, dtype=np.float32)
-    initial = kaldi_initial_probs(num_states, torch.from_numpy(arc_src), torch.from_numpy(arc_dst),
-                                  torch.from_numpy(np.exp(arc_log_weight.astype(np.float64))),
-                                  start_state=0,
-                                  final_probs=torch.from_numpy(np.exp(final_log_probs, dtype=np.float64)))
+    initial = kaldi_initial_probs(
+        num_states, torch.from_numpy(arc_src), torch.from_numpy(arc_dst),
+        torch.from_numpy(np.exp(arc_log_weight.astype(np.float64))), start_state=0,
+        final_probs=torch.from_numpy(np.exp(final_log_probs.astype(np.float64))))
     return {
         "num_states": np.int64(num_states),
         "num_pdfs": np.int64(num_pdfs),

@@ -158,7 +158,8 @@ class DenominatorGraph:
         for name in ("initial_probs", "final_probs"):
             if getattr(self, name).shape != (self.num_states,):
                 raise ValueError(f"DenominatorGraph: {name} has shape "
-                                 f"{tuple(getattr(self, name).shape)}, expected ({self.num_states},)")
+                                 f"{tuple(getattr(self, name).shape)}, "
+                                 f"expected ({self.num_states},)")
         if num_arcs:
             for name, bound in (("arc_src", self.num_states), ("arc_dst", self.num_states),
                                 ("arc_pdf", self.num_pdfs)):
@@ -187,7 +188,8 @@ class DenominatorGraph:
                    exp64(final_log_probs), num_states, num_pdfs)
 
     @classmethod
-    def from_npz(cls, source: Union[str, os.PathLike, Mapping[str, np.ndarray]]) -> "DenominatorGraph":
+    def from_npz(cls, source: Union[str, os.PathLike, Mapping[str, np.ndarray]]
+                 ) -> "DenominatorGraph":
         """From the fields of a denominator case file (tools/bench, /work/shared/bench):
         num_states, num_pdfs, arc_src, arc_dst, arc_pdf, arc_log_weight, initial_log_probs,
         final_log_probs. ``source`` is a path or an already loaded mapping."""
