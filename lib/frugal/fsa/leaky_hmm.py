@@ -4,7 +4,8 @@ The denominator of LF-MMI is the total probability of the network output under a
 phone-LM HMM (the "denominator graph"), computed as Kaldi's chain-denominator does:
 
 * the network output is clamped to [-30, 30] and exponentiated once;
-* alpha and beta live in probability space, in float32 for float32 input; every frame is
+* alpha and beta live in probability space, in float64 for float64 input and in float32
+  otherwise (half-precision input included); every frame is
   rescaled by the inverse of that frame's alpha sum (Kaldi's "arbitrary scale"), and the
   logs of those sums are added back, in float64, to form the log-likelihood;
 * leaky HMM: after the arc propagation of each frame (and at frame 0 and at the last frame
