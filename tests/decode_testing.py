@@ -150,3 +150,21 @@ def edit_distance(ref, hyp) -> int:
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
     return d[len(hyp)]
+
+
+def arpa_sentence_cost(arpa: str, words) -> float:
+    """-ln P(<s> words </s>) under a bigram ARPA text, by the backoff rule (independent of G)."""
+    uni, bi, section = {}, {}, None
+    for line in arpa.splitlines():
+        f = line.split()
+        if line.startswith("\\"):
+            section = line.strip()
+        elif f and section == "\\1-grams:":
+            uni[f[1]] = (float(f[0]), float(f[2]) if len(f) > 2 else 0.0)
+        elif f and section == "\\2-grams:":
+            bi[(f[1], f[2])] = float(f[0])
+    seq = ["<s>", *words, "</s>"]
+    log10 = 0.0
+    for h, w in zip(seq, seq[1:]):
+        log10 += bi[(h, w)] if (h, w) in bi else uni[h][1] + uni[w][0]
+    return -log10 * math.log(10)

@@ -113,7 +113,9 @@ def test_ctm_words_are_the_best_path_with_confidences():
         starts = [c.start_frame for c in ctm]
         assert starts == sorted(starts)
         if ctm:
-            assert ctm[-1].start_frame + ctm[-1].num_frames == len(best.ilabels)
+            assert ctm[-1].start_frame + ctm[-1].num_frames == pytest.approx(len(best.ilabels))
+        for a, b in zip(ctm, ctm[1:]):
+            assert a.start_frame + a.num_frames == pytest.approx(b.start_frame)
 
 
 def test_word_sequences_of_determinised_lattice_equal_originals():

@@ -316,19 +316,20 @@ def word_posteriors(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: floa
 @dataclass
 class CtmWord:
     word: int
-    start_frame: int
-    num_frames: int
+    start_frame: float
+    num_frames: float
     confidence: float
 
 
 def lattice_to_ctm(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> List[CtmWord]:
-    """Words of the best path with times and confidences.
+    """Words of the best path with times (in frames) and confidences.
 
     A word starts at the frame where the best path emits it (the frames consumed before
     its arc) and lasts until the next word starts (the last word: until the end of the
-    path). Its confidence is the posterior mass of lattice arcs with the same word that
-    start inside that span (capped at 1). Times follow where the decoding graph puts word
-    labels (for HLG/HCLG, at or just before the word's first frame): they are not
+    path); words emitted at the same frame share that span equally. Its confidence is the
+    posterior mass of lattice arcs with the same word that start inside its span (capped
+    at 1). Times follow where the decoding graph puts word labels (for HLG/HCLG, at or
+    near the word's first frame; a homophone's label can come at its end): they are not
     lattice-align-words boundaries.
     """
     best = lat.best_path(graph_scale, acoustic_scale)
@@ -347,10 +348,18 @@ def lattice_to_ctm(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float
     word_arcs = np.nonzero(lat.arcs[:, 3] != 0)[0]
     arc_start = frames[lat.arcs[word_arcs, 0]]
     out = []
-    for i, (w, s) in enumerate(zip(words, starts)):
-        e = starts[i + 1] if i + 1 < len(words) else end
-        m = (lat.arcs[word_arcs, 3] == w) & (arc_start >= s) & (arc_start < max(e, s + 1))
-        out.append(CtmWord(w, s, e - s, float(min(1.0, post[word_arcs[m]].sum()))))
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and starts[j] == starts[i]:
+            j += 1
+        s = starts[i]
+        e = starts[j] if j < len(words) else end
+        share = (e - s) / (j - i)
+        for k in range(i, j):
+            m = (lat.arcs[word_arcs, 3] == words[k]) & (arc_start >= s) & (arc_start < max(e, s + 1))
+            out.append(CtmWord(words[k], s + (k - i) * share, share, float(min(1.0, post[word_arcs[m]].sum()))))
+        i = j
     return out
 
 
