@@ -184,6 +184,8 @@ class Decoder:
         links = _Columns()           # all links kept so far; a link's id is its row
         tok_keys: List[torch.Tensor] = []
         tok_best: List[torch.Tensor] = []
+        tok_scores: List[torch.Tensor] = []
+        tok_frames: List[torch.Tensor] = []
         finals: List = [None] * B    # (token ids, graph states, scores) of each utterance's last frame
         num_tokens = num_links = 0
         cur_keys = torch.arange(B, device=device) * S
@@ -273,6 +275,8 @@ class Decoder:
             num_links += int(is_link.sum())
             tok_best.append(torch.where(c["is_link"][winner], link_id[winner], -1))
             tok_keys.append(keys)
+            tok_scores.append(tok_sc)
+            tok_frames.append(torch.full_like(keys, t))
             buf.reset(c["key"], keys)
             ending = lengths[keys // S] == t
             if bool(ending.any()):
@@ -281,9 +285,13 @@ class Decoder:
                     finals[u] = (ids[m], keys[m] % S, tok_sc[m])
             num_tokens += keys.numel()
             cur_keys, cur_scores, cur_ids = keys, tok_sc, ids
-        return self._results(B, finals, tok_keys, tok_best, links, lattice, determinize)
+        lattices = None
+        if lattice:
+            lattices = self._lattices(B, finals, torch.cat(tok_keys), torch.cat(tok_scores),
+                                      torch.cat(tok_frames), links)
+        return self._results(B, finals, tok_keys, tok_best, links, lattices, determinize)
 
-    def _results(self, B, finals, tok_keys, tok_best, links, want_lattice, determinize):
+    def _results(self, B, finals, tok_keys, tok_best, links, lattices, determinize):
         g, cfg = self.graph, self.config
         S = g.num_states
         best_link = torch.cat(tok_best).cpu().numpy()
@@ -296,7 +304,7 @@ class Decoder:
         for u in range(B):
             if finals[u] is None:
                 results.append(DecodeResult([], [], math.inf, math.inf, False,
-                                            _empty_lattice() if want_lattice else None))
+                                            _empty_lattice() if lattices is not None else None))
                 continue
             ids, states, sc = (x.cpu() for x in finals[u])
             final_sc = final_scores[states]
@@ -314,32 +322,82 @@ class Decoder:
             graph_cost = -float(np.sum(l_graph[path].astype(np.float64))) - (float(final_sc[best]) if reached else 0.0)
             ac_cost = -float(np.sum(l_loglik[path].astype(np.float64)))
             lat = None
-            if want_lattice:
-                lat = self._lattice(u, keys, l_src, l_dst, l_il, l_ol, l_graph, l_loglik,
-                                    ids.numpy(), final_sc.numpy(), reached)
+            if lattices is not None:
+                lat = lattices[u]
                 if determinize:
                     from frugal.decode.lattice_ops import determinize_lattice
                     lat = determinize_lattice(lat, acoustic_scale=cfg.acoustic_scale)
             results.append(DecodeResult(words, ilabels, graph_cost, ac_cost, reached, lat))
         return results
 
-    def _lattice(self, u, keys, l_src, l_dst, l_il, l_ol, l_graph, l_loglik, final_ids, final_sc, reached):
-        """The raw token lattice of utterance ``u``, pruned with the lattice beam."""
-        S = self.graph.num_states
-        tok_of_u = np.nonzero(keys // S == u)[0]
-        new_id = np.full(keys.size, -1, dtype=np.int64)
-        new_id[tok_of_u] = np.arange(tok_of_u.size)
-        m = new_id[l_dst.astype(np.int64)] >= 0
-        arcs = np.stack([new_id[l_src[m].astype(np.int64)], new_id[l_dst[m].astype(np.int64)], l_il[m], l_ol[m]], axis=1)
-        weights = np.stack([-l_graph[m], -l_loglik[m]], axis=1)
-        finals = np.full((tok_of_u.size, 2), math.inf, dtype=np.float32)
-        f = new_id[final_ids]
-        finals[f, 0] = -final_sc if reached else 0.0
-        finals[f, 1] = 0.0
-        if reached:
-            finals[f[~np.isfinite(final_sc)]] = math.inf
-        lat = Lattice(arcs, weights, finals)
-        return lat.prune(self.config.lattice_beam, acoustic_scale=self.config.acoustic_scale)
+    def _lattices(self, B, finals, keys, alpha, frames, links) -> List[Lattice]:
+        """Raw token lattices pruned with the lattice beam (Kaldi's lattice-prune): a link
+        stays if the best path through it is within ``lattice_beam`` of the best path.
+
+        alpha (the best score from the start) is each token's score; beta (the best score
+        to the end) is computed backwards layer by layer, a layer being the tokens of one
+        frame and one epsilon rank, so every link leads to a layer already done. The links
+        kept form a connected lattice: the best path through a kept link only uses kept links.
+        """
+        g, cfg = self.graph, self.config
+        S, R = g.num_states, g.max_eps_rank + 1
+        device = keys.device
+        if not links.src:
+            return [_empty_lattice() for _ in range(B)]
+        src, dst = torch.cat(links.src), torch.cat(links.dst)
+        score = torch.cat(links.graph) + cfg.acoustic_scale * torch.cat(links.loglik)
+        beta = torch.full_like(alpha, -math.inf)
+        final_score = torch.full_like(alpha, -math.inf)
+        for u in range(B):
+            if finals[u] is not None:
+                ids, states, _ = finals[u]
+                fs = g.final_scores[states]
+                final_score[ids] = fs if bool((fs > -math.inf).any()) else torch.zeros_like(fs)
+        beta = final_score.clone()
+        layer = frames * R + g.eps_rank[keys % S]
+        num_layers = int(layer.max()) + 1
+        order = torch.sort(layer[src], stable=True).indices
+        splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
+                            torch.bincount(layer[src], minlength=num_layers).cumsum(0)]).tolist()
+        for L in reversed(range(num_layers)):
+            if splits[L] == splits[L + 1]:
+                continue
+            idx = order[splits[L]:splits[L + 1]]
+            beta.scatter_reduce_(0, src[idx], score[idx] + beta[dst[idx]], reduce="amax")
+        utt = keys // S
+        is_start = (frames == 0) & (keys % S == 0)
+        best = torch.full((B,), -math.inf, device=device)
+        best[utt[is_start]] = beta[is_start]
+        threshold = best - cfg.lattice_beam
+        keep = alpha[src] + score + beta[dst] >= threshold[utt[src]]
+        keep_final = alpha + final_score >= threshold[utt]
+        # To numpy, per utterance.
+        src, dst = src[keep].cpu().numpy(), dst[keep].cpu().numpy()
+        il, ol = (torch.cat(getattr(links, n))[keep].cpu().numpy() for n in ("ilabel", "olabel"))
+        w = np.stack([-torch.cat(links.graph)[keep].cpu().numpy(), -torch.cat(links.loglik)[keep].cpu().numpy()], 1)
+        utt_np, layer_np = utt.cpu().numpy(), layer.cpu().numpy()
+        start_np, keep_final_np = is_start.cpu().numpy(), keep_final.cpu().numpy()
+        final_np = final_score.cpu().numpy()
+        link_utt = utt_np[src]
+        out = []
+        for u in range(B):
+            m = link_utt == u
+            starts = np.nonzero(start_np & (utt_np == u))[0]
+            if starts.size == 0 or not np.isfinite(float(best[u])):
+                out.append(_empty_lattice())
+                continue
+            finals_u = np.nonzero(keep_final_np & (utt_np == u))[0]
+            used = np.unique(np.concatenate([starts, src[m], dst[m], finals_u]))
+            # State numbers in (frame, epsilon rank) order, start first: topological.
+            used = used[np.lexsort((used, layer_np[used], used != starts[0]))]
+            new_id = {int(t): i for i, t in enumerate(used)}
+            remap = np.vectorize(new_id.__getitem__, otypes=[np.int64])
+            arcs = np.stack([remap(src[m]), remap(dst[m]), il[m], ol[m]], 1) if m.any() else np.zeros((0, 4))
+            fin = np.full((used.size, 2), math.inf, dtype=np.float32)
+            fin[remap(finals_u), 0] = -final_np[finals_u]
+            fin[remap(finals_u), 1] = 0.0
+            out.append(Lattice(arcs, w[m], fin))
+        return out
 
 
 class _Columns:

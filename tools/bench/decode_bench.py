@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Decoding speed: frugal's batched beam search vs Kaldi's FasterDecoder and LatticeSimpleDecoder.
+
+All three decoders search the same generated graph (HLG from a random lexicon and bigram
+LM, or HCLG) with the same frame scores and beams. The scores favour a random path
+through the graph (its columns get a boost, the rest is noise), like a half-trained
+network. Prints one table: seconds, real-time factor (decoding time / audio time, audio
+time = frames x --frame-shift), and frugal's time relative to Kaldi's, plus how often the
+1-best word sequences agree.
+
+  tools/bench/decode_bench.py [--graph hlg|hclg] [--num-words 1000] [--utts 32] [--frames 300]
+                              [--device cpu|cuda] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import kaldi_decoder
+import numpy as np
+import torch
+
+from frugal.bin.main import main as frugal_main
+from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+from frugal.graph.compile import LangDir, compile_hclg, compile_hlg, make_grammar_fst
+
+PHONES = [f"P{i}" for i in range(30)]
+
+
+def make_graph(tmp: Path, kind: str, num_words: int, num_bigrams: int, seed: int):
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(num_words)]
+    (tmp / "lexicon.txt").write_text("".join(
+        f"{w} {' '.join(rng.choice(PHONES) for _ in range(rng.randint(2, 6)))}\n" for w in words))
+    vocab = ["</s>", "<s>"] + words
+    lines = ["\\data\\", f"ngram 1={len(vocab)}", f"ngram 2={num_bigrams}", "", "\\1-grams:"]
+    lines += [f"{-99 if w == '<s>' else -rng.uniform(2, 4):.4f} {w}" + ("" if w == "</s>" else f" {-rng.uniform(0.1, 0.8):.4f}")
+              for w in vocab]
+    pairs = set()
+    while len(pairs) < num_bigrams:
+        pairs.add((rng.choice(["<s>"] + words), rng.choice(words + ["</s>"])))
+    lines += ["", "\\2-grams:"] + [f"{-rng.uniform(0.3, 1.5):.4f} {h} {w}" for h, w in sorted(pairs)]
+    (tmp / "lm.arpa").write_text("\n".join(lines + ["", "\\end\\", ""]))
+    assert frugal_main(["prepare-lang", "--lexicon", str(tmp / "lexicon.txt"), "--output-dir", str(tmp / "lang")]) == 0
+    lang = LangDir.read(tmp / "lang")
+    G = make_grammar_fst(tmp / "lm.arpa", lang.path / "words.txt")
+    if kind == "hlg":
+        fst = compile_hlg(lang, G)
+        return fst, DecodingGraph.from_openfst(fst).max_label + 1
+    fst, pdf_map = compile_hclg(lang, G)
+    return fst, pdf_map.num_pdfs
+
+
+def path_scores(graph: DecodingGraph, num_columns: int, lengths, seed: int, peak: float) -> torch.Tensor:
+    """Log-softmax of noise plus ``peak`` on the columns of a random path through the graph."""
+    rng = np.random.default_rng(seed)
+    emit, eps = graph.emit, graph.eps
+    e_start, e_dst, e_lab = emit.start.cpu().numpy(), emit.dst.cpu().numpy(), emit.label.cpu().numpy()
+    p_start, p_dst = eps.start.cpu().numpy(), eps.dst.cpu().numpy()
+    T = max(lengths)
+    logits = rng.normal(size=(len(lengths), T, num_columns)).astype(np.float32)
+    for u in range(len(lengths)):
+        s, t = 0, 0
+        while t < T:
+            n_e, n_p = e_start[s + 1] - e_start[s], p_start[s + 1] - p_start[s]
+            if n_p and (n_e == 0 or rng.random() < 0.3):
+                s = p_dst[p_start[s] + rng.integers(n_p)]
+                continue
+            if n_e == 0:
+                s = 0
+                continue
+            a = e_start[s] + rng.integers(n_e)
+            logits[u, t, e_lab[a]] += peak
+            s, t = e_dst[a], t + 1
+    return torch.log_softmax(torch.from_numpy(logits), dim=-1)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--graph", choices=["hlg", "hclg"], default="hlg")
+    p.add_argument("--num-words", type=int, default=1000)
+    p.add_argument("--num-bigrams", type=int, default=5000)
+    p.add_argument("--utts", type=int, default=32)
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=32, help="utterances per frugal decode call")
+    p.add_argument("--beam", type=float, default=12.0)
+    p.add_argument("--max-active", type=int, default=3000)
+    p.add_argument("--lattice-beam", type=float, default=6.0)
+    p.add_argument("--acoustic-scale", type=float, default=1.0)
+    p.add_argument("--peak", type=float, default=3.0, help="boost of the true path's columns")
+    p.add_argument("--frame-shift", type=float, default=0.03, help="seconds per frame, for the RTF")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (Kaldi's decoders use one)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fst, num_columns = make_graph(Path(tmp), args.graph, args.num_words, args.num_bigrams, args.seed)
+    graph = DecodingGraph.from_openfst(fst)
+    print(f"graph: {args.graph.upper()} {graph.num_states} states, {graph.emit.dst.numel()} emitting + "
+          f"{graph.eps.dst.numel()} non-emitting arcs; {num_columns} columns; {args.utts} utts x {args.frames} frames; "
+          f"beam {args.beam}, max-active {args.max_active}, lattice-beam {args.lattice_beam}; "
+          f"device {args.device}, {args.threads} torch thread(s)")
+    lengths = [args.frames] * args.utts
+    scores = path_scores(graph, num_columns, lengths, args.seed, args.peak)
+    audio = sum(lengths) * args.frame_shift
+    cfg = DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
+                        acoustic_scale=args.acoustic_scale)
+    decoder = Decoder(graph.to(args.device), cfg)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+
+    def run_frugal(lattice: bool):
+        decoder.decode(scores[:1, :10].to(args.device), torch.tensor([10]), lattice=lattice)  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        out = []
+        for b in range(0, args.utts, args.batch_size):
+            batch = scores[b:b + args.batch_size].to(args.device)
+            out += decoder.decode(batch, torch.tensor(lengths[b:b + args.batch_size]), lattice=lattice)
+        sync()
+        return time.perf_counter() - t0, out
+
+    def run_kaldi(make):
+        dec = make()
+        feats = [np.ascontiguousarray(args.acoustic_scale * scores[u].numpy()) for u in range(args.utts)]
+        t0 = time.perf_counter()
+        out = []
+        for f in feats:
+            dec.decode(kaldi_decoder.DecodableCtc(f))
+            out.append(dec.get_raw_lattice() if isinstance(dec, kaldi_decoder.LatticeSimpleDecoder)
+                       else dec.get_best_path())
+        return time.perf_counter() - t0, out
+
+    t_f1, res1 = run_frugal(False)
+    t_fl, resl = run_frugal(True)
+    t_k1, kres = run_kaldi(lambda: kaldi_decoder.FasterDecoder(
+        fst, kaldi_decoder.FasterDecoderOptions(beam=args.beam, max_active=args.max_active)))
+    t_kl, _ = run_kaldi(lambda: kaldi_decoder.LatticeSimpleDecoder(
+        fst, kaldi_decoder.LatticeSimpleDecoderConfig(beam=args.beam, lattice_beam=args.lattice_beam)))
+
+    from frugal.decode.lattice import Lattice
+    agree = 0
+    for r, (ok, lat) in zip(res1, kres):
+        best = Lattice.from_kaldifst(lat).best_path() if ok else None
+        agree += best is not None and best.words == r.words
+    lat_arcs = sum(r.lattice.num_arcs for r in resl) / len(resl)
+
+    rows = [("frugal 1-best", t_f1, t_k1, "kaldi FasterDecoder"),
+            ("frugal lattice", t_fl, t_kl, "kaldi LatticeSimpleDecoder"),
+            ("kaldi FasterDecoder", t_k1, None, ""),
+            ("kaldi LatticeSimpleDecoder", t_kl, None, "")]
+    print(f"{'decoder':28s} {'seconds':>9s} {'RTF':>8s} {'ms/frame/utt':>13s}  relative")
+    for name, t, ref, ref_name in rows:
+        rel = f"{t / ref:6.2f}x {ref_name}" if ref else ""
+        print(f"{name:28s} {t:9.3f} {t / audio:8.4f} {1000 * t / sum(lengths):13.4f}  {rel}")
+    print(f"1-best agreement with FasterDecoder: {agree}/{args.utts}; frugal lattices: {lat_arcs:.0f} arcs/utt "
+          f"after lattice-beam pruning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
