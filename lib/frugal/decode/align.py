@@ -94,12 +94,14 @@ def load_alignments(path: PathLike) -> Tuple[List[Alignment], float]:
     return [Alignment(**u) for u in d["utts"]], float(d["frame_shift"])
 
 
-def format_alignment(a: Alignment, phone_symbol, word_symbol=None, frame_shift: Optional[float] = None) -> str:
+def format_alignment(a: Alignment, phone_symbol, word_symbol=None, frame_shift: Optional[float] = None,
+                     times: bool = False) -> str:
     """Kaldi show-alignments style lines (without the trailing blank line):
 
-    ``id [ 5 6 6 ] [ 9 ] ...`` then ``id SIL     A ...`` (each phone padded to its group),
-    then, with ``word_symbol``, ``id WORD@start ...`` and, with ``frame_shift``, one line
-    ``id phone start end`` in seconds per phone instance.
+    ``id [ 5 6 6 ] [ 9 ] ...`` then ``id SIL     A ...`` (each phone padded to its group);
+    with ``word_symbol`` a line ``id WORD@start ...`` (start in seconds with
+    ``frame_shift``, else in frames); with ``times`` one line ``id phone start end``
+    (seconds, needs ``frame_shift``) per phone instance.
     """
     segs = a.phone_segments()
     groups, names = [], []
@@ -112,9 +114,11 @@ def format_alignment(a: Alignment, phone_symbol, word_symbol=None, frame_shift: 
     lines = [f"{a.id} " + " ".join(groups).rstrip(), f"{a.id} " + " ".join(names).rstrip()]
     if word_symbol is not None:
         lines.append(f"{a.id} " + " ".join(
-            f"{word_symbol(w)}@{t if frame_shift is None else round(t * frame_shift, 3)}"
+            f"{word_symbol(w)}@{t if frame_shift is None else f'{t * frame_shift:.2f}'}"
             for w, t in zip(a.words, a.word_starts)))
-    if frame_shift is not None:
+    if times:
+        if frame_shift is None:
+            raise ValueError("times need the frame shift")
         for ph, t0, n in segs:
             lines.append(f"{a.id} {phone_symbol(ph)} {t0 * frame_shift:.2f} {(t0 + n) * frame_shift:.2f}")
     return "\n".join(lines)
