@@ -218,3 +218,39 @@ def test_den_graph_save_load_roundtrip(tmp_path):
         assert torch.equal(getattr(back.graph, name), getattr(den.graph, name))
     assert torch.allclose(back.graph.arc_weight, den.graph.arc_weight)
     assert torch.allclose(back.graph.initial_probs, den.graph.initial_probs)
+
+
+def test_make_den_graph_cli_and_lang_dir_numerators(tmp_path):
+    import gzip
+    import json
+
+    from frugal.bin import make_den_graph as cli
+    from frugal.errors import FrugalError
+    from frugal.lang.lang_dir import phone_set_for_lexicon, write_lang_dir
+    from frugal.lang.lexicon import Lexicon, Pron
+
+    lexicon = Lexicon([Pron("X", ("a", "b")), Pron("Y", ("c",)), Pron("Y", ("a",), 0.5),
+                       Pron("<unk>", ("SPN",))])
+    write_lang_dir(tmp_path / "lang", lexicon, phone_set_for_lexicon(lexicon, "SIL", ["SPN"]), "<unk>", 0.3)
+    cuts = tmp_path / "cuts.jsonl.gz"
+    with gzip.open(cuts, "wt") as f:
+        for text in ["X Y", "Y X Y", "X ZZZ"]:
+            f.write(json.dumps({"id": text, "supervisions": [{"id": text, "text": text}]}) + "\n")
+    out = tmp_path / "exp" / "den.pt"
+    out.parent.mkdir()
+    assert cli.main(["--lang", str(tmp_path / "lang"), "--cuts", f"{cuts}:1.5", str(cuts),
+                     "--output", str(out), "--context", "mono"]) == 0
+    info = json.loads((tmp_path / "exp" / "den.pt.json").read_text())
+    den = ChainDenGraph.load(out)
+    assert info["den_states"] == den.graph.num_states and info["num_pdfs"] == den.num_pdfs == 5 * 2
+    assert (tmp_path / "exp" / "phone_lm.fst").is_file()
+    assert len((tmp_path / "exp" / "pdf_map.txt").read_text().splitlines()) == 10
+
+    lex = ChainLexicon.from_lang_dir(tmp_path / "lang")
+    assert abs(lex.sil_prob - 0.3) < 1e-6 and lex.oov == "<unk>"
+    builder = NumeratorBuilder(lex, den.pdf_map, den.graph)
+    assert builder.build(["X", "Y"]).fsa.num_arcs > 0
+    assert lex.word_ids(["ZZZ"]) == [lex.words["<unk>"]]
+    with pytest.raises(FrugalError, match="no such file"):
+        cli.main(["--lang", str(tmp_path / "lang"), "--cuts", str(tmp_path / "nope.jsonl"),
+                  "--output", str(out)])
