@@ -62,6 +62,7 @@ class DecodingGraph:
         self.eps = _CsrArcs(arcs[~emitting], fsa.scores[~emitting].float(), self.num_states, device)
         self.eps_rank = torch.from_numpy(_epsilon_ranks(self.num_states, arcs[~emitting, :2].numpy())).to(device)
         self.max_eps_rank = int(self.eps_rank.max())
+        self.has_eps = self.eps.start[1:] > self.eps.start[:-1]
         self.final_scores = fsa.final_scores.float().to(device)
         self.device = device
 
@@ -76,6 +77,7 @@ class DecodingGraph:
         device = torch.device(device)
         out.emit, out.eps = self.emit.to(device), self.eps.to(device)
         out.eps_rank, out.final_scores, out.device = self.eps_rank.to(device), self.final_scores.to(device), device
+        out.has_eps = self.has_eps.to(device)
         return out
 
 
@@ -217,12 +219,14 @@ class Decoder:
             buf.scatter(cand.key[0], cand.score[0], 0)
             cutoff = _segment_max(cand.score[0], cand.key[0] // S, B) - cfg.beam
             # Epsilon closure, rank by rank: a token's score is final when its rank comes.
+            # Only candidates in states with non-emitting arcs are looked at.
             n_cand = cand.key[0].numel()
+            has_eps = g.has_eps[cand.key[0] % S]
+            eps_idx = [torch.nonzero(has_eps).squeeze(1)]
+            eps_keys, eps_scores = [cand.key[0][eps_idx[0]]], [cand.score[0][eps_idx[0]]]
             for rank in range(g.max_eps_rank + 1):
-                keys_all, scores_all = torch.cat(cand.key), torch.cat(cand.score)
-                st = keys_all % S
-                sel = (g.eps_rank[st] == rank) & (g.eps.start[st + 1] > g.eps.start[st])
-                sel &= buf.arg[keys_all] == torch.arange(n_cand, device=device)  # one per key: its best
+                idx, keys_all, scores_all = torch.cat(eps_idx), torch.cat(eps_keys), torch.cat(eps_scores)
+                sel = (g.eps_rank[keys_all % S] == rank) & (buf.arg[keys_all] == idx)  # one per key: its best
                 if not bool(sel.any()):
                     continue
                 k, sc = keys_all[sel], scores_all[sel]
@@ -238,6 +242,10 @@ class Decoder:
                          ilabel=torch.zeros_like(arc), olabel=g.eps.olabel[arc], graph=g.eps.score[arc],
                          loglik=torch.zeros_like(e_scores), is_link=torch.ones_like(tok, dtype=torch.bool))
                 buf.scatter(e_keys, e_scores, n_cand)
+                m = torch.nonzero(g.has_eps[e_keys % S]).squeeze(1)
+                eps_idx.append(m + n_cand)
+                eps_keys.append(e_keys[m])
+                eps_scores.append(e_scores[m])
                 n_cand += e_keys.numel()
             c = {name: torch.cat(getattr(cand, name)) for name in cand.names}
             # Tokens: the best candidate of each key, sorted by key.
@@ -246,7 +254,8 @@ class Decoder:
             keys, tok_sc = c["key"][winner], c["score"][winner]
             # Prune by beam and max-active.
             keep = tok_sc >= _segment_max(tok_sc, keys // S, B)[keys // S] - cfg.beam
-            keep &= _rank_in_segment(tok_sc, keys // S) < cfg.max_active
+            if int(torch.bincount(keys // S, minlength=B).max()) > cfg.max_active:
+                keep &= _rank_in_segment(tok_sc, keys // S) < cfg.max_active
             # A token whose best link starts at a pruned token of this frame goes too
             # (possible when a non-emitting arc has a positive score).
             w_in_frame, w_src = c["in_frame"][winner], c["src"][winner]
