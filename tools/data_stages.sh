@@ -12,6 +12,11 @@
 #   3  log-mel fbank features                -> data/fbank
 # shellcheck shell=bash
 
+if [ ${#prepare_cmd[@]} -gt 0 ] && [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] \
+   && [ -z "${corpus_dir:-}" ]; then
+  echo "$0: --corpus-dir is required for stage 1" >&2; exit 1
+fi
+
 if [ ${#prepare_cmd[@]} -gt 0 ] && stage_begin 1 "data preparation" "data/manifests/.done.$corpus"; then
   stage_run prepare_data "${prepare_cmd[@]}"
   stage_end

@@ -22,9 +22,6 @@ help_message="Usage: egs/babel/run.sh --corpus-dir DIR [options]   (stages are l
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ -z "$corpus_dir" ]; then
-  echo "egs/babel/run.sh: --corpus-dir is required for stage 1" >&2; exit 1
-fi
 corpus=babel
 parts="train dev10h"
 prepare_cmd=(frugal prepare-data babel --corpus-dir "$corpus_dir" --output-dir data/manifests

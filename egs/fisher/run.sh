@@ -23,9 +23,6 @@ help_message="Usage: egs/fisher/run.sh --corpus-dir DIR [options]   (stages are 
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ -z "$corpus_dir" ]; then
-  echo "egs/fisher/run.sh: --corpus-dir is required for stage 1" >&2; exit 1
-fi
 corpus=fisher
 parts="train_sup train_unsup dev test"
 prepare_cmd=(frugal prepare-data fisher --corpus-dir "$corpus_dir" --output-dir data/manifests

@@ -21,9 +21,6 @@ help_message="Usage: egs/librispeech/run.sh --corpus-dir DIR [options]   (stages
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ -z "$corpus_dir" ]; then
-  echo "egs/librispeech/run.sh: --corpus-dir is required for stage 1" >&2; exit 1
-fi
 corpus=librispeech
 parts="train-clean-100 dev-clean dev-other test-clean test-other"
 prepare_cmd=(frugal prepare-data librispeech --corpus-dir "$corpus_dir" --output-dir data/manifests

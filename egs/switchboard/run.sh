@@ -22,9 +22,6 @@ help_message="Usage: egs/switchboard/run.sh --corpus-dir DIR [options]   (stages
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ -z "$corpus_dir" ]; then
-  echo "egs/switchboard/run.sh: --corpus-dir is required for stage 1" >&2; exit 1
-fi
 corpus=switchboard
 parts="train dev eval2000"
 prepare_cmd=(frugal prepare-data switchboard --corpus-dir "$corpus_dir" --output-dir data/manifests

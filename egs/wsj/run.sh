@@ -21,9 +21,6 @@ help_message="Usage: egs/wsj/run.sh --corpus-dir DIR [options]   (stages are lis
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ -z "$corpus_dir" ]; then
-  echo "egs/wsj/run.sh: --corpus-dir is required for stage 1" >&2; exit 1
-fi
 corpus=wsj
 parts="train_si284 test_dev93 test_eval92"
 prepare_cmd=(frugal prepare-data wsj --corpus-dir "$corpus_dir" --output-dir data/manifests
