@@ -85,3 +85,32 @@ def test_mini_data_stages(sandbox, monkeypatch):
     words = set((d / "data/lang/words.txt").read_text().split()[::2])
     for c in CutSet.from_file(d / "data/manifests/mini_cuts_train_sup.jsonl.gz"):
         assert set(c.supervisions[0].text.split()) <= words
+
+
+@pytest.mark.parametrize("corpus, parts, extra", [
+    ("librispeech", {"train-clean-100", "dev-clean", "dev-other", "test-clean", "test-other"}, []),
+    ("wsj", {"train_si284", "test_dev93", "test_eval92"}, []),
+    ("switchboard", {"train", "dev", "eval2000"},
+     ["--corpus-dir", "{corpus}/LDC97S62", "--eval2000-dir", "{corpus}/eval2000", "--dev-size", "3"]),
+    ("fisher", {"train_sup", "train_unsup", "dev", "test"},
+     ["--audio-dirs", "LDC2004S13", "--transcript-dirs", "LDC2004T19", "--dev-hours", "0.004",
+      "--test-hours", "0.004", "--sup-hours", "0.01", "--unsup-hours", "1"]),
+    ("babel", {"train", "dev10h"}, ["--language", "404-georgian"]),
+])
+def test_corpus_recipe_data_stage(sandbox, tmp_path, corpus, parts, extra):
+    """Stage 1 of each thesis corpus's recipe on a tiny corpus in its distribution layout
+    (the fixtures of tests/test_data_<corpus>.py)."""
+    import importlib
+    fixtures = importlib.import_module(f"test_data_{corpus}")
+    maker = {"librispeech": "make_librispeech", "wsj": "make_wsj", "switchboard": "make_switchboard",
+             "fisher": "make_fisher", "babel": "make_pack"}[corpus]
+    root = getattr(fixtures, maker)(tmp_path / corpus)
+    r = run_recipe(sandbox, corpus, "--corpus-dir", str(root), "--stop-stage", "1",
+                   *[a.format(corpus=root) for a in extra])
+    assert r.returncode == 0, r.stdout + r.stderr
+    manifests = sandbox / "egs" / corpus / "data/manifests"
+    found = {p.name[len(corpus) + 6:-len(".jsonl.gz")] for p in manifests.glob(f"{corpus}_cuts_*.jsonl.gz")}
+    assert found == parts
+    for part in parts:
+        assert len(CutSet.from_file(manifests / f"{corpus}_cuts_{part}.jsonl.gz")) > 0
+    assert (sandbox / "egs" / corpus / "exp/log/stage1_prepare_data.log").is_file()

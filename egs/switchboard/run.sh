@@ -16,6 +16,7 @@ nj=4                        # parallel jobs
 force=false                 # redo stages that are done already
 corpus_dir=                 # the corpus as distributed (required for stage 1)
 eval2000_dir=               # eval2000 corpus (LDC2002S09 + LDC2002T43)
+dev_size=4000               # held-out dev utterances (whole conversations), as Kaldi's train_dev
 speed_perturb=true          # 3-way speed perturbation (0.9/1.0/1.1) of training data
 fbank_conf=conf/fbank.yaml  # feature options
 help_message="Usage: egs/switchboard/run.sh --corpus-dir DIR [options]   (stages are listed at the top of this file)"
@@ -25,7 +26,7 @@ help_message="Usage: egs/switchboard/run.sh --corpus-dir DIR [options]   (stages
 corpus=switchboard
 parts="train dev eval2000"
 prepare_cmd=(frugal prepare-data switchboard --corpus-dir "$corpus_dir" --output-dir data/manifests
-             --lexicon-dir data/local ${eval2000_dir:+--eval2000-dir "$eval2000_dir"})
+             --lexicon-dir data/local --dev-size "$dev_size" ${eval2000_dir:+--eval2000-dir "$eval2000_dir"})
 lang_cmd=(frugal prepare-lang --cmudict --words-from data/local/words.txt --output-dir data/lang --sil-phone SIL --oov "<UNK>")
 . "$FRUGAL_ROOT/tools/data_stages.sh"
 stage_not_implemented 3
