@@ -179,7 +179,7 @@ class Decoder:
         device = g.device
         scores = scores.to(device).float()
         lengths = lengths.to(device).long()
-        B, T, _ = scores.shape
+        B, T, D = scores.shape
         S = g.num_states
         ac = float(cfg.acoustic_scale)
         buf = _DenseBuffers(B * S, device)
@@ -201,93 +201,96 @@ class Decoder:
                          ilabel=torch.zeros_like(cur_ids), olabel=torch.zeros_like(cur_ids),
                          graph=cur_scores, loglik=cur_scores, is_link=torch.zeros_like(cur_ids, dtype=torch.bool))
             else:
-                alive = lengths[cur_keys // S] > t - 1
-                k, sc, ids = cur_keys[alive], cur_scores[alive], cur_ids[alive]
+                alive = _where(lengths.index_select(0, cur_keys // S) > t - 1)
+                k, sc, ids = cur_keys.index_select(0, alive), cur_scores.index_select(0, alive), cur_ids.index_select(0, alive)
                 utt = k // S
                 tok, arc = g.emit.expand(k % S)
-                loglik = scores[utt[tok], t - 1, g.emit.label[arc]]
-                c_scores = sc[tok] + g.emit.score[arc] + ac * loglik
-                c_utt = utt[tok]
-                keep = c_scores >= _segment_max(c_scores, c_utt, B)[c_utt] - cfg.beam
-                tok, arc, c_scores, c_utt, loglik = tok[keep], arc[keep], c_scores[keep], c_utt[keep], loglik[keep]
+                c_utt = utt.index_select(0, tok)
+                frame = scores[:, t - 1].reshape(-1)  # (B * D) log-likelihoods of this frame
+                loglik = frame.index_select(0, c_utt * D + g.emit.label.index_select(0, arc))
+                c_scores = sc.index_select(0, tok) + g.emit.score.index_select(0, arc) + ac * loglik
+                keep = _where(c_scores >= _segment_max(c_scores, c_utt, B)[c_utt] - cfg.beam)
+                tok, arc, c_scores, c_utt, loglik = tok.index_select(0, keep), arc.index_select(0, keep), c_scores.index_select(0, keep), c_utt.index_select(0, keep), loglik.index_select(0, keep)
                 if tok.numel() == 0:
                     break
-                cand.add(key=c_utt * S + g.emit.dst[arc], score=c_scores, src=ids[tok],
-                         in_frame=torch.zeros_like(tok, dtype=torch.bool), ilabel=g.emit.label[arc] + 1,
-                         olabel=g.emit.olabel[arc], graph=g.emit.score[arc], loglik=loglik,
+                cand.add(key=c_utt * S + g.emit.dst.index_select(0, arc), score=c_scores, src=ids.index_select(0, tok),
+                         in_frame=torch.zeros_like(tok, dtype=torch.bool), ilabel=g.emit.label.index_select(0, arc) + 1,
+                         olabel=g.emit.olabel.index_select(0, arc), graph=g.emit.score.index_select(0, arc), loglik=loglik,
                          is_link=torch.ones_like(tok, dtype=torch.bool))
             buf.scatter(cand.key[0], cand.score[0], 0)
             cutoff = _segment_max(cand.score[0], cand.key[0] // S, B) - cfg.beam
             # Epsilon closure, rank by rank: a token's score is final when its rank comes.
             # Only candidates in states with non-emitting arcs are looked at.
             n_cand = cand.key[0].numel()
-            has_eps = g.has_eps[cand.key[0] % S]
+            has_eps = g.has_eps.index_select(0, cand.key[0] % S)
             eps_idx = [torch.nonzero(has_eps).squeeze(1)]
-            eps_keys, eps_scores = [cand.key[0][eps_idx[0]]], [cand.score[0][eps_idx[0]]]
+            eps_keys, eps_scores = [cand.key[0].index_select(0, eps_idx[0])], [cand.score[0].index_select(0, eps_idx[0])]
             for rank in range(g.max_eps_rank + 1):
                 idx, keys_all, scores_all = torch.cat(eps_idx), torch.cat(eps_keys), torch.cat(eps_scores)
-                sel = (g.eps_rank[keys_all % S] == rank) & (buf.arg[keys_all] == idx)  # one per key: its best
+                sel = (g.eps_rank.index_select(0, keys_all % S) == rank) & (buf.arg.index_select(0, keys_all) == idx)  # one per key: its best
                 if not bool(sel.any()):
                     continue
-                k, sc = keys_all[sel], scores_all[sel]
+                sel = _where(sel)
+                k, sc = keys_all.index_select(0, sel), scores_all.index_select(0, sel)
                 tok, arc = g.eps.expand(k % S)
-                e_scores = sc[tok] + g.eps.score[arc]
-                e_utt = k[tok] // S
-                keep = e_scores >= cutoff[e_utt]
-                tok, arc, e_scores, e_utt = tok[keep], arc[keep], e_scores[keep], e_utt[keep]
+                e_scores = sc.index_select(0, tok) + g.eps.score.index_select(0, arc)
+                e_utt = k.index_select(0, tok) // S
+                keep = _where(e_scores >= cutoff.index_select(0, e_utt))
+                tok, arc, e_scores, e_utt = tok.index_select(0, keep), arc.index_select(0, keep), e_scores.index_select(0, keep), e_utt.index_select(0, keep)
                 if tok.numel() == 0:
                     continue
-                e_keys = e_utt * S + g.eps.dst[arc]
-                cand.add(key=e_keys, score=e_scores, src=k[tok], in_frame=torch.ones_like(tok, dtype=torch.bool),
-                         ilabel=torch.zeros_like(arc), olabel=g.eps.olabel[arc], graph=g.eps.score[arc],
+                e_keys = e_utt * S + g.eps.dst.index_select(0, arc)
+                cand.add(key=e_keys, score=e_scores, src=k.index_select(0, tok), in_frame=torch.ones_like(tok, dtype=torch.bool),
+                         ilabel=torch.zeros_like(arc), olabel=g.eps.olabel.index_select(0, arc), graph=g.eps.score.index_select(0, arc),
                          loglik=torch.zeros_like(e_scores), is_link=torch.ones_like(tok, dtype=torch.bool))
                 buf.scatter(e_keys, e_scores, n_cand)
-                m = torch.nonzero(g.has_eps[e_keys % S]).squeeze(1)
+                m = torch.nonzero(g.has_eps.index_select(0, e_keys % S)).squeeze(1)
                 eps_idx.append(m + n_cand)
                 eps_keys.append(e_keys[m])
                 eps_scores.append(e_scores[m])
                 n_cand += e_keys.numel()
             c = {name: torch.cat(getattr(cand, name)) for name in cand.names}
-            # Tokens: the best candidate of each key, sorted by key.
-            winner = torch.nonzero(buf.arg[c["key"]] == torch.arange(n_cand, device=device)).squeeze(1)
-            winner = winner[torch.argsort(c["key"][winner])]
-            keys, tok_sc = c["key"][winner], c["score"][winner]
+            # Tokens: the best candidate of each key.
+            winner = torch.nonzero(buf.arg.index_select(0, c["key"]) == torch.arange(n_cand, device=device)).squeeze(1)
+            keys, tok_sc = c["key"].index_select(0, winner), c["score"].index_select(0, winner)
             # Prune by beam and max-active.
             keep = tok_sc >= _segment_max(tok_sc, keys // S, B)[keys // S] - cfg.beam
             if int(torch.bincount(keys // S, minlength=B).max()) > cfg.max_active:
                 keep &= _rank_in_segment(tok_sc, keys // S) < cfg.max_active
             # A token whose best link starts at a pruned token of this frame goes too
             # (possible when a non-emitting arc has a positive score).
-            w_in_frame, w_src = c["in_frame"][winner], c["src"][winner]
+            w_in_frame, w_src = c["in_frame"].index_select(0, winner), c["src"].index_select(0, winner)
             while True:
                 buf.kept[keys[keep]] = True
-                bad = keep & w_in_frame & ~buf.kept[torch.where(w_in_frame, w_src, 0)]
+                bad = keep & w_in_frame & ~buf.kept.index_select(0, torch.where(w_in_frame, w_src, 0))
                 buf.kept[keys] = False
                 if not bool(bad.any()):
                     break
                 keep &= ~bad
-            keys, tok_sc, winner = keys[keep], tok_sc[keep], winner[keep]
+            keep = _where(keep)
+            keys, tok_sc, winner = keys.index_select(0, keep), tok_sc.index_select(0, keep), winner.index_select(0, keep)
             ids = num_tokens + torch.arange(keys.numel(), device=device)
             buf.pos[keys] = ids
             # Links: every candidate between kept tokens (lattice), or only the winners.
             if lattice:
-                src_id = torch.where(c["in_frame"], buf.pos[torch.where(c["in_frame"], c["src"], 0)], c["src"])
-                is_link = c["is_link"] & (buf.pos[c["key"]] >= 0) & (src_id >= 0)
+                src_id = torch.where(c["in_frame"], buf.pos.index_select(0, torch.where(c["in_frame"], c["src"], 0)), c["src"])
+                is_link = c["is_link"] & (buf.pos.index_select(0, c["key"]) >= 0) & (src_id >= 0)
                 link_id = torch.cumsum(is_link.long(), 0) - 1 + num_links
             else:
                 is_link = torch.zeros(n_cand, dtype=torch.bool, device=device)
-                is_link[winner] = c["is_link"][winner]
-                src_id = torch.where(c["in_frame"], buf.pos[torch.where(c["in_frame"], c["src"], 0)], c["src"])
+                is_link[winner] = c["is_link"].index_select(0, winner)
+                src_id = torch.where(c["in_frame"], buf.pos.index_select(0, torch.where(c["in_frame"], c["src"], 0)), c["src"])
                 link_id = torch.cumsum(is_link.long(), 0) - 1 + num_links
-            links.add(src=src_id[is_link], dst=buf.pos[c["key"][is_link]], ilabel=c["ilabel"][is_link],
-                      olabel=c["olabel"][is_link], graph=c["graph"][is_link], loglik=c["loglik"][is_link])
-            num_links += int(is_link.sum())
-            tok_best.append(torch.where(c["is_link"][winner], link_id[winner], -1))
+            li = _where(is_link)
+            links.add(src=src_id.index_select(0, li), dst=buf.pos.index_select(0, c["key"].index_select(0, li)), ilabel=c["ilabel"].index_select(0, li),
+                      olabel=c["olabel"].index_select(0, li), graph=c["graph"].index_select(0, li), loglik=c["loglik"].index_select(0, li))
+            num_links += li.numel()
+            tok_best.append(torch.where(c["is_link"].index_select(0, winner), link_id.index_select(0, winner), -1))
             tok_keys.append(keys)
             tok_scores.append(tok_sc)
             tok_frames.append(torch.full_like(keys, t))
             buf.reset(c["key"], keys)
-            ending = lengths[keys // S] == t
+            ending = lengths.index_select(0, keys // S) == t
             if bool(ending.any()):
                 for u in torch.unique(keys[ending] // S).tolist():
                     m = ending & (keys // S == u)
@@ -405,7 +408,8 @@ class Decoder:
             fin = np.full((used.size, 2), math.inf, dtype=np.float32)
             fin[remap(finals_u), 0] = -final_np[finals_u]
             fin[remap(finals_u), 1] = 0.0
-            out.append(Lattice(arcs, w[m], fin))
+            by_src = np.argsort(arcs[:, 0], kind="stable")  # arcs grouped by state, as Kaldi's
+            out.append(Lattice(arcs[by_src], w[m][by_src], fin))
         return out
 
 
@@ -460,6 +464,11 @@ _BIG = torch.iinfo(torch.long).max
 
 def _empty_lattice() -> Lattice:
     return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf))
+
+
+def _where(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of a bool mask: index several tensors with one nonzero instead of one each."""
+    return torch.nonzero(mask).squeeze(1)
 
 
 def _segment_max(values: torch.Tensor, segment: torch.Tensor, num_segments: int) -> torch.Tensor:
