@@ -137,7 +137,7 @@ class Lattice:
         from a decoder; for others, the value on the path reached last in topological order)."""
         frames = np.zeros(self.num_states, dtype=np.int64)
         arc_frames = self.arc_frames()
-        by_src = _arcs_by_src(self)
+        by_src = arcs_by_state(self)
         for s in self.topo_order().tolist():
             for a in by_src[s]:
                 frames[self.arcs[a, 1]] = frames[s] + arc_frames[a]
@@ -215,8 +215,8 @@ class Lattice:
         costs = -self.arc_costs(graph_scale, acoustic_scale)
         finals = -self.final_costs(graph_scale, acoustic_scale)
         order = self.topo_order().tolist()
-        by_src = _arcs_by_src(self)
-        by_dst = _arcs_by_src(self, column=1)
+        by_src = arcs_by_state(self)
+        by_dst = arcs_by_state(self, column=1)
         combine = np.maximum if viterbi else np.logaddexp
         src, dst = self.arcs[:, 0], self.arcs[:, 1]
         alpha = np.full(self.num_states, -math.inf)
@@ -258,7 +258,7 @@ class Lattice:
             return None
         costs = -self.arc_costs(graph_scale, acoustic_scale)
         finals = -self.final_costs(graph_scale, acoustic_scale)
-        by_src = _arcs_by_src(self)
+        by_src = arcs_by_state(self)
         dst = self.arcs[:, 1]
         path, s = [], 0
         # Follow, from the start, an arc whose alpha + cost + beta is the best total.
@@ -323,7 +323,7 @@ class Lattice:
         return Lattice(arcs, self.weights, finals, self.alignments, fa)
 
 
-def _arcs_by_src(lat: Lattice, column: int = 0) -> List[np.ndarray]:
+def arcs_by_state(lat: Lattice, column: int = 0) -> List[np.ndarray]:
     """Arc indices grouped by source state (or by destination state with ``column=1``)."""
     src = lat.arcs[:, column].astype(np.int64)
     order = np.argsort(src, kind="stable")

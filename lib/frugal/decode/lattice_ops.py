@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from frugal.decode.lattice import Alignment, Lattice, LatticePath, _arcs_by_src
+from frugal.decode.lattice import Alignment, Lattice, LatticePath, arcs_by_state
 from frugal.graph.fstutil import fst_arcs
 
 # Residual weights of determinisation subsets are compared after rounding to this step
@@ -38,7 +38,7 @@ def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale:
         lat = _expand_compact(lat)
     if beam is not None:
         lat = lat.prune(beam, graph_scale, acoustic_scale)
-    by_src = _arcs_by_src(lat)
+    by_src = arcs_by_state(lat)
     arcs = lat.arcs.tolist()
     weights = lat.weights.astype(np.float64).tolist()
     finals = lat.finals.astype(np.float64).tolist()
@@ -171,7 +171,7 @@ def _expand_compact(lat: Lattice) -> Lattice:
 
 def word_sequences(lat: Lattice, max_paths: int = 100000) -> List[Tuple[int, ...]]:
     """The word sequences of all successful paths, one per path (brute force, for checks)."""
-    by_src = _arcs_by_src(lat)
+    by_src = arcs_by_state(lat)
     is_final = lat.is_final()
     out: List[Tuple[int, ...]] = []
     stack = [(0, ())]
@@ -197,7 +197,7 @@ def nbest(lat: Lattice, n: int, graph_scale: float = 1.0, acoustic_scale: float 
         return []
     costs = det.arc_costs(graph_scale, acoustic_scale)
     fcosts = det.final_costs(graph_scale, acoustic_scale)
-    by_src = _arcs_by_src(det)
+    by_src = arcs_by_state(det)
     heap = [(-beta[0], 0.0, 0, False, ())]  # (priority, cost so far, state, ended, arcs)
     out: List[LatticePath] = []
     while heap and len(out) < n:
@@ -249,7 +249,7 @@ def oracle_path(lat: Lattice, ref: Sequence[int], graph_scale: float = 1.0,
     err[0, 0] = 0.0
     cost[0, 0] = 0.0
     arc_costs = lat.arc_costs(graph_scale, acoustic_scale)
-    by_src = _arcs_by_src(lat)
+    by_src = arcs_by_state(lat)
 
     def relax(d, js, e, c, s, prev_js, k):
         better = (e < err[d, js]) | ((e == err[d, js]) & (c < cost[d, js]))
@@ -413,7 +413,7 @@ def lm_rescore(lat: Lattice, old_lm: BackoffLm, new_lm: BackoffLm, old_scale: fl
     lattice-lmrescore --lm-scale=-1 with the old G, then --lm-scale=1 with the new one).
     States are split by the pair of LM histories. Paths with a word that one of the LMs
     cannot score are dropped."""
-    by_src = _arcs_by_src(lat)
+    by_src = arcs_by_state(lat)
     start = (0, old_lm.start, new_lm.start)
     index = {start: 0}
     todo = [start]
