@@ -150,3 +150,18 @@ def test_cuda_matches_cpu(hlg_large):
         assert a.words == b.words
         assert a.total_cost(1.0) == pytest.approx(b.total_cost(1.0), abs=1e-3)
         assert a.lattice.num_arcs == b.lattice.num_arcs
+
+
+def test_determinised_lattices_from_the_decoder(hlg):
+    graph = DecodingGraph.from_openfst(hlg)
+    lengths = [20, 15]
+    scores = structured_scores(graph.max_label + 1, lengths, seed=21)
+    cfg = DecoderConfig(beam=10.0, lattice_beam=5.0, acoustic_scale=0.7)
+    for r in Decoder(graph, cfg).decode(scores, torch.tensor(lengths), lattice=True, determinize=True):
+        lat = r.lattice
+        assert lat.is_compact
+        seqs = [tuple(p.words) for p in nbest(lat, 1000, 1.0, 0.7)]
+        assert len(seqs) == len(set(seqs)) and len(seqs) > 1
+        best = lat.best_path(1.0, 0.7)
+        assert best.words == r.words and best.ilabels == r.ilabels
+        assert best.total_cost(1.0, 0.7) == pytest.approx(r.total_cost(0.7), abs=1e-3)
