@@ -402,12 +402,12 @@ class Decoder:
             used = np.unique(np.concatenate([starts, src[m], dst[m], finals_u]))
             # State numbers in (frame, epsilon rank) order, start first: topological.
             used = used[np.lexsort((used, layer_np[used], used != starts[0]))]
-            new_id = {int(t): i for i, t in enumerate(used)}
-            remap = np.vectorize(new_id.__getitem__, otypes=[np.int64])
-            arcs = np.stack([remap(src[m]), remap(dst[m]), il[m], ol[m]], 1) if m.any() else np.zeros((0, 4))
+            new_id = np.full(utt_np.size, -1, dtype=np.int64)
+            new_id[used] = np.arange(used.size)
+            arcs = np.stack([new_id[src[m]], new_id[dst[m]], il[m], ol[m]], 1)
             fin = np.full((used.size, 2), math.inf, dtype=np.float32)
-            fin[remap(finals_u), 0] = -final_np[finals_u]
-            fin[remap(finals_u), 1] = 0.0
+            fin[new_id[finals_u], 0] = -final_np[finals_u]
+            fin[new_id[finals_u], 1] = 0.0
             by_src = np.argsort(arcs[:, 0], kind="stable")  # arcs grouped by state, as Kaldi's
             out.append(Lattice(arcs[by_src], w[m][by_src], fin))
         return out
