@@ -90,9 +90,9 @@ def test_agrees_with_kaldi_faster_decoder(hlg_large):
     lengths = [40] * 32 + [25] * 8
     ac = 0.8
     scores = structured_scores(graph.max_label + 1, lengths, seed=9)
-    cfg = DecoderConfig(beam=10.0, max_active=3000, lattice_beam=5.0, acoustic_scale=ac)
+    cfg = DecoderConfig(beam=10.0, max_active=300, lattice_beam=5.0, acoustic_scale=ac)
     ours = Decoder(graph, cfg).decode(scores, torch.tensor(lengths))
-    kaldi = kaldi_decoder.FasterDecoder(hlg_large, kaldi_decoder.FasterDecoderOptions(beam=10.0, max_active=3000))
+    kaldi = kaldi_decoder.FasterDecoder(hlg_large, kaldi_decoder.FasterDecoderOptions(beam=10.0, max_active=300))
     same = 0
     for u, T in enumerate(lengths):
         ref = kaldi_best(kaldi, scores[u, :T].numpy(), ac)

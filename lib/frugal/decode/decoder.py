@@ -255,8 +255,7 @@ class Decoder:
             keys, tok_sc = c["key"].index_select(0, winner), c["score"].index_select(0, winner)
             # Prune by beam and max-active.
             keep = tok_sc >= _segment_max(tok_sc, keys // S, B)[keys // S] - cfg.beam
-            if int(torch.bincount(keys // S, minlength=B).max()) > cfg.max_active:
-                keep &= _rank_in_segment(tok_sc, keys // S) < cfg.max_active
+            keep &= tok_sc >= _max_active_cutoff(tok_sc, keys // S, B, cfg.max_active)
             # A token whose best link starts at a pruned token of this frame goes too
             # (possible when a non-emitting arc has a positive score).
             w_in_frame, w_src = c["in_frame"].index_select(0, winner), c["src"].index_select(0, winner)
@@ -476,19 +475,13 @@ def _segment_max(values: torch.Tensor, segment: torch.Tensor, num_segments: int)
     return out.scatter_reduce(0, segment, values, reduce="amax")
 
 
-def _rank_in_segment(scores: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
-    """Rank (0 = best) of each score among those of its segment."""
-    order = torch.sort(scores, descending=True, stable=True).indices
-    order = order[torch.sort(segment[order], stable=True).indices]
-    seg_sorted = segment[order]
-    pos = torch.arange(order.numel(), device=scores.device)
-    first = torch.zeros_like(pos)
-    if pos.numel():
-        boundary = torch.ones_like(seg_sorted, dtype=torch.bool)
-        boundary[1:] = seg_sorted[1:] != seg_sorted[:-1]
-        first = torch.cummax(torch.where(boundary, pos, torch.zeros_like(pos)), 0).values
-    rank = torch.empty_like(pos)
-    rank[order] = pos - first
-    return rank
+def _max_active_cutoff(scores: torch.Tensor, utt: torch.Tensor, num_utts: int, max_active: int) -> torch.Tensor:
+    """Per token, the score of the ``max_active``-th best token of its utterance (-inf where
+    an utterance has no more tokens than that); ties at the cutoff all stay, as in Kaldi."""
+    cutoff = torch.full((num_utts,), -math.inf, device=scores.device, dtype=scores.dtype)
+    counts = torch.bincount(utt, minlength=num_utts)
+    for u in torch.nonzero(counts > max_active).flatten().tolist():
+        cutoff[u] = torch.topk(scores[utt == u], max_active, sorted=False).values.min()
+    return cutoff.index_select(0, utt)
 
 
