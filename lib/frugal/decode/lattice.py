@@ -21,6 +21,9 @@ The total cost of a path under scales is ``graph_scale * graph + acoustic_scale 
 from __future__ import annotations
 
 import math
+import os
+import struct
+import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -302,13 +305,15 @@ class Lattice:
 
     @staticmethod
     def from_kaldifst(lat) -> "Lattice":
-        """From a kaldifst.Lattice (its start state becomes state 0)."""
-        from frugal.decode.lattice_io import parse_lattice_lines
-        if lat.num_states == 0:
-            return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf))
-        lines = lat.to_str().splitlines()
-        out = parse_lattice_lines(lines, name="<kaldifst.Lattice>", first_line_no=1, state_level=True)
-        return out.renumber_start(lat.start)
+        """From a kaldifst.Lattice (its start state becomes state 0), exactly: the weights
+        are read from OpenFst's binary form (its text form rounds them to 6 digits)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "lat.fst")
+            if not lat.write(path):
+                raise RuntimeError("kaldifst could not write the lattice")
+            with open(path, "rb") as f:
+                data = f.read()
+        return _parse_openfst_lattice(data)
 
     def renumber_start(self, start: int) -> "Lattice":
         """Swap state ``start`` and state 0 so that ``start`` becomes the start state."""
@@ -321,6 +326,48 @@ class Lattice:
         finals = self.finals[perm]
         fa = None if self.final_alignments is None else {int(perm[s]): a for s, a in self.final_alignments.items()}
         return Lattice(arcs, self.weights, finals, self.alignments, fa)
+
+
+_OPENFST_MAGIC = 2125659606
+_ARC_DTYPE = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("graph", "<f4"), ("acoustic", "<f4"), ("dst", "<i4")])
+
+
+def _parse_openfst_lattice(data: bytes) -> Lattice:
+    """Parse OpenFst's binary VectorFst of Kaldi LatticeArc ("lattice4") without symbol tables:
+    header (magic, fst type, arc type, version, flags, properties, start, #states, #arcs),
+    then per state its final weight (2 floats), its number of arcs (int64) and its arcs
+    (ilabel, olabel: int32; weight: 2 floats; next state: int32)."""
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        out = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return out
+
+    def string():
+        (n,) = take("<i")
+        return take(f"<{n}s")[0].decode()
+
+    (magic,) = take("<i")
+    fst_type, arc_type = string(), string()
+    if magic != _OPENFST_MAGIC or fst_type != "vector" or arc_type != "lattice4":
+        raise ValueError(f"not a VectorFst of lattice4 arcs (magic {magic}, {fst_type}, {arc_type})")
+    _version, flags, _props, start, num_states, _num_arcs = take("<iiQqqq")
+    if flags & 3:
+        raise ValueError("lattices with symbol tables are not supported")
+    if num_states == 0:
+        return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf))
+    finals = np.empty((num_states, 2), dtype=np.float32)
+    arcs, weights = [], []
+    for s in range(num_states):
+        finals[s] = take("<ff")
+        (n,) = take("<q")
+        a = np.frombuffer(data, dtype=_ARC_DTYPE, count=n, offset=pos)
+        pos += n * _ARC_DTYPE.itemsize
+        arcs.append(np.stack([np.full(n, s), a["dst"], a["ilabel"], a["olabel"]], 1))
+        weights.append(np.stack([a["graph"], a["acoustic"]], 1))
+    return Lattice(np.concatenate(arcs), np.concatenate(weights), finals).renumber_start(start)
 
 
 def arcs_by_state(lat: Lattice, column: int = 0) -> List[np.ndarray]:

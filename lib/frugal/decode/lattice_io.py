@@ -86,12 +86,8 @@ def _parse_weight(field: str) -> Tuple[float, float, Optional[Tuple[int, ...]]]:
     return g, a, ali
 
 
-def parse_lattice_lines(lines: Sequence[str], name: str, first_line_no: int,
-                        state_level: bool = False) -> Lattice:
-    """Parse the arc and final-state lines of one lattice (no key, no blank line).
-
-    With ``state_level`` (OpenFst's printing of a Lattice, which leaves out weights equal
-    to One), a 4-field line is an arc with weight (0, 0)."""
+def parse_lattice_lines(lines: Sequence[str], name: str, first_line_no: int) -> Lattice:
+    """Parse the arc and final-state lines of one lattice (no key, no blank line)."""
     arcs, weights, aligns = [], [], []
     finals: Dict[int, Tuple[float, float]] = {}
     final_aligns: Dict[int, Tuple[int, ...]] = {}
@@ -100,8 +96,6 @@ def parse_lattice_lines(lines: Sequence[str], name: str, first_line_no: int,
     for k, line in enumerate(lines):
         fields = line.split()
         try:
-            if state_level and len(fields) == 4:
-                fields.append("0,0")
             if len(fields) in (4, 5):
                 is_compact = len(fields) == 4
                 labels = [int(x) for x in fields[:-1]]
