@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tqdm import tqdm
+
 from frugal.decode.lattice import Lattice
 from frugal.decode.lattice_io import lattice_to_text, read_lattices, write_lattices
 from frugal.decode.lattice_ops import (BackoffLm, determinize_lattice, lattice_to_ctm, lm_rescore, nbest,
@@ -62,6 +64,11 @@ def _lattices(args) -> Dict[str, Lattice]:
             raise FrugalError(f"{args.lattices}: no lattice for utterance '{args.utt}'")
         lats = {args.utt: lats[args.utt]}
     return lats
+
+
+def _each(lats: Dict[str, Lattice], what: str):
+    """(key, lattice) pairs with a progress bar (shown on a terminal only)."""
+    return tqdm(lats.items(), desc=what, unit="lat", disable=None, leave=False)
 
 
 def _emit(args, lines: List[str]) -> None:
@@ -103,7 +110,7 @@ def cmd_draw(args) -> None:
 def cmd_best_path(args) -> None:
     words = Words(args.words)
     lines = []
-    for key, lat in _lattices(args).items():
+    for key, lat in _each(_lattices(args), args.command):
         p = lat.best_path(args.lm_scale, args.acoustic_scale)
         if p is None:
             log.warning("%s: lattice has no successful path", key)
@@ -119,7 +126,7 @@ def cmd_nbest(args) -> None:
         raise FrugalError("N must be at least 1")
     words = Words(args.words)
     lines = []
-    for key, lat in _lattices(args).items():
+    for key, lat in _each(_lattices(args), args.command):
         for k, p in enumerate(nbest(lat, args.n, args.lm_scale, args.acoustic_scale), 1):
             ws = " ".join(words(w) for w in p.words)
             lines.append(f"{key}-{k} {p.total_cost(args.lm_scale, args.acoustic_scale):.4f} "
@@ -131,7 +138,7 @@ def cmd_oracle(args) -> None:
     table = SymbolTable.read(args.words)
     refs = read_text(args.ref)
     lines, errors, ref_words = [], 0, 0
-    for key, lat in _lattices(args).items():
+    for key, lat in _each(_lattices(args), args.command):
         if key not in refs:
             raise FrugalError(f"{args.ref}: no reference for utterance '{key}'")
         # A reference word missing from words.txt can never be matched: id -1.
@@ -152,7 +159,7 @@ def cmd_oracle(args) -> None:
 def cmd_posteriors(args) -> None:
     words = Words(args.words)
     lines = []
-    for key, lat in _lattices(args).items():
+    for key, lat in _each(_lattices(args), args.command):
         for w in word_posteriors(lat, args.lm_scale, args.acoustic_scale):
             lines.append(f"{key} {w.start_frame} {w.num_frames} {w.posterior:.6f} {words(w.word)}")
     _emit(args, lines)
@@ -163,7 +170,7 @@ def cmd_to_ctm(args) -> None:
         raise FrugalError("--frame-shift must be positive")
     words = Words(args.words)
     lines = []
-    for key, lat in _lattices(args).items():
+    for key, lat in _each(_lattices(args), args.command):
         for w in lattice_to_ctm(lat, args.lm_scale, args.acoustic_scale):
             lines.append(f"{key} 1 {w.start_frame * args.frame_shift:.3f} "
                          f"{w.num_frames * args.frame_shift:.3f} {words(w.word)} {w.confidence:.4f}")
@@ -174,18 +181,18 @@ def cmd_lm_rescore(args) -> None:
     from frugal.graph.compile import make_grammar_fst
     old = BackoffLm(make_grammar_fst(args.old_lm, args.words))
     new = BackoffLm(make_grammar_fst(args.new_lm, args.words))
-    out = {k: lm_rescore(lat, old, new, args.old_scale, args.new_scale) for k, lat in _lattices(args).items()}
+    out = {k: lm_rescore(lat, old, new, args.old_scale, args.new_scale) for k, lat in _each(_lattices(args), args.command)}
     write_lattices(args.output_lattices, out)
 
 
 def cmd_scale(args) -> None:
-    out = {k: lat.scale(args.lm_scale, args.acoustic_scale) for k, lat in _lattices(args).items()}
+    out = {k: lat.scale(args.lm_scale, args.acoustic_scale) for k, lat in _each(_lattices(args), args.command)}
     write_lattices(args.output_lattices, out)
 
 
 def cmd_determinize(args) -> None:
     out = {k: determinize_lattice(lat, args.beam, args.lm_scale, args.acoustic_scale)
-           for k, lat in _lattices(args).items()}
+           for k, lat in _each(_lattices(args), args.command)}
     write_lattices(args.output_lattices, out)
 
 
