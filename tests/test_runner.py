@@ -122,6 +122,9 @@ def test_cli_config_expansion(tmp_path):
     conf.write_text("num_mel_bins: 40\nspeed_perturb: true\nvolume_perturb: false\nparts: [a, b]\n")
     assert cli.expand_config(["--config", str(conf), "--nj", "2"]) == [
         "--num-mel-bins", "40", "--speed-perturb", "--parts", "a", "b", "--nj", "2"]
+    # In place: a sub-command keeps its position, later options override the file's.
+    assert cli.expand_config(["show", "--config", str(conf), "--num-mel-bins", "80"]) == [
+        "show", "--num-mel-bins", "40", "--speed-perturb", "--parts", "a", "b", "--num-mel-bins", "80"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: 1\nb: [unclosed\n")
     with pytest.raises(FrugalError, match=r"bad.yaml:\d+: not valid YAML"):

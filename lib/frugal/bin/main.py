@@ -6,7 +6,8 @@ module docstring's first line is its summary in ``frugal --help``. A FrugalError
 by a tool becomes a one-line message and exit status 1.
 
 Every tool takes ``--config FILE.yaml``: a mapping of option names to values, expanded
-into command-line options placed before the explicit ones, so the command line wins.
+into command-line options where ``--config`` stands, so options given after it win (and a
+tool with sub-commands takes it after the sub-command's name).
 The YAML is read with ``yaml.safe_load``: data, never code.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ _NOT_TOOLS = {"main"}
 
 
 def expand_config(argv: list[str]) -> list[str]:
-    """Replace ``--config FILE`` by the options the YAML file lists (see module doc)."""
+    """Replace ``--config FILE`` in place by the options the YAML file lists (module doc)."""
     out: list[str] = []
     i = 0
     while i < len(argv):
@@ -34,7 +35,7 @@ def expand_config(argv: list[str]) -> list[str]:
                 path, i = argv[i + 1], i + 2
             else:
                 path, i = arg.split("=", 1)[1], i + 1
-            out = _config_options(path) + out
+            out += _config_options(path)
             continue
         out.append(arg)
         i += 1
