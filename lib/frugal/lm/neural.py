@@ -282,8 +282,9 @@ class NeuralLm:
         except FileNotFoundError:
             raise FrugalError(f"{path}: no such file") from None
         except Exception as e:  # torch raises several types for a cut-short or foreign file
-            msg = str(e).splitlines()[0] if str(e) else ""
-            raise FrugalError(f"{path}: not a frugal neural LM checkpoint ({type(e).__name__}: {msg})") from None
+            # (not e's text: for a foreign pickle torch advises weights_only=False, which we never use)
+            raise FrugalError(f"{path}: not a frugal neural LM checkpoint "
+                              f"(torch.load(weights_only=True) failed: {type(e).__name__})") from None
         if not isinstance(d, dict) or d.get("kind") != CHECKPOINT_KIND:
             raise FrugalError(f"{path}: not a frugal neural LM checkpoint (frugal train-nnlm)")
         try:
