@@ -10,8 +10,7 @@ import torch
 from frugal.bin.main import main as frugal_main
 from frugal.data.mini_text import SentenceGenerator
 from frugal.errors import FrugalError
-from frugal.lm.neural import (NeuralLm, TcnLm, TcnLmConfig, TrainOptions, Vocabulary, sampled_dropout,
-                              train_tcn_lm)
+from frugal.lm.neural import NeuralLm, TcnLmConfig, TrainOptions, Vocabulary, sampled_dropout, train_tcn_lm
 
 SMALL = TcnLmConfig(num_layers=3, embed_dim=64, hidden_dim=128, kernel_size=3, dropout=0.2)
 
@@ -40,11 +39,6 @@ def trained(corpus):
     train, dev = corpus
     vocab = Vocabulary.from_sentences(train)
     return train_tcn_lm(train, dev, vocab, SMALL, TrainOptions(epochs=6, seed=0))
-
-
-def untrained_lm(config=SMALL, seed=0, words=("a", "b", "c", "d", "e")):
-    torch.manual_seed(seed)
-    return NeuralLm(TcnLm(len(Vocabulary.from_words(words)), config), Vocabulary.from_words(words))
 
 
 def test_predictions_depend_only_on_earlier_words(trained, corpus):
@@ -105,7 +99,7 @@ def test_training_beats_uniform_and_unigram(trained, corpus):
     nn_ppl = lm.perplexity(dev)
     assert nn_ppl.num_words == sum(len(s) for s in dev)
     # The perplexity logged during training is the one of the kept model.
-    assert lm.training["dev_ppl"] == pytest.approx(nn_ppl.perplexity, rel=1e-6)
+    assert lm.train_info["dev_ppl"] == pytest.approx(nn_ppl.perplexity, rel=1e-6)
     uniform = len(lm.vocab.output_words)
     # Add-one unigram over the same vocabulary (sentence ends included), from the same text.
     counts = Counter(lm.vocab.index(w) for s in train for w in s)
@@ -156,6 +150,20 @@ def test_sampled_dropout_rate_and_scale():
     assert abs(kept.double().mean().item() - 0.7) < 0.005
     assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
     assert torch.equal(sampled_dropout(x, 0.3, None), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_training_and_scoring(trained, corpus):
+    train, dev = corpus
+    sentences = dev[:30]
+    gpu = copy.deepcopy(trained).to("cuda")
+    assert torch.allclose(gpu.sentence_log_probs(sentences), trained.sentence_log_probs(sentences), atol=1e-3)
+    a = gpu.sentence_log_probs(sentences, dropout=True, seed=1, num_samples=4)
+    assert a.shape == (4, 30)
+    assert torch.equal(a, gpu.sentence_log_probs(sentences, dropout=True, seed=1, num_samples=4))
+    lm = train_tcn_lm(train, dev, trained.vocab, SMALL, TrainOptions(epochs=2, device="cuda"))
+    assert lm.device.type == "cuda"
+    assert lm.perplexity(dev).perplexity < len(trained.vocab.output_words) / 2
 
 
 def test_checkpoint_round_trip_weights_only(trained, corpus, tmp_path):

@@ -11,3 +11,8 @@ from frugal.lm.phone_lm import PhoneLm, estimate_phone_lm
 
 __all__ = ["ArpaLm", "Perplexity", "perplexity", "read_arpa", "estimate_kn", "kn_discounts", "prune",
            "to_arpa", "train_kn_lm", "PhoneLm", "estimate_phone_lm"]
+
+# The neural (TCN) word LM for LM-uncertainty supervision: see frugal.lm.neural.
+from frugal.lm.neural import NeuralLm, TcnLmConfig, TrainOptions, Vocabulary, train_tcn_lm  # noqa: E402
+
+__all__ += ["NeuralLm", "TcnLmConfig", "TrainOptions", "Vocabulary", "train_tcn_lm"]

@@ -19,7 +19,7 @@ forward pass gives K independent dropout samples.
 
 Checkpoints hold only tensors and primitive containers (``torch.load(weights_only=True)``):
 ``{"kind": "FrugalNeuralLm", "config": {...}, "vocab": [words], "unk": word,
-"state_dict": {...}, "training": {...}}``.
+"state_dict": {...}, "train_info": {...}}``.
 """
 from __future__ import annotations
 
@@ -250,10 +250,10 @@ class NeuralLmPerplexity:
 class NeuralLm:
     """A trained TCN LM with its vocabulary: sentence scoring with or without MC dropout."""
 
-    def __init__(self, model: TcnLm, vocab: Vocabulary, training: Optional[Dict] = None):
+    def __init__(self, model: TcnLm, vocab: Vocabulary, train_info: Optional[Dict] = None):
         self.model = model.eval()
         self.vocab = vocab
-        self.training = dict(training or {})
+        self.train_info = dict(train_info or {})  # numbers and strings: kept epoch, dev ppl, ...
 
     @property
     def device(self) -> torch.device:
@@ -271,7 +271,7 @@ class NeuralLm:
         d = {"kind": CHECKPOINT_KIND, "config": asdict(self.config), "vocab": list(self.vocab.words),
              "unk": self.vocab.unk,
              "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-             "training": dict(self.training)}
+             "train_info": dict(self.train_info)}
         with atomic_path(path) as tmp:
             torch.save(d, tmp)
 
@@ -296,7 +296,7 @@ class NeuralLm:
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             msg = str(e).splitlines()[0] if str(e) else ""
             raise FrugalError(f"{path}: damaged neural LM checkpoint ({type(e).__name__}: {msg})") from None
-        return NeuralLm(model, vocab, d.get("training")).to(device)
+        return NeuralLm(model, vocab, d.get("train_info")).to(device)
 
     def _generator(self, seed: Optional[int]) -> torch.Generator:
         g = torch.Generator(device=self.device)
@@ -372,13 +372,15 @@ def _mean_log_prob(model: TcnLm, encoded: List[List[int]], max_tokens: int, devi
 
 
 def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], vocab: Vocabulary,
-                 config: TcnLmConfig = TcnLmConfig(), options: TrainOptions = TrainOptions()) -> NeuralLm:
+                 config: Optional[TcnLmConfig] = None, options: Optional[TrainOptions] = None) -> NeuralLm:
     """Adam on the cross-entropy of ``train``; the model of the best dev perplexity is kept.
 
     When an epoch does not improve the dev perplexity the learning rate is halved, and after
     ``patience`` such epochs training stops. Batches hold sentences of similar length; their
     order and the dropout masks depend only on ``options.seed``.
     """
+    config = config or TcnLmConfig()
+    options = options or TrainOptions()
     config.validate()
     if not train:
         raise ValueError("no training sentences")
