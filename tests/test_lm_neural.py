@@ -226,13 +226,15 @@ def test_cli_train_score_deterministic(tmp_path, capsys, corpus):
     assert not all(torch.equal(sd[0][k], sd[2][k]) for k in sd[0])
 
     lm = NeuralLm.load(outs[0])
-    assert lm.vocab.unk == "<UNK>" and len(lm.vocab) == len((lang / "words.txt").read_text().splitlines()) - 2  # <eps>, #0
+    assert lm.vocab.unk == "<UNK>"
+    assert len(lm.vocab) == len((lang / "words.txt").read_text().splitlines()) - 2  # <eps>, #0
     capsys.readouterr()
     assert frugal_main(["nnlm-score", "--model", str(outs[0]), "--text", str(dev_text)]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [f[0] for f in lines] == [f"d{i}" for i in range(40)]
     expected = lm.sentence_log_probs(dev[:40])
-    assert torch.allclose(torch.tensor([float(f[1]) for f in lines], dtype=torch.float64), expected, atol=1e-5)
+    printed = torch.tensor([float(f[1]) for f in lines], dtype=torch.float64)
+    assert torch.allclose(printed, expected, atol=1e-5)
 
     def samples(seed):
         assert frugal_main(["nnlm-score", "--model", str(outs[0]), "--text", str(dev_text),

@@ -227,6 +227,26 @@ def _pad_batch(encoded: Sequence[Sequence[int]], device: torch.device):
     return inputs.to(device), targets.to(device), mask.to(device)
 
 
+
+def score_encoded(model: TcnLm, encoded: Sequence[Sequence[int]], max_tokens: int,
+                  dropout_rng: Optional[torch.Generator] = None, num_samples: int = 1) -> torch.Tensor:
+    """(num_samples, N) float64 sentence log-probs of encoded sentences, in their order.
+
+    Sentences of similar length share a batch; with several samples each batch is repeated
+    ``num_samples`` times in one forward pass (every row draws its own dropout masks).
+    """
+    lengths = [len(s) + 1 for s in encoded]
+    device = model.embedding.weight.device
+    out = torch.zeros(num_samples, len(encoded), dtype=torch.float64)
+    order = sorted(range(len(encoded)), key=lambda i: lengths[i])
+    for batch in length_batches(lengths, max(1, max_tokens // num_samples), order):
+        inputs, targets, mask = _pad_batch([encoded[i] for i in batch], device)
+        if num_samples > 1:
+            inputs, targets, mask = (x.repeat(num_samples, 1) for x in (inputs, targets, mask))
+        lp = model(inputs, dropout_rng).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        out[:, batch] = (lp.double() * mask).sum(dim=1).view(num_samples, len(batch)).cpu()
+    return out
+
 @dataclass
 class NeuralLmPerplexity:
     """Natural-log totals; every word is scored (OOVs as the unknown word) and counted."""
@@ -239,7 +259,8 @@ class NeuralLmPerplexity:
     @property
     def perplexity(self) -> float:
         """Over the words and the sentence ends."""
-        return math.exp(-self.log_prob / (self.num_words + self.num_sentences))
+        n = self.num_words + self.num_sentences
+        return math.exp(-self.log_prob / n) if n else math.nan
 
     def summary(self) -> str:
         return (f"{self.num_sentences} sentences, {self.num_words} words, {self.num_oovs} OOVs "
@@ -321,19 +342,9 @@ class NeuralLm:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         if num_samples is not None and num_samples > 1 and not dropout:
             raise ValueError("several samples without dropout would all be equal: set dropout=True")
-        k = num_samples or 1
         rng = self._generator(seed) if dropout else None
         encoded = [self.vocab.encode(s) for s in sentences]
-        lengths = [len(s) + 1 for s in encoded]
-        out = torch.zeros(k, len(encoded), dtype=torch.float64)
-        order = sorted(range(len(encoded)), key=lambda i: lengths[i])
-        for batch in length_batches(lengths, max(1, max_tokens // k), order):
-            inputs, targets, mask = _pad_batch([encoded[i] for i in batch], self.device)
-            if k > 1:
-                inputs, targets, mask = (x.repeat(k, 1) for x in (inputs, targets, mask))
-            lp = self.model(inputs, rng).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            sums = (lp.double() * mask).sum(dim=1).view(k, len(batch)).cpu()
-            out[:, batch] = sums
+        out = score_encoded(self.model, encoded, max_tokens, rng, num_samples or 1)
         return out if num_samples is not None else out[0]
 
     @torch.no_grad()
@@ -359,16 +370,11 @@ class TrainOptions:
     device: str = "cpu"
 
 
-def _mean_log_prob(model: TcnLm, encoded: List[List[int]], max_tokens: int, device) -> float:
-    """Per-token natural-log prob of ``encoded`` (dropout off)."""
-    lengths = [len(s) + 1 for s in encoded]
-    total = 0.0
+def _mean_log_prob(model: TcnLm, encoded: List[List[int]], max_tokens: int) -> float:
+    """Per-token natural-log prob of ``encoded`` (dropout off), sentence ends included."""
     with torch.no_grad():
-        for batch in length_batches(lengths, max_tokens, sorted(range(len(encoded)), key=lambda i: lengths[i])):
-            inputs, targets, mask = _pad_batch([encoded[i] for i in batch], device)
-            lp = model(inputs).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            total += float((lp.double() * mask).sum())
-    return total / sum(lengths)
+        total = float(score_encoded(model, encoded, max_tokens).sum())
+    return total / sum(len(s) + 1 for s in encoded)
 
 
 def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], vocab: Vocabulary,
@@ -402,7 +408,7 @@ def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], v
              "%d parameters, receptive field %d words", len(vocab), len(train_enc), sum(lengths),
              len(dev_enc), sum(p.numel() for p in model.parameters()), config.receptive_field)
 
-    best_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens, device))
+    best_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens))
     log.info("epoch 0: dev ppl %.2f (untrained; uniform would be %d)", best_ppl, len(vocab) - 1)
     best_state = copy.deepcopy(model.state_dict())
     best_epoch, bad_epochs = 0, 0
@@ -427,7 +433,7 @@ def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], v
             total_tokens += tokens
         model.eval()
         train_ppl = math.exp(-total_lp / total_tokens)
-        dev_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens, device))
+        dev_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens))
         log.info("epoch %d: train ppl %.2f (dropout on), dev ppl %.2f, lr %.2g",
                  epoch, train_ppl, dev_ppl, optimizer.param_groups[0]["lr"])
         if dev_ppl < best_ppl:
