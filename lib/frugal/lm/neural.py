@@ -8,7 +8,7 @@ its training and its (Monte-Carlo dropout) scoring.
 Model: ``<s> w1 .. wn`` is embedded, then ``num_layers`` residual layers of dilated causal
 1-D convolutions (dilation 1, 2, 4, ...: the receptive field is
 ``1 + (kernel_size - 1) * (2**num_layers - 1)`` words) predict ``w1 .. wn </s>``, each
-position from the words before it only (inputs are padded on the left, never on the right).
+position from the words before it only (the convolutions pad on the left only).
 Dropout follows the embedding and every layer. The softmax covers every word of the
 vocabulary, ``</s>`` and the unknown word, but not ``<s>``, which is never predicted.
 
@@ -213,9 +213,12 @@ def length_batches(lengths: Sequence[int], max_tokens: int, order: Sequence[int]
 
 
 def _pad_batch(encoded: Sequence[Sequence[int]], device: torch.device):
-    """Inputs ``<s> w1..wn`` and targets ``w1..wn </s>`` (output indices), padded at the end."""
+    """Inputs ``<s> w1..wn`` and targets ``w1..wn </s>`` (output indices), padded at the end.
+
+    The padding (index 0) follows the last position of a sentence, which cannot see it.
+    """
     T = max(len(s) for s in encoded) + 1
-    inputs = torch.full((len(encoded), T), 0, dtype=torch.long)
+    inputs = torch.zeros((len(encoded), T), dtype=torch.long)
     targets = torch.zeros((len(encoded), T), dtype=torch.long)
     mask = torch.zeros((len(encoded), T), dtype=torch.bool)
     for b, s in enumerate(encoded):
@@ -225,7 +228,6 @@ def _pad_batch(encoded: Sequence[Sequence[int]], device: torch.device):
         targets[b, n] = 0  # </s>: vocabulary index 1, output index 0
         mask[b, :n + 1] = True
     return inputs.to(device), targets.to(device), mask.to(device)
-
 
 
 def score_encoded(model: TcnLm, encoded: Sequence[Sequence[int]], max_tokens: int,
@@ -246,6 +248,7 @@ def score_encoded(model: TcnLm, encoded: Sequence[Sequence[int]], max_tokens: in
         lp = model(inputs, dropout_rng).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         out[:, batch] = (lp.double() * mask).sum(dim=1).view(num_samples, len(batch)).cpu()
     return out
+
 
 @dataclass
 class NeuralLmPerplexity:
@@ -383,7 +386,9 @@ def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], v
 
     When an epoch does not improve the dev perplexity the learning rate is halved, and after
     ``patience`` such epochs training stops. Batches hold sentences of similar length; their
-    order and the dropout masks depend only on ``options.seed``.
+    order, the initial weights and the dropout masks depend only on ``options.seed``, so on
+    the CPU a seed reproduces the model exactly (with the same number of threads); on CUDA,
+    cuDNN's convolution backward need not be deterministic.
     """
     config = config or TcnLmConfig()
     options = options or TrainOptions()
@@ -393,8 +398,8 @@ def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], v
     if not dev:
         raise ValueError("no dev sentences")
     device = torch.device(options.device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(options.seed)
+    with torch.random.fork_rng(devices=[]):  # initialise on the CPU, from the seed alone
+        torch.random.default_generator.manual_seed(options.seed)
         model = TcnLm(len(vocab), config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     dropout_rng = torch.Generator(device=device)
@@ -412,13 +417,12 @@ def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], v
     log.info("epoch 0: dev ppl %.2f (untrained; uniform would be %d)", best_ppl, len(vocab) - 1)
     best_state = copy.deepcopy(model.state_dict())
     best_epoch, bad_epochs = 0, 0
-    train_ppl = math.nan
     for epoch in range(1, options.epochs + 1):
         # Shuffle within equal lengths, then the batch order.
         order = sorted(order_rng.sample(range(len(train_enc)), len(train_enc)), key=lambda i: lengths[i])
         batches = length_batches(lengths, options.max_tokens, order)
         order_rng.shuffle(batches)
-        model.train()
+        # Dropout is on exactly where the generator is passed: the module mode plays no part.
         total_lp, total_tokens = 0.0, 0
         for batch in tqdm(batches, desc=f"nnlm epoch {epoch}", unit="batch", disable=None):
             inputs, targets, mask = _pad_batch([train_enc[i] for i in batch], device)
@@ -431,7 +435,6 @@ def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], v
             optimizer.step()
             total_lp += -loss.item() * tokens
             total_tokens += tokens
-        model.eval()
         train_ppl = math.exp(-total_lp / total_tokens)
         dev_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens))
         log.info("epoch %d: train ppl %.2f (dropout on), dev ppl %.2f, lr %.2g",
