@@ -1,0 +1,198 @@
+"""Train an acoustic model (TDNN-F) with flat-start LF-MMI or CTC; the averaged model is EXP_DIR/final.pt.
+
+The model is built from the ``model`` section of --train-config (feat_dim from the
+features, the output size from the den graph's pdfs for LF-MMI or from the units of
+--lang for CTC), trained with frugal.train.Trainer under the ``train`` section, and the
+last --num-average epoch checkpoints are averaged into EXP_DIR/final.pt. An optional
+``loss`` section sets LF-MMI's leaky_hmm_coefficient, l2_regularize and xent_regularize.
+Numerator graphs are built from each batch's transcripts inside the loss.
+
+A run that finds checkpoints in EXP_DIR resumes from the newest (the same command finishes
+an interrupted run with the same model); --start-fresh deletes them first. Under
+``torchrun --nproc_per_node N`` the same command trains with N processes (DDP; gloo on
+CPU). Progress, loss components (per frame, at the output frame rate) and frames/s go to
+EXP_DIR/log/train.log.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from frugal.errors import FrugalError
+from frugal.fileio import atomic_path
+from frugal.models import config_from_dict, TdnnfModel
+from frugal.train import Trainer, train_config_from_dict
+from frugal.train import checkpoint as ckpt
+from frugal.train.data import load_cuts
+from frugal.train.tasks import make_task
+
+log = logging.getLogger("frugal.bin.train")
+
+SECTIONS = ("model", "train", "loss")
+
+
+def read_train_config(path: str) -> Dict[str, Dict]:
+    """The sections of a training config file (model, train, loss), each a mapping."""
+    if not Path(path).is_file():
+        raise FrugalError(f"--train-config {path}: no such file")
+    try:
+        d = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise FrugalError(f"{path}{line}: not valid YAML") from None
+    if not isinstance(d, dict):
+        raise FrugalError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(d) - set(SECTIONS))
+    if unknown:
+        raise FrugalError(f"{path}: unknown section(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    out = {}
+    for name in SECTIONS:
+        section = d.get(name) or {}
+        if not isinstance(section, dict):
+            raise FrugalError(f"{path}: section '{name}' must be a mapping")
+        out[name] = section
+    return out
+
+
+def build_model(model_section: Dict, feat_dim: int, output_dim: int, where: str,
+                output_source: str) -> TdnnfModel:
+    """A TDNN-F from the config's model section; feat_dim and num_pdfs, when the section
+    names them, must agree with the features and the objective's output size."""
+    section = dict(model_section)
+    for key, value, source in (("feat_dim", feat_dim, "the features"), ("num_pdfs", output_dim, output_source)):
+        if key in section and int(section[key]) != value:
+            raise FrugalError(f"{where}: model {key} is {section[key]} but {source} give(s) {value}")
+        section[key] = value
+    return TdnnfModel(config_from_dict(section, where=where))
+
+
+def remove_checkpoints(exp_dir: Path) -> None:
+    """What --start-fresh discards: checkpoints, the pointer to the newest, final.pt."""
+    for pattern in ("epoch-*.pt", "checkpoint-*.pt", ckpt.LAST_POINTER, "final.pt"):
+        for p in exp_dir.glob(pattern):
+            p.unlink()
+
+
+def check_resumable(exp_dir: Path, model_info: Dict) -> None:
+    """Refuse to resume from checkpoints of a different model (say what to do instead)."""
+    path = ckpt.latest_checkpoint(exp_dir)
+    if path is None:
+        return
+    stored = ckpt.load_checkpoint(path).get("model_info", {})
+    if stored != model_info:
+        raise FrugalError(f"{path}: checkpoint of a different model than --train-config describes "
+                          "(use --start-fresh or another --exp-dir)")
+
+
+def write_final(exp_dir: Path, num_epochs: int, num_average: int, extra: Dict) -> Path:
+    """Average the last ``num_average`` epoch checkpoints into exp_dir/final.pt (atomically)."""
+    paths = ckpt.last_epoch_checkpoints(exp_dir, num_epochs, num_average)
+    last = ckpt.load_checkpoint(paths[-1])
+    final = {
+        "format": "frugal-checkpoint-1",
+        "model": ckpt.average_checkpoints(paths),
+        "model_info": last["model_info"],
+        "train_config": last["train_config"],
+        "valid": last.get("valid", {}),
+        "averaged": [p.name for p in paths],
+        **extra,
+    }
+    out = exp_dir / "final.pt"
+    with atomic_path(out) as tmp:
+        torch.save(final, tmp)
+    return out
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="frugal train", description=__doc__.split("\n")[0],
+                                epilog=__doc__.split("\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-config", required=True,
+                   help="YAML with sections model (TDNN-F options, e.g. preset: tdnnf-small), "
+                        "train (frugal.train.TrainConfig) and optionally loss")
+    p.add_argument("--train-cuts", required=True, help="lhotse cuts with features (and transcripts)")
+    p.add_argument("--valid-cuts", help="cuts whose objective is computed after every epoch")
+    p.add_argument("--lang", required=True,
+                   help="lang directory: the lexicon of the numerators (LF-MMI) or the CTC units "
+                        "(phones of prepare-lang, or a prepare-units directory)")
+    p.add_argument("--exp-dir", required=True, help="checkpoints, log/train.log and final.pt")
+    p.add_argument("--objective", choices=["lfmmi", "ctc"], default="lfmmi")
+    p.add_argument("--den-graph", help="den.pt of frugal make-den-graph (LF-MMI)")
+    p.add_argument("--num-average", type=int, default=1,
+                   help="average the last N epoch checkpoints into final.pt (default 1: the last)")
+    p.add_argument("--start-fresh", action="store_true",
+                   help="delete EXP_DIR's checkpoints instead of resuming from them")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="override the train section's device")
+    p.add_argument("--num-threads", type=int, default=0,
+                   help="torch CPU threads per process (default 0: torch's choice); 1 is steadiest "
+                        "when other work shares the cores")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = get_parser().parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.num_threads < 0:
+        raise FrugalError(f"--num-threads {args.num_threads}: must be >= 0")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    sections = read_train_config(args.train_config)
+    if args.device is not None:
+        sections["train"]["device"] = args.device
+    train_config = train_config_from_dict(sections["train"], where=f"{args.train_config} (train)")
+    if args.num_average < 1 or args.num_average > train_config.num_epochs:
+        raise FrugalError(f"--num-average {args.num_average}: must be in [1, num_epochs = "
+                          f"{train_config.num_epochs}]")
+    if args.objective == "ctc" and args.den_graph:
+        raise FrugalError("--den-graph is for --objective lfmmi only")
+    train_cuts = load_cuts(args.train_cuts, where=f"--train-cuts {args.train_cuts}")
+    valid_cuts = load_cuts(args.valid_cuts, where=f"--valid-cuts {args.valid_cuts}") if args.valid_cuts else None
+    first = next(iter(train_cuts), None)
+    if first is None:
+        raise FrugalError(f"--train-cuts {args.train_cuts}: no cuts")
+    if not first.has_features:
+        raise FrugalError(f"--train-cuts {args.train_cuts}: cut {first.id} has no features (frugal compute-fbank)")
+    task = make_task(args.objective, args.lang, args.den_graph, sections["loss"])
+    source = (f"--den-graph {args.den_graph}" if args.objective == "lfmmi"
+              else f"the units of --lang {args.lang} (+ blank)")
+    model = build_model(sections["model"], first.num_features, task.output_dim, args.train_config, source)
+    info = model.model_info()
+    exp_dir = Path(args.exp_dir)
+    if not args.start_fresh:
+        check_resumable(exp_dir, info)
+    num_params = sum(p.numel() for p in model.parameters())
+    trainer = Trainer(model, task, train_cuts, exp_dir, train_config, valid_cuts=valid_cuts, model_info=info)
+    if trainer.dist.is_main:
+        if args.start_fresh:
+            remove_checkpoints(exp_dir)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "log").mkdir(exist_ok=True)
+        handler = logging.FileHandler(exp_dir / "log" / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.info("frugal train: objective %s, %d training cuts (%.1f h), model %s with %.2f M parameters, "
+                 "output dim %d, %d process(es)", args.objective, len(train_cuts),
+                 sum(c.duration for c in train_cuts) / 3600, sections["model"].get("preset", "tdnnf"),
+                 num_params / 1e6, task.output_dim, trainer.dist.world_size)
+        log.removeHandler(handler)
+        handler.close()
+    if trainer.dist.world_size > 1:
+        dist.barrier()  # --start-fresh: nobody resumes from what rank 0 is deleting
+    trainer.run()
+    if rank == 0:
+        final = write_final(exp_dir, train_config.num_epochs, args.num_average,
+                            {"objective": args.objective, "lang": str(args.lang),
+                             "den_graph": str(args.den_graph) if args.den_graph else ""})
+        log.info("wrote %s (average of the last %d epoch(s))", final, args.num_average)
+    return 0
