@@ -172,8 +172,9 @@ def frame_label_posteriors(lat: Lattice, graph_scale: float = 1.0, acoustic_scal
     if total == -math.inf:
         return []
     frames = lat.state_frames()
-    num_frames = int(max((frames[s] + len(lat.final_alignments.get(s, ()) if lat.is_compact else 0)
-                          for s in np.nonzero(lat.is_final())[0].tolist()), default=0))
+    final_frames = {s: (len(lat.final_alignments.get(s, ())) if lat.is_compact else 0)
+                    for s in np.nonzero(lat.is_final())[0].tolist()}
+    num_frames = int(max((frames[s] + n for s, n in final_frames.items()), default=0))
     post: List[Dict[int, float]] = [dict() for _ in range(num_frames)]
 
     def add(start: int, labels, p: float) -> None:
