@@ -19,7 +19,8 @@ from frugal.lm.arpa import read_arpa
 from frugal.lm.neural import NeuralLm, TcnLm, TcnLmConfig, Vocabulary
 from frugal.semisup.lattices import (NbestRescoreConfig, am_lm_supervision, am_supervision, combine_lattices,
                                      lm_supervision, nbest_error_rates, nnlm_rescore, normalize_lattice,
-                                     regular_supervision, supervision_table)
+                                     regular_supervision, supervision_report,
+                                     supervision_table)
 
 NUM_WORDS = 4
 WORDS = [f"w{i}" for i in range(1, NUM_WORDS + 1)]  # word id i is w{i}
@@ -146,6 +147,8 @@ def test_nbest_error_rates_hand_computed():
     assert r2.wer == pytest.approx(100 * 0.5 / 3) and r2.ser == pytest.approx(50.0)
     table = supervision_table({"regular": r, "AM": r2}, 10)
     assert "| regular | 16.67 | 33.33 |" in table and "| AM | 16.67 | 50.00 |" in table
+    report = supervision_report({"regular": {"u1": u1, "u2": u2}, "AM": {"u1": u1}}, refs, words, 10)
+    assert "| regular | 16.67 | 33.33 |" in report and "| AM | 22.22 | 66.67 |" in report
 
 
 # ----------------------------------------------------------------- neural LM rescoring

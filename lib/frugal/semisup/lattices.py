@@ -295,3 +295,12 @@ def supervision_table(rates: Mapping[str, NbestErrorRates], n: int) -> str:
     for name, r in rates.items():
         lines.append(f"| {name} | {r.wer:.2f} | {r.ser:.2f} | {r.mean_paths:.1f} | {r.num_utts} |")
     return "\n".join(lines) + "\n"
+
+
+def supervision_report(kinds: Mapping[str, Mapping[str, Lattice]], refs: Mapping[str, Sequence[str]],
+                       words: SymbolTable, n: int = 10, graph_scale: float = 1.0,
+                       acoustic_scale: float = 1.0) -> str:
+    """Table 3.4 as markdown: the n-best WER and SER of each kind of supervision lattices
+    (e.g. {"regular": lats, "AM": lats, "LM": lats, "AM+LM": lats}, each uttid -> lattice)."""
+    return supervision_table({name: nbest_error_rates(lats, refs, words, n, graph_scale, acoustic_scale)
+                              for name, lats in kinds.items()}, n)
