@@ -117,3 +117,37 @@ def test_frame_weights_match_enumeration(seed):
         best = paths[int(np.argmax(scores))][2]
         expected = [sum(p for p, path in zip(post, paths) if path[2][t] == best[t]) for t in range(len(best))]
         assert best_path_frame_weights(version).tolist() == pytest.approx(expected, abs=1e-5)
+
+
+def test_decoded_lattices_end_to_end(tmp_path):
+    """HCLG decodings of noisy scores (standing in for dropout samples) -> combined supervision
+    -> numerator on the lang directory's lexicon: the numerator accepts the pdf sequence of
+    every input's best path (the alignment through HCLG's L, with its silences and
+    pronunciations), and the frame weights cover every frame."""
+    from decode_testing import make_lang, structured_scores
+    from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+    from frugal.graph.chain import ChainLexicon
+    from frugal.graph.compile import compile_hclg
+    from frugal.losses.lfmmi import numerator_log_likelihood
+    from frugal.semisup.lattices import am_supervision
+
+    lang, G = make_lang(tmp_path, seed=3, num_words=12, num_bigrams=30)
+    hclg, pdf_map = compile_hclg(lang, G)
+    decoder = Decoder(DecodingGraph.from_openfst(hclg), DecoderConfig(beam=12.0, lattice_beam=5.0))
+    T = 24
+    base = structured_scores(pdf_map.num_pdfs, [T], seed=1)
+    noisy = [torch.log_softmax(base + 0.8 * torch.randn(base.shape, generator=torch.Generator().manual_seed(s)), -1)
+             for s in range(4)]
+    results = [decoder.decode(x, torch.tensor([T]), lattice=True)[0] for x in [base] + noisy]
+    sup = am_supervision(results[0].lattice, [r.lattice for r in results[1:]], beam=5.0)
+    assert sup.is_compact
+    builder = LatticeNumeratorBuilder(NumeratorBuilder(ChainLexicon.from_lang_dir(lang.path), pdf_map))
+    num = builder.build_batch([sup])
+    for r in results:
+        pdfs = torch.tensor(r.ilabels) - 1
+        assert len(pdfs) == T
+        one_hot = torch.full((1, T, pdf_map.num_pdfs), -1000.0)
+        one_hot[0, torch.arange(T), pdfs] = 0.0
+        assert float(numerator_log_likelihood(num.fsas, one_hot, torch.tensor([T]))) > -100.0
+    w = best_path_frame_weights(sup)
+    assert w.shape == (T,) and bool(((w > 0) & (w <= 1)).all())
