@@ -5,6 +5,9 @@
 #   1  data preparation: lhotse manifests, 30 train / 30 test, lexicon -> data/manifests, data/local
 #   2  lang: phone set, symbol tables, L.fst                          -> data/lang
 #   3  features: log-mel fbank                                        -> data/fbank
+#   4  LF-MMI denominator graph: phone LM of the train transcripts -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
+#   5  seed model: TDNN-F, flat-start LF-MMI (--objective ctc: CTC on phones) -> exp/tdnnf_seed/final.pt
+#   6  Viterbi alignment of train with the seed model         -> exp/tdnnf_seed/ali_train.pt (+ .txt)
 set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
@@ -15,6 +18,11 @@ nj=2                        # parallel jobs
 force=false                 # redo stages that are done already
 corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 fbank_conf=conf/fbank.yaml  # feature options
+objective=lfmmi             # seed model objective: lfmmi or ctc
+context=biphone             # phone context of the chain model: biphone or mono
+train_conf=conf/train.yaml  # seed model: model, train and loss sections
+num_valid=3                 # train cuts held out for the validation objective
+train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
 help_message="Usage: egs/yesno/run.sh [options]   (stages are listed at the top of this file)"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
@@ -34,4 +42,36 @@ prepare_cmd=(frugal prepare-data yesno --corpus-dir "$corpus_dir" --output-dir d
              --lexicon-dir data/local)
 lang_cmd=(frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL)
 . "$FRUGAL_ROOT/tools/data_stages.sh"
-stage_not_implemented 3
+seed_dir=exp/tdnnf_seed
+[ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc
+train_cuts=data/fbank/${corpus}_cuts_train.jsonl.gz
+
+if stage_begin 4 "denominator graph (phone LM of train)" exp/chain/.done; then
+  stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$train_cuts" --context "$context" \
+    --output exp/chain/den.pt
+  stage_end
+fi
+
+if stage_begin 5 "seed model ($objective)" "$seed_dir/.done"; then
+  extra=()
+  [ "$objective" = lfmmi ] && extra+=(--den-graph exp/chain/den.pt)
+  [ "$force" = true ] && extra+=(--start-fresh)   # else a killed run resumes from its last checkpoint
+  stage_run train frugal train --train-config "$train_conf" --train-cuts "$train_cuts" \
+    --num-valid "$num_valid" --lang data/lang --exp-dir "$seed_dir" --objective "$objective" \
+    --num-threads "$train_threads" "${extra[@]}"
+  stage_end
+fi
+
+if stage_begin 6 "align train with the seed model" "$seed_dir/.done.ali"; then
+  if [ "$objective" = lfmmi ]; then
+    stage_run align frugal align --model "$seed_dir/final.pt" --cuts "$train_cuts" --lang data/lang \
+      --den-graph exp/chain/den.pt --output "$seed_dir/ali_train.pt" --nj "$nj"
+    stage_run show_alignments bash -c "frugal show-alignments --alignments $seed_dir/ali_train.pt \
+      --lang data/lang --pdf-map exp/chain/pdf_map.txt --words > $seed_dir/ali_train.txt.tmp \
+      && mv $seed_dir/ali_train.txt.tmp $seed_dir/ali_train.txt && head -n 12 $seed_dir/ali_train.txt"
+  else
+    echo "alignment needs the chain (lfmmi) seed model: nothing to do for --objective $objective"
+  fi
+  stage_end
+fi
+stage_not_implemented 6

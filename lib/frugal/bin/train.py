@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 import yaml
+from lhotse import CutSet
 
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_path
@@ -74,6 +76,15 @@ def build_model(model_section: Dict, feat_dim: int, output_dim: int, where: str,
     return TdnnfModel(config_from_dict(section, where=where))
 
 
+def hold_out(cuts: CutSet, num: int, seed: int) -> Tuple[CutSet, CutSet]:
+    """(the rest, ``num`` cuts drawn with ``seed``): the same split on every rank and every run."""
+    ids = sorted(c.id for c in cuts)
+    if not 0 < num < len(ids):
+        raise FrugalError(f"--num-valid {num}: must be in [1, {len(ids) - 1}] for {len(ids)} training cuts")
+    held = set(random.Random(seed).sample(ids, num))
+    return cuts.filter(lambda c: c.id not in held).to_eager(), cuts.filter(lambda c: c.id in held).to_eager()
+
+
 def remove_checkpoints(exp_dir: Path) -> None:
     """What --start-fresh discards: checkpoints, the pointer to the newest, final.pt."""
     for pattern in ("epoch-*.pt", "checkpoint-*.pt", ckpt.LAST_POINTER, "final.pt"):
@@ -120,6 +131,10 @@ def get_parser() -> argparse.ArgumentParser:
                         "train (frugal.train.TrainConfig) and optionally loss")
     p.add_argument("--train-cuts", required=True, help="lhotse cuts with features (and transcripts)")
     p.add_argument("--valid-cuts", help="cuts whose objective is computed after every epoch")
+    p.add_argument("--num-valid", type=int, default=0,
+                   help="hold out N random cuts of --train-cuts as the validation set instead (Kaldi's "
+                        "held-out subset: with LF-MMI their transcripts are in the den graph's phone LM, "
+                        "which the numerators of unseen text may not fit)")
     p.add_argument("--lang", required=True,
                    help="lang directory: the lexicon of the numerators (LF-MMI) or the CTC units "
                         "(phones of prepare-lang, or a prepare-units directory)")
@@ -158,6 +173,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise FrugalError("--den-graph is for --objective lfmmi only")
     train_cuts = load_cuts(args.train_cuts, where=f"--train-cuts {args.train_cuts}")
     valid_cuts = load_cuts(args.valid_cuts, where=f"--valid-cuts {args.valid_cuts}") if args.valid_cuts else None
+    if args.num_valid:
+        if valid_cuts is not None:
+            raise FrugalError("--num-valid and --valid-cuts exclude each other")
+        train_cuts, valid_cuts = hold_out(train_cuts, args.num_valid, train_config.seed)
     first = next(iter(train_cuts), None)
     if first is None:
         raise FrugalError(f"--train-cuts {args.train_cuts}: no cuts")
