@@ -1,0 +1,58 @@
+"""Decode cuts with an acoustic model and a decoding graph into word lattices and 1-best hypotheses.
+
+Kaldi's steps/nnet3/decode.sh: the cuts are split into --nj jobs (processes, one torch
+thread each); job J writes OUTPUT_DIR/lat.J.pt (word-determinised lattices; with
+--text-lattices also lat.J.txt in Kaldi's text form), hyp.J.txt (1-best, Kaldi text) and
+log/decode.J.log; OUTPUT_DIR/.done is written last. Jobs already done with the same cuts
+and options are skipped, so re-running the same command after a kill finishes the work.
+
+A chain (LF-MMI) model's output is used as log-likelihoods with --acoustic-scale 1.0 over
+HCLG; a CTC model's (the checkpoint says which) goes through a log-softmax, over HLG.
+Lattice acoustic costs are multiplied by --post-decode-acwt (Kaldi chain: 10), so that
+frugal score-lattices' LM-weight sweep (7..17) is centred on the decoding scale.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import List, Optional
+
+from frugal.decode.driver import DecodeOptions, decode_dir
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="frugal decode", description=__doc__.split("\n")[0],
+                                epilog=__doc__.split("\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="checkpoint, e.g. exp/tdnnf/final.pt")
+    p.add_argument("--graph", required=True, help="HCLG.fst / HLG.fst of frugal compile-graph")
+    p.add_argument("--words", required=True, help="words.txt of the lang directory the graph was built from")
+    p.add_argument("--cuts", required=True, help="lhotse cuts with features (frugal compute-fbank)")
+    p.add_argument("--output-dir", required=True, help="decode directory, e.g. exp/tdnnf/decode_tg_test")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs (default: %(default)s)")
+    p.add_argument("--beam", type=float, default=15.0, help="decoding beam (default: %(default)s)")
+    p.add_argument("--max-active", type=int, default=7000,
+                   help="most tokens kept per frame and utterance (default: %(default)s)")
+    p.add_argument("--lattice-beam", type=float, default=8.0,
+                   help="lattice pruning beam (default: %(default)s)")
+    p.add_argument("--acoustic-scale", type=float, default=1.0,
+                   help="scale of the log-likelihoods in the search (default: %(default)s, chain)")
+    p.add_argument("--post-decode-acwt", type=float, default=10.0,
+                   help="factor on the lattices' acoustic costs when written (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="utterances decoded together (default 0: up to 32, fewer for large graphs)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--text-lattices", action="store_true", help="also write lat.J.txt (Kaldi text)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = DecodeOptions(model=args.model, graph=args.graph, words=args.words, beam=args.beam,
+                            max_active=args.max_active, lattice_beam=args.lattice_beam,
+                            acoustic_scale=args.acoustic_scale, post_decode_acwt=args.post_decode_acwt,
+                            batch_size=args.batch_size, device=args.device,
+                            text_lattices=args.text_lattices)
+    decode_dir(args.cuts, args.output_dir, options, nj=args.nj)
+    return 0
