@@ -27,6 +27,7 @@ by forward-backward (Kaldi's lattice-prune), optionally determinised to a word l
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -45,6 +46,7 @@ class DecoderConfig:
     max_active: int = 7000
     lattice_beam: float = 8.0
     acoustic_scale: float = 1.0
+    search: str = "auto"    # dense (score vectors over all states), sparse (active lists), or by graph size
 
 
 class DecodingGraph:
@@ -64,6 +66,7 @@ class DecodingGraph:
         self.max_eps_rank = int(self.eps_rank.max())
         self.has_eps = self.eps.start[1:] > self.eps.start[:-1]
         self.final_scores = fsa.final_scores.float().to(device)
+        self.arcs = _ArcTable(self.emit, self.eps, self.eps_rank, self.max_eps_rank, device)
         self.device = device
 
     @classmethod
@@ -78,6 +81,7 @@ class DecodingGraph:
         out.emit, out.eps = self.emit.to(device), self.eps.to(device)
         out.eps_rank, out.final_scores, out.device = self.eps_rank.to(device), self.final_scores.to(device), device
         out.has_eps = self.has_eps.to(device)
+        out.arcs = self.arcs.to(device)
         return out
 
 
@@ -107,6 +111,47 @@ class _CsrArcs:
         first = torch.cumsum(deg, 0) - deg
         arc = begin[tok] + torch.arange(tok.numel(), device=states.device) - first[tok]
         return tok, arc
+
+
+class _ArcTable:
+    """Every arc of the graph in one table, for the dense search: emitting arcs first,
+    sorted by destination (the per-frame scatter then writes memory in order), then
+    non-emitting arcs sorted by the epsilon rank of their source. An arc's row is its id
+    in the packed (score, arc) maxima; id ``num_arcs`` means "no arc" (the start token)."""
+
+    def __init__(self, emit: _CsrArcs, eps: _CsrArcs, eps_rank: torch.Tensor, max_eps_rank: int, device):
+        cols = {}
+        for name, csr in (("emit", emit), ("eps", eps)):
+            src = torch.repeat_interleave(torch.arange(csr.start.numel() - 1), (csr.start[1:] - csr.start[:-1]).cpu())
+            cols[name] = (src, csr.dst.cpu(), csr.label.cpu(), csr.olabel.cpu(), csr.score.cpu())
+        e_src, e_dst, e_label, e_olabel, e_score = cols["emit"]
+        order = torch.sort(e_dst, stable=True).indices
+        e_src, e_dst, e_label, e_olabel, e_score = (x[order] for x in (e_src, e_dst, e_label, e_olabel, e_score))
+        p_src, p_dst, _, p_olabel, p_score = cols["eps"]
+        p_rank = eps_rank.cpu()[p_src]
+        order = torch.sort(p_rank, stable=True).indices
+        p_src, p_dst, p_olabel, p_score, p_rank = (x[order] for x in (p_src, p_dst, p_olabel, p_score, p_rank))
+        self.num_emit, self.num_eps = e_src.numel(), p_src.numel()
+        self.num_arcs = self.num_emit + self.num_eps
+        # Rows [eps_splits[r], eps_splits[r + 1]) are the non-emitting arcs leaving rank r.
+        self.eps_splits = (self.num_emit + torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(
+            p_rank, minlength=max_eps_rank + 1).cumsum(0)])).tolist()
+        self.src = torch.cat([e_src, p_src]).to(device)
+        self.dst = torch.cat([e_dst, p_dst]).to(device)
+        self.label = torch.cat([e_label, torch.zeros_like(p_src)]).to(device)     # output column read
+        self.ilabel = torch.cat([e_label + 1, torch.zeros_like(p_src)]).to(device)  # OpenFst input label
+        self.olabel = torch.cat([e_olabel, p_olabel]).to(device)
+        self.score = torch.cat([e_score, p_score]).to(device)
+        # int32 copies for index_select (faster than int64 indices on CPU)
+        self.src32, self.dst32, self.label32 = self.src.int(), self.dst.int(), self.label.int()
+        self.eps_scores_negative = bool((p_score < 0).all())
+        # Low word of a packed (score, arc) pair: the complement, so that the lowest id wins ties.
+        self.comp = (_LOW_MASK - torch.arange(self.num_arcs + 1)).to(device)
+
+    def to(self, device) -> "_ArcTable":
+        out = object.__new__(_ArcTable)
+        out.__dict__.update({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()})
+        return out
 
 
 def _epsilon_ranks(num_states: int, eps_arcs: np.ndarray) -> np.ndarray:
@@ -160,6 +205,13 @@ class Decoder:
     def __init__(self, graph: DecodingGraph, config: DecoderConfig = DecoderConfig()):
         self.graph = graph
         self.config = config
+        if config.search not in ("auto", "dense", "sparse"):
+            raise FrugalError(f"decoder search must be auto, dense or sparse, not {config.search!r}")
+        # The dense search costs O(arcs) per frame and utterance, the sparse one O(active
+        # arcs) with a larger constant: dense wins unless the graph is much larger than
+        # the active part (measured with tools/bench/decode_bench.py).
+        self.dense = config.search == "dense" or (
+            config.search == "auto" and graph.arcs.num_arcs <= _DENSE_ARCS_PER_ACTIVE * config.max_active)
 
     @torch.no_grad()
     def decode(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool = False,
@@ -176,9 +228,21 @@ class Decoder:
             raise FrugalError(f"the decoding graph reads output columns up to {g.max_label} "
                               f"(input label {g.max_label + 1}) but the model has only "
                               f"{scores.shape[2]} outputs: graph and model do not match")
+        scores = scores.to(g.device).float().contiguous()
+        lengths = lengths.to(g.device).long()
+        search = self._search_dense if self.dense else self._search_sparse
+        finals, tok_keys, tok_scores, tok_frames, tok_best, links = search(scores, lengths, lattice)
+        lattices = None
+        if lattice:
+            lattices = self._lattices(scores.shape[0], finals, torch.cat(tok_keys), torch.cat(tok_scores),
+                                      torch.cat(tok_frames), links)
+        return self._results(scores.shape[0], finals, tok_keys, tok_best, links, lattices, determinize)
+
+    def _search_sparse(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool):
+        """Beam search over lists of active tokens: cost per frame grows with the tokens
+        alive, not with the graph (for graphs too large for the dense search)."""
+        g, cfg = self.graph, self.config
         device = g.device
-        scores = scores.to(device).float()
-        lengths = lengths.to(device).long()
         B, T, D = scores.shape
         S = g.num_states
         ac = float(cfg.acoustic_scale)
@@ -296,11 +360,173 @@ class Decoder:
                     finals[u] = (ids[m], keys[m] % S, tok_sc[m])
             num_tokens += keys.numel()
             cur_keys, cur_scores, cur_ids = keys, tok_sc, ids
-        lattices = None
+        return finals, tok_keys, tok_scores, tok_frames, tok_best, links
+
+    def _search_dense(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool):
+        """Beam search over score vectors of all graph states: each frame is a handful of
+        whole-graph tensor ops (gathers along all arcs, one packed scatter-max per arc
+        group), with no per-token bookkeeping; pruned states just hold -inf. The pruning
+        is the sparse search's, and so are the float operations and their order."""
+        g, cfg, A = self.graph, self.config, self.graph.arcs
+        device = g.device
+        B, T, D = scores.shape
+        S, E, N = g.num_states, A.num_emit, A.num_arcs
+        ac = float(cfg.acoustic_scale)
+        inf = math.inf
+        select = torch.index_select
+        # Per-frame work space over all (utterance, arc) pairs, allocated once: fresh
+        # multi-megabyte tensors every frame would cost more than the arithmetic.
+        cand = torch.empty((B, E), device=device)
+        arc_ll = torch.empty((B, E), device=device)
+        groups = [(0, E)] + list(zip(A.eps_splits[:-1], A.eps_splits[1:]))  # emitting, then by epsilon rank
+        groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.comp[lo:hi], B))
+                  for lo, hi in groups if hi > lo]
         if lattice:
-            lattices = self._lattices(B, finals, torch.cat(tok_keys), torch.cat(tok_scores),
-                                      torch.cat(tok_frames), links)
-        return self._results(B, finals, tok_keys, tok_best, links, lattices, determinize)
+            in_beam = torch.empty((B, E), dtype=torch.bool, device=device)
+            dst_kept = torch.empty((B, E), dtype=torch.bool, device=device)
+        no_candidate = _packed_constant(-inf, N)
+        links = _Columns()
+        tok_keys: List[torch.Tensor] = []
+        tok_best: List[torch.Tensor] = []
+        tok_scores: List[torch.Tensor] = []
+        tok_frames: List[torch.Tensor] = []
+        finals: List = [None] * B
+        num_tokens = num_links = 0
+        lengths_list = lengths.tolist()
+        packed = torch.empty((B, S), dtype=torch.long, device=device)
+        packed_flat = packed.view(-1)
+        prev = torch.full((B, S), -inf, device=device)
+        prev_pos = torch.full((B * S,), -1, dtype=torch.long, device=device)
+        cur_pos = torch.full((B * S,), -1, dtype=torch.long, device=device)
+        for t in range(T + 1):
+            packed.fill_(no_candidate)
+            if t == 0:  # the start tokens, no incoming arc
+                packed[:, 0] = _packed_constant(0.0, N)
+                cutoff = torch.full((B, 1), -cfg.beam, device=device)
+                negative = False
+            else:
+                ended = [u for u in range(B) if lengths_list[u] == t - 1]
+                if ended:
+                    prev[ended] = -inf
+                frame = scores[:, t - 1]
+                select(prev, 1, A.src32[:E], out=cand)
+                cand += A.score[:E]
+                select(frame, 1, A.label32[:E], out=arc_ll)
+                if ac != 1.0:
+                    arc_ll *= ac
+                cand += arc_ll
+                best = cand.amax(1, keepdim=True)
+                cutoff = best - cfg.beam
+                # All candidates negative (the usual case after the first frame): packing
+                # and unpacking take one pass instead of three.
+                negative = bool(best.max() < 0)
+                lo, hi, dst, pairs = groups[0]
+                pairs.pack(cand, negative)
+                packed.scatter_reduce_(1, dst, pairs.pairs, reduce="amax")
+                negative &= A.eps_scores_negative
+            # Epsilon closure, rank by rank: a state's score is final when its rank comes.
+            for lo, hi, dst, pairs in groups[1 if E else 0:]:
+                src_sc = _unpack_scores(select(packed, 1, A.src[lo:hi]), negative)
+                e_sc = src_sc + A.score[lo:hi]
+                drop = e_sc < cutoff
+                if not A.eps_scores_negative:
+                    drop |= src_sc < cutoff
+                e_sc.masked_fill_(drop, -inf)
+                pairs.pack(e_sc, negative)
+                packed.scatter_reduce_(1, dst, pairs.pairs, reduce="amax")
+            score = _unpack_scores(packed, negative)
+            # Tokens: the states within the beam of the best one (hence within the beam of
+            # the best candidate: states whose candidates all fell below `cutoff` never
+            # qualify), then the max-active best of each utterance.
+            best = score.amax(1, keepdim=True)
+            keep = score >= torch.where(best > -inf, best - cfg.beam, inf)
+            if cfg.max_active < S:
+                over = torch.nonzero(keep.sum(1) > cfg.max_active).squeeze(1)
+                if over.numel():
+                    kth = torch.topk(select(score, 0, over), cfg.max_active, dim=1, sorted=False).values.amin(1, keepdim=True)
+                    keep.index_copy_(0, over, select(keep, 0, over) & (select(score, 0, over) >= kth))
+            keep_flat = keep.view(-1)
+            keys = torch.nonzero(keep_flat).squeeze(1)
+            tok_arc = _LOW_MASK - (select(packed_flat, 0, keys) & _LOW_MASK)
+            utt = keys // S
+            # A token whose best arc is a non-emitting arc from a pruned token goes too.
+            while A.num_eps:
+                on_eps = torch.nonzero((tok_arc >= E) & (tok_arc < N)).squeeze(1)
+                src_key = select(utt, 0, on_eps) * S + select(A.src, 0, select(tok_arc, 0, on_eps))
+                bad = on_eps[~select(keep_flat, 0, src_key)]
+                if bad.numel() == 0:
+                    break
+                keep_flat[keys[bad]] = False
+                good = torch.ones_like(keys, dtype=torch.bool)
+                good[bad] = False
+                keys, tok_arc, utt = keys[good], tok_arc[good], utt[good]
+            tok_sc = select(score.view(-1), 0, keys)
+            ids = num_tokens + torch.arange(keys.numel(), device=device)
+            cur_pos.fill_(-1)
+            cur_pos.index_copy_(0, keys, ids)
+            # Links: the best arc of each token (1-best), or every arc within the beam
+            # between kept tokens (lattice).
+            if lattice:
+                l_utt, l_arc = [], []
+                if t > 0:
+                    torch.ge(cand, cutoff, out=in_beam)
+                    select(keep, 1, A.dst32[:E], out=dst_kept)
+                    in_beam &= dst_kept
+                    u_a = torch.nonzero(in_beam)
+                    l_utt.append(u_a[:, 0])
+                    l_arc.append(u_a[:, 1])
+                if A.num_eps:
+                    p_src, p_dst = A.src[E:], A.dst[E:]
+                    m = select(keep, 1, p_src) & select(keep, 1, p_dst)
+                    m &= select(score, 1, p_src) + A.score[E:] >= cutoff
+                    u_a = torch.nonzero(m)
+                    l_utt.append(u_a[:, 0])
+                    l_arc.append(u_a[:, 1] + E)
+                l_utt = torch.cat(l_utt) if l_utt else keys[:0]
+                l_arc = torch.cat(l_arc) if l_arc else keys[:0]
+                # Link order is (emitting, utterance, arc), then (non-emitting, utterance, arc):
+                # a token's best link is found by binary search.
+                code = torch.where(l_arc < E, l_utt * E + l_arc, B * E + l_utt * (N - E) + l_arc - E)
+                t_arc = tok_arc.clamp(max=N - 1)
+                t_code = torch.where(t_arc < E, utt * E + t_arc, B * E + utt * (N - E) + t_arc - E)
+                best_link = torch.searchsorted(code, t_code) + num_links
+                tok_best.append(torch.where(tok_arc < N, best_link, -1))
+                l_dst = select(cur_pos, 0, l_utt * S + select(A.dst, 0, l_arc))
+            else:
+                l_utt, l_arc, l_dst = utt, tok_arc, ids
+                if t == 0:  # only tokens reached by non-emitting arcs have a link
+                    li = torch.nonzero(tok_arc < N).squeeze(1)
+                    l_utt, l_arc, l_dst = select(utt, 0, li), select(tok_arc, 0, li), select(ids, 0, li)
+                    best_link = torch.full_like(keys, -1)
+                    best_link[li] = num_links + torch.arange(li.numel(), device=device)
+                else:
+                    best_link = num_links + torch.arange(keys.numel(), device=device)
+                tok_best.append(best_link)
+            src_key = l_utt * S + select(A.src, 0, l_arc)
+            emitting = l_arc < E
+            if t > 0:
+                loglik = select(frame.reshape(-1), 0, l_utt * D + select(A.label, 0, l_arc))
+                loglik.masked_fill_(~emitting, 0.0)
+                src_tok = torch.where(emitting, select(prev_pos, 0, src_key), select(cur_pos, 0, src_key))
+            else:
+                loglik = torch.zeros(l_arc.shape, device=device)
+                src_tok = select(cur_pos, 0, src_key)
+            links.add(src=src_tok, dst=l_dst, ilabel=select(A.ilabel, 0, l_arc), olabel=select(A.olabel, 0, l_arc),
+                      graph=select(A.score, 0, l_arc), loglik=loglik)
+            num_links += l_arc.numel()
+            tok_keys.append(keys)
+            tok_scores.append(tok_sc)
+            tok_frames.append(torch.full_like(keys, t))
+            for u in range(B):
+                if lengths_list[u] == t:
+                    m = utt == u
+                    finals[u] = (ids[m], keys[m] % S, tok_sc[m])
+            num_tokens += keys.numel()
+            if keys.numel() == 0:
+                break
+            prev = score.masked_fill_(~keep, -inf)
+            prev_pos, cur_pos = cur_pos, prev_pos
+        return finals, tok_keys, tok_scores, tok_frames, tok_best, links
 
     def _results(self, B, finals, tok_keys, tok_best, links, lattices, determinize):
         g, cfg = self.graph, self.config
@@ -459,6 +685,63 @@ class _DenseBuffers:
 
 
 _BIG = torch.iinfo(torch.long).max
+_DENSE_ARCS_PER_ACTIVE = 40
+
+# A (score, arc id) pair packed into one int64, ordered like the score, then by lowest arc
+# id: one integer scatter-max then yields each state's best score and its best arc (its
+# backpointer). A float32's bits, read as int32, order like the float for non-negative
+# floats and reversed for negative ones; flipping the 31 low bits of negative ones fixes that.
+_LOW_MASK = (1 << 32) - 1
+
+
+def _pack(scores: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
+    bits = scores.contiguous().view(torch.int32)
+    key = bits >> 31
+    key &= 0x7FFFFFFF
+    key ^= bits
+    out = key.to(torch.int64)
+    out *= 1 << 32
+    out += comp
+    return out
+
+
+def _unpack_scores(packed: torch.Tensor, all_negative: bool = False) -> torch.Tensor:
+    """The scores of packed pairs (given that all are negative, faster)."""
+    key = packed.view(torch.int32).view(*packed.shape, 2)[..., 1]
+    if all_negative:
+        return torch.bitwise_xor(key, 0x7FFFFFFF).view(torch.float32)
+    bits = key >> 31
+    bits &= 0x7FFFFFFF
+    bits ^= key
+    return bits.view(torch.float32)
+
+
+class _PackedPairs:
+    """A reusable (batch, arcs) int64 buffer of packed (score, arc) pairs whose low words
+    (the arc ids) are written once; `pack` writes the high words (the scores).
+    Viewing int32 pairs as int64 assumes a little-endian machine, as all torch devices are."""
+
+    def __init__(self, comp: torch.Tensor, batch: int):
+        assert sys.byteorder == "little"
+        self.words = torch.empty((batch, comp.numel(), 2), dtype=torch.int32, device=comp.device)
+        self.words[:, :, 0] = comp.view(torch.int32).view(-1, 2)[:, 0]
+        self.high = self.words[:, :, 1]
+        self.pairs = self.words.view(torch.int64).view(batch, comp.numel())
+        self.work = torch.empty((batch, comp.numel()), dtype=torch.int32, device=comp.device)
+
+    def pack(self, scores: torch.Tensor, all_negative: bool) -> None:
+        """Write the high words from float32 ``scores`` of the buffer's shape."""
+        bits = scores.view(torch.int32)
+        if all_negative:  # the flip of every negative float: one pass
+            torch.bitwise_xor(bits, 0x7FFFFFFF, out=self.high)
+            return
+        torch.bitwise_right_shift(bits, 31, out=self.work)
+        self.work &= 0x7FFFFFFF
+        torch.bitwise_xor(self.work, bits, out=self.high)
+
+
+def _packed_constant(score: float, arc: int) -> int:
+    return int(_pack(torch.tensor([score], dtype=torch.float32), torch.tensor([_LOW_MASK - arc]))[0])
 
 
 def _empty_lattice() -> Lattice:
