@@ -16,6 +16,7 @@ EXP_DIR/log/train.log.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import random
@@ -103,6 +104,37 @@ def check_resumable(exp_dir: Path, model_info: Dict) -> None:
                           "(use --start-fresh or another --exp-dir)")
 
 
+def init_process_group(device: str) -> bool:
+    """Join torchrun's process group here (not in the Trainer), so that it outlives training
+    for `check_ranks_agree`; False when not under torchrun with several processes."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return True
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's parameters and buffers, bit for bit."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_ranks_agree(model: torch.nn.Module) -> None:
+    """After distributed training every rank must hold the same weights (DDP's invariant)."""
+    digests = [None] * dist.get_world_size()
+    dist.all_gather_object(digests, weights_digest(model))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"model weights differ between ranks after training: {digests}")
+    if dist.get_rank() == 0:
+        log.info("model weights agree on all %d processes (sha256 %s)", len(digests), digests[0][:16])
+
+
 def write_final(exp_dir: Path, num_epochs: int, num_average: int, extra: Dict) -> Path:
     """Average the last ``num_average`` epoch checkpoints into exp_dir/final.pt (atomically)."""
     paths = ckpt.last_epoch_checkpoints(exp_dir, num_epochs, num_average)
@@ -185,12 +217,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     task = make_task(args.objective, args.lang, args.den_graph, sections["loss"])
     source = (f"--den-graph {args.den_graph}" if args.objective == "lfmmi"
               else f"the units of --lang {args.lang} (+ blank)")
+    torch.manual_seed(train_config.seed)  # the initial weights (DDP gives every rank rank 0's anyway)
     model = build_model(sections["model"], first.num_features, task.output_dim, args.train_config, source)
     info = model.model_info()
     exp_dir = Path(args.exp_dir)
     if not args.start_fresh:
         check_resumable(exp_dir, info)
     num_params = sum(p.numel() for p in model.parameters())
+    distributed = init_process_group(train_config.device)
     trainer = Trainer(model, task, train_cuts, exp_dir, train_config, valid_cuts=valid_cuts, model_info=info)
     if trainer.dist.is_main:
         if args.start_fresh:
@@ -209,6 +243,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if trainer.dist.world_size > 1:
         dist.barrier()  # --start-fresh: nobody resumes from what rank 0 is deleting
     trainer.run()
+    if distributed:
+        check_ranks_agree(trainer.module)
+        dist.destroy_process_group()
     if rank == 0:
         final = write_final(exp_dir, train_config.num_epochs, args.num_average,
                             {"objective": args.objective, "lang": str(args.lang),
