@@ -1,0 +1,128 @@
+"""frugal decode's driver: job splitting, graph/model checks, resumable jobs (untrained model, yesno test)."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from frugal.bin.main import main as frugal_main
+from frugal.decode.driver import (DecodeOptions, decode_dir, job_paths, load_acoustic_model,
+                                  split_jobs)
+from frugal.decode.lattice_io import read_lattices
+from frugal.decode.scoring import read_text
+from frugal.errors import FrugalError
+from frugal.models import TdnnfModel, tdnnf_config
+
+
+def run(*argv):
+    assert frugal_main([str(a) for a in argv]) == 0, argv
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, yesno_dir):
+    """yesno test features, lang, a trigram HCLG and untrained checkpoints (right and wrong size)."""
+    d = tmp_path_factory.mktemp("decode_driver")
+    run("prepare-data", "yesno", "--corpus-dir", yesno_dir, "--output-dir", d / "manifests",
+        "--lexicon-dir", d / "local")
+    run("prepare-lang", "--lexicon", d / "local/lexicon.txt", "--output-dir", d / "lang", "--sil-phone", "SIL")
+    run("compute-fbank", "--cuts-in", d / "manifests/yesno_cuts_test.jsonl.gz",
+        "--cuts-out", d / "fbank/cuts_test.jsonl.gz", "--storage-dir", d / "fbank/feats")
+    run("cuts-to-text", "--cuts", d / "manifests/yesno_cuts_test.jsonl.gz", "--output", d / "text")
+    run("make-word-lm", "--text", d / "text", "--order", "3", "--output", d / "lm.arpa")
+    run("compile-graph", "--lang", d / "lang", "--arpa", d / "lm.arpa", "--topo", "chain",
+        "--output", d / "graph/HCLG.fst")
+    num_pdfs = json.loads((d / "graph/HCLG.fst.json").read_text())["num_pdfs"]
+    for name, pdfs in (("model.pt", num_pdfs), ("small.pt", num_pdfs - 1)):
+        torch.manual_seed(0)
+        model = TdnnfModel(tdnnf_config("tdnnf-small", feat_dim=80, num_pdfs=pdfs))
+        torch.save({"model": model.state_dict(), "model_info": model.model_info(), "objective": "lfmmi"},
+                   d / name)
+    return d
+
+
+def options(d: Path, model="model.pt", **kw) -> DecodeOptions:
+    # A narrow lattice beam: an untrained model's lattices hold very many word sequences.
+    kw = {"beam": 10.0, "max_active": 200, "lattice_beam": 1.0, **kw}
+    return DecodeOptions(model=str(d / model), graph=str(d / "graph/HCLG.fst"),
+                         words=str(d / "lang/words.txt"), **kw)
+
+
+@pytest.mark.parametrize("n,nj", [(30, 1), (30, 2), (30, 7), (5, 5), (31, 4)])
+def test_job_split_covers_every_cut_once(n, nj):
+    ids = [f"utt{k:03d}" for k in range(n)]
+    jobs = split_jobs(ids, nj)
+    assert len(jobs) == nj
+    assert [u for job in jobs for u in job] == ids  # each once, in order
+    sizes = [len(j) for j in jobs]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_more_jobs_than_cuts_is_an_error():
+    with pytest.raises(FrugalError, match="--nj 4: more jobs than the 3 cuts"):
+        split_jobs(["a", "b", "c"], 4)
+
+
+def test_graph_reading_more_pdfs_than_the_model_has(setup, tmp_path, capsys):
+    d = setup
+    argv = ["decode", "--model", d / "small.pt", "--graph", d / "graph/HCLG.fst", "--words",
+            d / "lang/words.txt", "--cuts", d / "fbank/cuts_test.jsonl.gz", "--output-dir", tmp_path / "dec"]
+    assert frugal_main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("frugal decode: error:")
+    assert str(d / "small.pt") in err and str(d / "graph/HCLG.fst") in err
+    assert not (tmp_path / "dec" / ".done").exists()
+
+
+def test_checkpoint_objective(setup):
+    am = load_acoustic_model(str(setup / "model.pt"))
+    assert am.objective == "lfmmi" and not am.model.training
+
+
+def test_rerun_skips_finished_jobs_and_redoes_killed_ones(setup, tmp_path):
+    d, out = setup, tmp_path / "dec"
+    opts = options(d, text_lattices=True)
+    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == [1, 2]
+    assert (out / ".done").is_file() and (out / "num_jobs").read_text() == "2\n"
+    refs = read_text(d / "text")
+    hyps = {**read_text(out / "hyp.1.txt"), **read_text(out / "hyp.2.txt")}
+    assert set(hyps) == set(refs)
+    lats = {**read_lattices(out / "lat.1.pt"), **read_lattices(out / "lat.2.pt")}
+    assert set(lats) == set(refs)
+    assert read_lattices(out / "lat.1.txt") == read_lattices(out / "lat.1.pt")
+    for j in (1, 2):
+        log = job_paths(out, j)["log"].read_text()
+        assert f"job {j} done: 15 utterances" in log
+    stamp = {p: p.stat().st_mtime_ns for p in out.glob("*.[1-2].*")}
+
+    # Everything done: nothing is run again, nothing rewritten.
+    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == []
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.[1-2].*")} == stamp
+
+    # Job 2 killed before its done-marker (its lattices missing, a temporary left): redone alone.
+    (out / "lat.2.pt").unlink()
+    (out / ".done.2").unlink()
+    (out / ".tmp.999.lat.2.pt").write_bytes(b"partial")
+    (out / ".done").unlink()
+    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == [2]
+    assert (out / ".done").is_file() and not (out / ".tmp.999.lat.2.pt").exists()
+    assert job_paths(out, 1)["lattices"].stat().st_mtime_ns == stamp[out / "lat.1.pt"]
+    assert read_text(out / "hyp.2.txt") == {u: hyps[u] for u in read_text(out / "hyp.2.txt")}
+    assert set(read_lattices(out / "lat.2.pt")) == set(read_text(out / "hyp.2.txt"))
+
+    # Other options: both jobs are redone, and a stale marker does not fool the check.
+    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
+                      show_progress=False) == [1, 2]
+
+
+def test_one_job_in_process_matches_two_processes(setup, tmp_path):
+    d = setup
+    threads = torch.get_num_threads()
+    decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(tmp_path / "a"), options(d), nj=1, show_progress=False)
+    assert torch.get_num_threads() == threads  # the in-process job gives its thread setting back
+    decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(tmp_path / "b"), options(d, batch_size=4), nj=2,
+               show_progress=False)
+    one = read_text(tmp_path / "a/hyp.1.txt")
+    two = {**read_text(tmp_path / "b/hyp.1.txt"), **read_text(tmp_path / "b/hyp.2.txt")}
+    assert one == two
