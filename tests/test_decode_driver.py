@@ -1,6 +1,5 @@
 """frugal decode's driver: job splitting, graph/model checks, resumable jobs (untrained model, yesno test)."""
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from frugal.decode.driver import (DecodeOptions, decode_dir, job_paths, load_aco
 from frugal.decode.lattice_io import read_lattices
 from frugal.decode.scoring import read_text
 from frugal.errors import FrugalError
+from frugal.lang.symbols import SymbolTable
 from frugal.models import TdnnfModel, tdnnf_config
 
 
@@ -126,3 +126,27 @@ def test_one_job_in_process_matches_two_processes(setup, tmp_path):
     one = read_text(tmp_path / "a/hyp.1.txt")
     two = {**read_text(tmp_path / "b/hyp.1.txt"), **read_text(tmp_path / "b/hyp.2.txt")}
     assert one == two
+
+
+def test_ctc_model_over_hlg_and_topology_mismatch(setup, tmp_path):
+    d = setup
+    run("make-word-lm", "--text", d / "text", "--order", "2", "--output", tmp_path / "lm2.arpa")
+    run("compile-graph", "--lang", d / "lang", "--arpa", tmp_path / "lm2.arpa", "--topo", "ctc",
+        "--output", tmp_path / "HLG.fst")
+    num_units = 1 + max(i for s, i in SymbolTable.read(d / "lang/phones.txt") if not s.startswith("#"))
+    torch.manual_seed(0)
+    model = TdnnfModel(tdnnf_config("tdnnf-small", feat_dim=80, num_pdfs=num_units))
+    torch.save({"model": model.state_dict(), "model_info": model.model_info(), "objective": "ctc"},
+               tmp_path / "ctc.pt")
+    opts = DecodeOptions(model=str(tmp_path / "ctc.pt"), graph=str(tmp_path / "HLG.fst"),
+                         words=str(d / "lang/words.txt"), beam=10.0, max_active=200, lattice_beam=1.0)
+    cuts = str(d / "fbank/cuts_test.jsonl.gz")
+    assert decode_dir(cuts, str(tmp_path / "ctc"), opts, nj=1, show_progress=False) == [1]
+    assert set(read_text(tmp_path / "ctc/hyp.1.txt")) == set(read_text(d / "text"))
+    # A chain model over the CTC graph, and the CTC model over HCLG: refused, naming both files.
+    with pytest.raises(FrugalError, match=r"topology ctc but model .*model\.pt was trained with lfmmi"):
+        decode_dir(cuts, str(tmp_path / "x"), DecodeOptions(**{**opts.__dict__, "model": str(d / "model.pt")}),
+                   nj=1, show_progress=False)
+    with pytest.raises(FrugalError, match=r"HCLG\.fst .* model .*ctc\.pt"):
+        decode_dir(cuts, str(tmp_path / "y"), DecodeOptions(**{**opts.__dict__, "graph": str(d / "graph/HCLG.fst")}),
+                   nj=1, show_progress=False)
