@@ -56,7 +56,6 @@ def test_yesno_seed_model_and_alignments(yesno_root):
     r = run_recipe(yesno_root, "--stage", "5", "--stop-stage", "6")
     assert r.returncode == 0, r.stdout + r.stderr
     seconds = time.time() - t0
-    assert "stopping after stage 6" in r.stdout
 
     train = epoch_objectives(d / "exp/tdnnf_seed/log/train.log", "training")
     valid = epoch_objectives(d / "exp/tdnnf_seed/log/train.log", "validation")

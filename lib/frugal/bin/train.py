@@ -83,7 +83,8 @@ def hold_out(cuts: CutSet, num: int, seed: int) -> Tuple[CutSet, CutSet]:
     if not 0 < num < len(ids):
         raise FrugalError(f"--num-valid {num}: must be in [1, {len(ids) - 1}] for {len(ids)} training cuts")
     held = set(random.Random(seed).sample(ids, num))
-    return cuts.filter(lambda c: c.id not in held).to_eager(), cuts.filter(lambda c: c.id in held).to_eager()
+    return (CutSet.from_cuts([c for c in cuts if c.id not in held]),
+            CutSet.from_cuts([c for c in cuts if c.id in held]))
 
 
 def remove_checkpoints(exp_dir: Path) -> None:
