@@ -5,9 +5,9 @@
 #   1  data preparation: lhotse manifests, 30 train / 30 test, lexicon -> data/manifests, data/local
 #   2  lang: phone set, symbol tables, L.fst                          -> data/lang
 #   3  features: log-mel fbank                                        -> data/fbank
-#   4  LF-MMI denominator graph: phone LM of the train transcripts -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
-#   5  seed model: TDNN-F, flat-start LF-MMI (--objective ctc: CTC on phones) -> exp/tdnnf_seed/final.pt
-#   6  Viterbi alignment of train with the seed model         -> exp/tdnnf_seed/ali_train.pt (+ .txt)
+#   4  den graph: phone LM of the train transcripts                   -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
+#   5  seed TDNN-F, flat-start LF-MMI (--objective ctc)               -> exp/tdnnf_seed/final.pt
+#   6  Viterbi alignment of train (seed model)                        -> exp/tdnnf_seed/ali_train.pt, .txt
 set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
