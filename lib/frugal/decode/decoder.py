@@ -144,7 +144,7 @@ class _ArcTable:
         self.score = torch.cat([e_score, p_score]).to(device)
         # int32 copies for index_select (faster than int64 indices on CPU)
         self.src32, self.dst32, self.label32 = self.src.int(), self.dst.int(), self.label.int()
-        self.eps_scores_negative = bool((p_score < 0).all())
+        self.eps_scores_negative = bool((p_score <= 0).all())  # (a path through them only loses score)
         # Low word of a packed (score, arc) pair: the complement, so that the lowest id wins ties.
         self.comp = (_LOW_MASK - torch.arange(self.num_arcs + 1)).to(device)
 
@@ -232,11 +232,23 @@ class Decoder:
         lengths = lengths.to(g.device).long()
         search = self._search_dense if self.dense else self._search_sparse
         finals, tok_keys, tok_scores, tok_frames, tok_best, links = search(scores, lengths, lattice)
+        links = {name: torch.cat(getattr(links, name)) for name in links.names}
         lattices = None
         if lattice:
             lattices = self._lattices(scores.shape[0], finals, torch.cat(tok_keys), torch.cat(tok_scores),
-                                      torch.cat(tok_frames), links)
-        return self._results(scores.shape[0], finals, tok_keys, tok_best, links, lattices, determinize)
+                                      torch.cat(tok_frames), links, self._link_labels(links, scores))
+        return self._results(scores.shape[0], finals, tok_best, links, scores, lattices, determinize)
+
+    def _link_labels(self, links, scores, idx: Optional[torch.Tensor] = None):
+        """(ilabel, olabel, graph score, log-likelihood) of the links ``idx`` (default all):
+        stored by the sparse search, looked up from the arc and frame by the dense one."""
+        if "arc" not in links:
+            return tuple(links[n] if idx is None else links[n][idx] for n in ("ilabel", "olabel", "graph", "loglik"))
+        A = self.graph.arcs
+        arc, frame_row = (links["arc"], links["frame_row"]) if idx is None else (links["arc"][idx], links["frame_row"][idx])
+        emitting = arc < A.num_emit
+        loglik = scores.reshape(-1)[torch.where(emitting, frame_row * scores.shape[2] + A.label[arc], 0)]
+        return A.ilabel[arc], A.olabel[arc], A.score[arc], loglik.masked_fill_(~emitting, 0.0)
 
     def _search_sparse(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool):
         """Beam search over lists of active tokens: cost per frame grows with the tokens
@@ -376,11 +388,16 @@ class Decoder:
         select = torch.index_select
         # Per-frame work space over all (utterance, arc) pairs, allocated once: fresh
         # multi-megabyte tensors every frame would cost more than the arithmetic.
+        # The emitting arcs are expanded for a few utterances at a time, so that their
+        # work space stays in cache; the rest of a frame runs once for the whole batch.
+        C = min(B, _EMIT_CHUNK)
+        chunks = [(u, min(u + C, B)) for u in range(0, B, C)]
         cand = torch.empty((B, E), device=device)
-        arc_ll = torch.empty((B, E), device=device)
-        groups = [(0, E)] + list(zip(A.eps_splits[:-1], A.eps_splits[1:]))  # emitting, then by epsilon rank
-        groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.comp[lo:hi], B))
-                  for lo, hi in groups if hi > lo]
+        arc_ll = torch.empty((C, E), device=device)
+        e_dst = A.dst[:E].expand(C, E)
+        e_pairs = _PackedPairs(A.comp[:E], C)
+        eps_groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.comp[lo:hi], B))
+                      for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
         if lattice:
             in_beam = torch.empty((B, E), dtype=torch.bool, device=device)
             dst_kept = torch.empty((B, E), dtype=torch.bool, device=device)
@@ -409,23 +426,26 @@ class Decoder:
                 if ended:
                     prev[ended] = -inf
                 frame = scores[:, t - 1]
-                select(prev, 1, A.src32[:E], out=cand)
-                cand += A.score[:E]
-                select(frame, 1, A.label32[:E], out=arc_ll)
-                if ac != 1.0:
-                    arc_ll *= ac
-                cand += arc_ll
-                best = cand.amax(1, keepdim=True)
-                cutoff = best - cfg.beam
-                # All candidates negative (the usual case after the first frame): packing
-                # and unpacking take one pass instead of three.
-                negative = bool(best.max() < 0)
-                lo, hi, dst, pairs = groups[0]
-                pairs.pack(cand, negative)
-                packed.scatter_reduce_(1, dst, pairs.pairs, reduce="amax")
-                negative &= A.eps_scores_negative
+                cutoff = torch.empty((B, 1), device=device)
+                negative = A.eps_scores_negative
+                for u0, u1 in chunks:
+                    c_cand, c_ll, c = cand[u0:u1], arc_ll[:u1 - u0], u1 - u0
+                    select(prev[u0:u1], 1, A.src32[:E], out=c_cand)
+                    c_cand += A.score[:E]
+                    select(frame[u0:u1], 1, A.label32[:E], out=c_ll)
+                    if ac != 1.0:
+                        c_ll *= ac
+                    c_cand += c_ll
+                    best = c_cand.amax(1, keepdim=True)
+                    torch.sub(best, cfg.beam, out=cutoff[u0:u1])
+                    # All candidates negative (the usual case after the first frame):
+                    # packing and unpacking take one pass instead of three.
+                    chunk_negative = bool(best.max() < 0)
+                    e_pairs.pack(c_cand, chunk_negative, rows=c)
+                    packed[u0:u1].scatter_reduce_(1, e_dst[:c], e_pairs.pairs[:c], reduce="amax")
+                    negative &= chunk_negative
             # Epsilon closure, rank by rank: a state's score is final when its rank comes.
-            for lo, hi, dst, pairs in groups[1 if E else 0:]:
+            for lo, hi, dst, pairs in eps_groups:
                 src_sc = _unpack_scores(select(packed, 1, A.src[lo:hi]), negative)
                 e_sc = src_sc + A.score[lo:hi]
                 drop = e_sc < cutoff
@@ -441,17 +461,18 @@ class Decoder:
             best = score.amax(1, keepdim=True)
             keep = score >= torch.where(best > -inf, best - cfg.beam, inf)
             if cfg.max_active < S:
-                over = torch.nonzero(keep.sum(1) > cfg.max_active).squeeze(1)
+                over = torch.nonzero(torch.count_nonzero(keep, 1) > cfg.max_active).squeeze(1)
                 if over.numel():
-                    kth = torch.topk(select(score, 0, over), cfg.max_active, dim=1, sorted=False).values.amin(1, keepdim=True)
-                    keep.index_copy_(0, over, select(keep, 0, over) & (select(score, 0, over) >= kth))
+                    sc_over = select(score, 0, over)
+                    kth = torch.topk(sc_over, cfg.max_active, dim=1, sorted=False).values.amin(1, keepdim=True)
+                    keep.index_copy_(0, over, select(keep, 0, over) & (sc_over >= kth))
             keep_flat = keep.view(-1)
             keys = torch.nonzero(keep_flat).squeeze(1)
-            tok_arc = _LOW_MASK - (select(packed_flat, 0, keys) & _LOW_MASK)
             utt = keys // S
+            tok_arc = _LOW_MASK - (select(packed_flat, 0, keys) & _LOW_MASK)
             # A token whose best arc is a non-emitting arc from a pruned token goes too.
             while A.num_eps:
-                on_eps = torch.nonzero((tok_arc >= E) & (tok_arc < N)).squeeze(1)
+                on_eps = torch.nonzero((tok_arc >= E) & (tok_arc < N) if t == 0 else tok_arc >= E).squeeze(1)
                 src_key = select(utt, 0, on_eps) * S + select(A.src, 0, select(tok_arc, 0, on_eps))
                 bad = on_eps[~select(keep_flat, 0, src_key)]
                 if bad.numel() == 0:
@@ -465,7 +486,8 @@ class Decoder:
             cur_pos.fill_(-1)
             cur_pos.index_copy_(0, keys, ids)
             # Links: the best arc of each token (1-best), or every arc within the beam
-            # between kept tokens (lattice).
+            # between kept tokens (lattice). Their labels and scores are looked up once,
+            # after the search.
             if lattice:
                 l_utt, l_arc = [], []
                 if t > 0:
@@ -503,16 +525,10 @@ class Decoder:
                     best_link = num_links + torch.arange(keys.numel(), device=device)
                 tok_best.append(best_link)
             src_key = l_utt * S + select(A.src, 0, l_arc)
-            emitting = l_arc < E
+            src_tok = select(cur_pos, 0, src_key)
             if t > 0:
-                loglik = select(frame.reshape(-1), 0, l_utt * D + select(A.label, 0, l_arc))
-                loglik.masked_fill_(~emitting, 0.0)
-                src_tok = torch.where(emitting, select(prev_pos, 0, src_key), select(cur_pos, 0, src_key))
-            else:
-                loglik = torch.zeros(l_arc.shape, device=device)
-                src_tok = select(cur_pos, 0, src_key)
-            links.add(src=src_tok, dst=l_dst, ilabel=select(A.ilabel, 0, l_arc), olabel=select(A.olabel, 0, l_arc),
-                      graph=select(A.score, 0, l_arc), loglik=loglik)
+                src_tok = torch.where(l_arc < E, select(prev_pos, 0, src_key), src_tok)
+            links.add(src=src_tok, arc=l_arc, frame_row=l_utt * T + (t - 1), **({"dst": l_dst} if lattice else {}))
             num_links += l_arc.numel()
             tok_keys.append(keys)
             tok_scores.append(tok_sc)
@@ -524,18 +540,15 @@ class Decoder:
             num_tokens += keys.numel()
             if keys.numel() == 0:
                 break
-            prev = score.masked_fill_(~keep, -inf)
+            prev.fill_(-inf)
+            prev.view(-1).index_copy_(0, keys, tok_sc)
             prev_pos, cur_pos = cur_pos, prev_pos
         return finals, tok_keys, tok_scores, tok_frames, tok_best, links
 
-    def _results(self, B, finals, tok_keys, tok_best, links, lattices, determinize):
+    def _results(self, B, finals, tok_best, links, scores, lattices, determinize):
         g, cfg = self.graph, self.config
-        S = g.num_states
         best_link = torch.cat(tok_best).cpu().numpy()
-        keys = torch.cat(tok_keys).cpu().numpy()
-        l_src, l_dst, l_il, l_ol, l_graph, l_loglik = (
-            torch.cat(getattr(links, n)).cpu().numpy() if getattr(links, n) else np.zeros(0)
-            for n in ("src", "dst", "ilabel", "olabel", "graph", "loglik"))
+        l_src = links["src"].cpu().numpy() if links else np.zeros(0, dtype=np.int64)
         final_scores = g.final_scores.cpu()
         results = []
         for u in range(B):
@@ -554,6 +567,9 @@ class Decoder:
                 path.append(int(best_link[tok]))
                 tok = int(l_src[best_link[tok]])
             path.reverse()
+            l_il, l_ol, l_graph, l_loglik = (x.cpu().numpy() for x in self._link_labels(
+                links, scores, torch.tensor(path, dtype=torch.long, device=g.device)))
+            path = np.arange(len(path))
             words = [int(l_ol[a]) for a in path if l_ol[a] != 0]
             ilabels = [int(l_il[a]) for a in path if l_il[a] != 0]
             graph_cost = -float(np.sum(l_graph[path].astype(np.float64))) - (float(final_sc[best]) if reached else 0.0)
@@ -567,7 +583,7 @@ class Decoder:
             results.append(DecodeResult(words, ilabels, graph_cost, ac_cost, reached, lat))
         return results
 
-    def _lattices(self, B, finals, keys, alpha, frames, links) -> List[Lattice]:
+    def _lattices(self, B, finals, keys, alpha, frames, links, labels) -> List[Lattice]:
         """Raw token lattices pruned with the lattice beam (Kaldi's lattice-prune): a link
         stays if the best path through it is within ``lattice_beam`` of the best path.
 
@@ -579,10 +595,11 @@ class Decoder:
         g, cfg = self.graph, self.config
         S, R = g.num_states, g.max_eps_rank + 1
         device = keys.device
-        if not links.src:
+        if not links:
             return [_empty_lattice() for _ in range(B)]
-        src, dst = torch.cat(links.src), torch.cat(links.dst)
-        score = torch.cat(links.graph) + cfg.acoustic_scale * torch.cat(links.loglik)
+        src, dst = links["src"], links["dst"]
+        l_ilabel, l_olabel, l_graph, l_loglik = labels
+        score = l_graph + cfg.acoustic_scale * l_loglik
         beta = torch.full_like(alpha, -math.inf)
         final_score = torch.full_like(alpha, -math.inf)
         for u in range(B):
@@ -610,8 +627,8 @@ class Decoder:
         keep_final = alpha + final_score >= threshold[utt]
         # To numpy, per utterance.
         src, dst = src[keep].cpu().numpy(), dst[keep].cpu().numpy()
-        il, ol = (torch.cat(getattr(links, n))[keep].cpu().numpy() for n in ("ilabel", "olabel"))
-        w = np.stack([-torch.cat(links.graph)[keep].cpu().numpy(), -torch.cat(links.loglik)[keep].cpu().numpy()], 1)
+        il, ol = l_ilabel[keep].cpu().numpy(), l_olabel[keep].cpu().numpy()
+        w = np.stack([-l_graph[keep].cpu().numpy(), -l_loglik[keep].cpu().numpy()], 1)
         utt_np, layer_np = utt.cpu().numpy(), layer.cpu().numpy()
         start_np, keep_final_np = is_start.cpu().numpy(), keep_final.cpu().numpy()
         final_np = final_score.cpu().numpy()
@@ -686,6 +703,7 @@ class _DenseBuffers:
 
 _BIG = torch.iinfo(torch.long).max
 _DENSE_ARCS_PER_ACTIVE = 40
+_EMIT_CHUNK = 8
 
 # A (score, arc id) pair packed into one int64, ordered like the score, then by lowest arc
 # id: one integer scatter-max then yields each state's best score and its best arc (its
@@ -729,15 +747,16 @@ class _PackedPairs:
         self.pairs = self.words.view(torch.int64).view(batch, comp.numel())
         self.work = torch.empty((batch, comp.numel()), dtype=torch.int32, device=comp.device)
 
-    def pack(self, scores: torch.Tensor, all_negative: bool) -> None:
-        """Write the high words from float32 ``scores`` of the buffer's shape."""
+    def pack(self, scores: torch.Tensor, all_negative: bool, rows: Optional[int] = None) -> None:
+        """Write the high words of the first ``rows`` rows from float32 ``scores``."""
         bits = scores.view(torch.int32)
+        high, work = self.high[:rows], self.work[:rows]
         if all_negative:  # the flip of every negative float: one pass
-            torch.bitwise_xor(bits, 0x7FFFFFFF, out=self.high)
+            torch.bitwise_xor(bits, 0x7FFFFFFF, out=high)
             return
-        torch.bitwise_right_shift(bits, 31, out=self.work)
-        self.work &= 0x7FFFFFFF
-        torch.bitwise_xor(self.work, bits, out=self.high)
+        torch.bitwise_right_shift(bits, 31, out=work)
+        work &= 0x7FFFFFFF
+        torch.bitwise_xor(work, bits, out=high)
 
 
 def _packed_constant(score: float, arc: int) -> int:
