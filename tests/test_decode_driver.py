@@ -1,5 +1,6 @@
 """frugal decode's driver: job splitting, graph/model checks, resumable jobs (untrained model, yesno test)."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,10 @@ def test_rerun_skips_finished_jobs_and_redoes_killed_ones(setup, tmp_path):
     assert read_text(out / "hyp.2.txt") == {u: hyps[u] for u in read_text(out / "hyp.2.txt")}
     assert set(read_lattices(out / "lat.2.pt")) == set(read_text(out / "hyp.2.txt"))
 
-    # Other options: both jobs are redone, and a stale marker does not fool the check.
+    # Other options, or a retrained model under the same name: both jobs are redone.
+    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
+                      show_progress=False) == [1, 2]
+    os.utime(d / "model.pt")
     assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
                       show_progress=False) == [1, 2]
 

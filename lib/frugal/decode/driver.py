@@ -113,10 +113,18 @@ def job_paths(output_dir: Path, job: int) -> Dict[str, Path]:
 
 
 def job_fingerprint(cut_ids: Sequence[str], options: DecodeOptions) -> str:
-    """What a job's done-marker holds: a finished job is reused only for the same cuts and options."""
+    """What a job's done-marker holds: a finished job is reused only for the same cuts, options,
+    and model, graph and words files (size and modification time: a retrained model is new)."""
     digest = hashlib.sha256("\n".join(cut_ids).encode()).hexdigest()[:16]
     opts = {k: v for k, v in asdict(options).items() if k not in ("device", "batch_size")}
-    return json.dumps({"num_cuts": len(cut_ids), "cuts_sha256": digest, "options": opts}, sort_keys=True)
+    files = {name: _file_stamp(getattr(options, name)) for name in ("model", "graph", "words")}
+    return json.dumps({"num_cuts": len(cut_ids), "cuts_sha256": digest, "options": opts, "files": files},
+                      sort_keys=True)
+
+
+def _file_stamp(path: str) -> List[int]:
+    st = Path(path).stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def job_is_done(output_dir: Path, job: int, fingerprint: str, text_lattices: bool) -> bool:
