@@ -150,3 +150,22 @@ def test_wide_beam_is_the_shortest_path(recipe, test_scores):
         words, cost = reference_best(fst, scores[u, :T].numpy(), 1.0)
         assert ours[u].words == words, cut_ids[u]
         assert ours[u].total_cost(1.0) == pytest.approx(cost, rel=1e-5, abs=1e-3)
+
+
+def test_setting_chosen_on_dev_is_reported(recipe, tmp_path):
+    dec = recipe / "exp/chain/tdnnf/decode_tg_test"
+    dev = tmp_path / "decode_dev"  # a scored dev directory whose best setting was lmwt 17, wip 1.0
+    (dev / "wer_details").mkdir(parents=True)
+    (dev / "wer_details/lmwt").write_text("17\n")
+    (dev / "wer_details/wip").write_text("1.0\n")
+    run("score-lattices", "--decode-dir", dec, "--ref-cuts", recipe / "data/fbank/yesno_cuts_test.jsonl.gz",
+        "--words", recipe / "data/lang/words.txt", "--dev-decode-dir", dev, "--results", tmp_path / "RESULTS.md",
+        "--model-name", "tdnnf", "--data-name", "test", "--graph-name", "tg")
+    expected = (dec / "wer_17_1.0").read_text().splitlines()[0]
+    assert (dec / "wer_dev_setting").read_text().startswith(expected + " lmwt=17 wip=1.0")
+    wer = re.match(r"%WER (\S+)", expected).group(1)
+    row = [line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| tdnnf |")]
+    assert len(row) == 1 and f"| {wer} |" in row[0] and "lmwt=17 wip=1.0" in row[0]
+    run("write-results", "--results", tmp_path / "R2.md", "--model", "tdnnf", "--data", "test", "--graph", "tg",
+        "--decode-dir", dec, "--dev-decode-dir", dev)
+    assert (tmp_path / "R2.md").read_text().splitlines()[2].split("|")[4:7] == row[0].split("|")[4:7]
