@@ -610,14 +610,18 @@ class Decoder:
         beta = final_score.clone()
         layer = frames * R + g.eps_rank[keys % S]
         num_layers = int(layer.max()) + 1
-        order = torch.sort(layer[src], stable=True).indices
+        src_layer = layer[src]
+        # Links come out of the search nearly in layer order: a stable merge sort (numpy's
+        # timsort) is close to linear on them, unlike a general sort.
+        order = torch.from_numpy(np.argsort(src_layer.cpu().numpy(), kind="stable")).to(device)
         splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
-                            torch.bincount(layer[src], minlength=num_layers).cumsum(0)]).tolist()
+                            torch.bincount(src_layer, minlength=num_layers).cumsum(0)]).tolist()
+        src_o, dst_o, score_o = src[order], dst[order], score[order]
         for L in reversed(range(num_layers)):
-            if splits[L] == splits[L + 1]:
+            lo, hi = splits[L], splits[L + 1]
+            if lo == hi:
                 continue
-            idx = order[splits[L]:splits[L + 1]]
-            beta.scatter_reduce_(0, src[idx], score[idx] + beta[dst[idx]], reduce="amax")
+            beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
         utt = keys // S
         is_start = (frames == 0) & (keys % S == 0)
         best = torch.full((B,), -math.inf, device=device)
@@ -632,24 +636,31 @@ class Decoder:
         utt_np, layer_np = utt.cpu().numpy(), layer.cpu().numpy()
         start_np, keep_final_np = is_start.cpu().numpy(), keep_final.cpu().numpy()
         final_np = final_score.cpu().numpy()
-        link_utt = utt_np[src]
+        # Links, start tokens and final tokens grouped by utterance: each utterance then
+        # costs in proportion to its own lattice.
+        link_order = np.argsort(utt_np[src], kind="stable")
+        link_splits = np.searchsorted(utt_np[src][link_order], np.arange(B + 1))
+        start_ids = np.nonzero(start_np)[0]
+        start_of = dict(zip(utt_np[start_ids].tolist(), start_ids.tolist()))
+        final_ids = np.nonzero(keep_final_np)[0]
+        new_id = np.full(utt_np.size, -1, dtype=np.int64)
         out = []
         for u in range(B):
-            m = link_utt == u
-            starts = np.nonzero(start_np & (utt_np == u))[0]
-            if starts.size == 0 or not np.isfinite(float(best[u])):
+            if u not in start_of or not np.isfinite(float(best[u])):
                 out.append(_empty_lattice())
                 continue
-            finals_u = np.nonzero(keep_final_np & (utt_np == u))[0]
-            used = np.unique(np.concatenate([starts, src[m], dst[m], finals_u]))
+            m = link_order[link_splits[u]:link_splits[u + 1]]
+            start = start_of[u]
+            finals_u = final_ids[utt_np[final_ids] == u] if final_ids.size else final_ids
+            used = np.unique(np.concatenate([[start], src[m], dst[m], finals_u]))
             # State numbers in (frame, epsilon rank) order, start first: topological.
-            used = used[np.lexsort((used, layer_np[used], used != starts[0]))]
-            new_id = np.full(utt_np.size, -1, dtype=np.int64)
+            used = used[np.lexsort((used, layer_np[used], used != start))]
             new_id[used] = np.arange(used.size)
             arcs = np.stack([new_id[src[m]], new_id[dst[m]], il[m], ol[m]], 1)
             fin = np.full((used.size, 2), math.inf, dtype=np.float32)
             fin[new_id[finals_u], 0] = -final_np[finals_u]
             fin[new_id[finals_u], 1] = 0.0
+            new_id[used] = -1
             by_src = np.argsort(arcs[:, 0], kind="stable")  # arcs grouped by state, as Kaldi's
             out.append(Lattice(arcs[by_src], w[m][by_src], fin))
         return out
