@@ -165,3 +165,27 @@ def test_determinised_lattices_from_the_decoder(hlg):
         best = lat.best_path(1.0, 0.7)
         assert best.words == r.words and best.ilabels == r.ilabels
         assert best.total_cost(1.0, 0.7) == pytest.approx(r.total_cost(0.7), abs=1e-3)
+
+
+@pytest.mark.parametrize("acoustic_scale", [1.0, 0.5])
+def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale):
+    # The two searches prune alike, so their 1-best and lattices are the same; the
+    # max-active limit is low enough to cut most frames.
+    graph = DecodingGraph.from_openfst(hlg_large)
+    lengths = [30, 12, 25, 1, 30]
+    scores = structured_scores(graph.max_label + 1, lengths, seed=17)
+    out = {}
+    for search in ("dense", "sparse"):
+        cfg = DecoderConfig(beam=9.0, max_active=150, lattice_beam=4.0, acoustic_scale=acoustic_scale, search=search)
+        out[search] = Decoder(graph, cfg).decode(scores, torch.tensor(lengths), lattice=True)
+    for a, b in zip(out["dense"], out["sparse"]):
+        assert (a.words, a.ilabels, a.reached_final) == (b.words, b.ilabels, b.reached_final)
+        assert a.total_cost(acoustic_scale) == pytest.approx(b.total_cost(acoustic_scale), abs=1e-4)
+        assert (a.lattice.num_states, a.lattice.num_arcs) == (b.lattice.num_states, b.lattice.num_arcs)
+        key = lambda lat: sorted(zip(lat.arcs[:, 2].tolist(), lat.arcs[:, 3].tolist(), lat.weights.round(4).tolist()))
+        assert key(a.lattice) == key(b.lattice)
+
+
+def test_unknown_search_is_rejected(hlg):
+    with pytest.raises(FrugalError, match="search must be"):
+        Decoder(DecodingGraph.from_openfst(hlg), DecoderConfig(search="fast"))
