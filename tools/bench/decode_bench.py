@@ -2,13 +2,16 @@
 """Decoding speed: frugal's batched beam search vs Kaldi's FasterDecoder and LatticeSimpleDecoder.
 
 All three decoders search the same generated graph (HLG from a random lexicon and bigram
-LM, or HCLG) with the same frame scores and beams. The scores favour a random path
+LM, or HCLG) with the same frame scores and beams, and decode the same utterances: Kaldi's
+one by one, frugal's in batches of each --batch-sizes. The scores favour a random path
 through the graph (its columns get a boost, the rest is noise), like a half-trained
-network. Prints one table: seconds, real-time factor (decoding time / audio time, audio
-time = frames x --frame-shift), and frugal's time relative to Kaldi's, plus how often the
-1-best word sequences agree.
+network. Prints one table: per decoder (and batch size) the best wall-clock seconds of
+--repeat runs, the real-time factor (decoding time / audio time, audio time = frames x
+--frame-shift), and the time relative to FasterDecoder and to LatticeSimpleDecoder; then
+how often the 1-best word sequences agree.
 
   tools/bench/decode_bench.py [--graph hlg|hclg] [--num-words 1000] [--utts 32] [--frames 300]
+                              [--batch-sizes 1,8,32] [--repeat 2] [--search auto|dense|sparse]
                               [--device cpu|cuda] [--threads 1]
 """
 from __future__ import annotations
@@ -88,7 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--num-bigrams", type=int, default=5000)
     p.add_argument("--utts", type=int, default=32)
     p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=32, help="utterances per frugal decode call")
+    p.add_argument("--batch-sizes", default="1,8,32", help="utterances per frugal decode call, comma-separated")
+    p.add_argument("--repeat", type=int, default=2, help="runs per decoder; the best time counts")
+    p.add_argument("--search", choices=["auto", "dense", "sparse"], default="auto", help="frugal's search")
     p.add_argument("--beam", type=float, default=12.0)
     p.add_argument("--max-active", type=int, default=3000)
     p.add_argument("--lattice-beam", type=float, default=6.0)
@@ -113,18 +118,28 @@ def main(argv=None) -> int:
     scores = path_scores(graph, num_columns, lengths, args.seed, args.peak)
     audio = sum(lengths) * args.frame_shift
     cfg = DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
-                        acoustic_scale=args.acoustic_scale)
+                        acoustic_scale=args.acoustic_scale, search=args.search)
     decoder = Decoder(graph.to(args.device), cfg)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    print(f"frugal search: {'dense' if decoder.dense else 'sparse'}")
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
-    def run_frugal(lattice: bool):
-        decoder.decode(scores[:1, :10].to(args.device), torch.tensor([10]), lattice=lattice)  # warm-up
+    def best_of(run):
+        times, out = [], None
+        for _ in range(args.repeat):
+            t, out = run()
+            times.append(t)
+        return min(times), out
+
+    def run_frugal(lattice: bool, batch_size: int):
+        decoder.decode(scores[:batch_size, :10].to(args.device), torch.tensor([10] * min(batch_size, args.utts)),
+                       lattice=lattice)  # warm-up
         sync()
         t0 = time.perf_counter()
         out = []
-        for b in range(0, args.utts, args.batch_size):
-            batch = scores[b:b + args.batch_size].to(args.device)
-            out += decoder.decode(batch, torch.tensor(lengths[b:b + args.batch_size]), lattice=lattice)
+        for b in range(0, args.utts, batch_size):
+            batch = scores[b:b + batch_size].to(args.device)
+            out += decoder.decode(batch, torch.tensor(lengths[b:b + batch_size]), lattice=lattice)
         sync()
         return time.perf_counter() - t0, out
 
@@ -139,12 +154,17 @@ def main(argv=None) -> int:
                        else dec.get_best_path())
         return time.perf_counter() - t0, out
 
-    t_f1, res1 = run_frugal(False)
-    t_fl, resl = run_frugal(True)
-    t_k1, kres = run_kaldi(lambda: kaldi_decoder.FasterDecoder(
-        fst, kaldi_decoder.FasterDecoderOptions(beam=args.beam, max_active=args.max_active)))
-    t_kl, _ = run_kaldi(lambda: kaldi_decoder.LatticeSimpleDecoder(
-        fst, kaldi_decoder.LatticeSimpleDecoderConfig(beam=args.beam, lattice_beam=args.lattice_beam)))
+    t_k1, kres = best_of(lambda: run_kaldi(lambda: kaldi_decoder.FasterDecoder(
+        fst, kaldi_decoder.FasterDecoderOptions(beam=args.beam, max_active=args.max_active))))
+    t_kl, _ = best_of(lambda: run_kaldi(lambda: kaldi_decoder.LatticeSimpleDecoder(
+        fst, kaldi_decoder.LatticeSimpleDecoderConfig(beam=args.beam, lattice_beam=args.lattice_beam))))
+    rows = [("kaldi FasterDecoder", "1", t_k1), ("kaldi LatticeSimpleDecoder", "1", t_kl)]
+    res1 = resl = None
+    for bs in batch_sizes:
+        t_f1, out1 = best_of(lambda: run_frugal(False, bs))
+        t_fl, outl = best_of(lambda: run_frugal(True, bs))
+        res1, resl = res1 or out1, resl or outl
+        rows += [("frugal 1-best", str(bs), t_f1), ("frugal lattice", str(bs), t_fl)]
 
     from frugal.decode.lattice import Lattice
     agree = frugal_better = kaldi_better = 0
@@ -158,14 +178,11 @@ def main(argv=None) -> int:
             kaldi_better += 1
     lat_arcs = sum(r.lattice.num_arcs for r in resl) / len(resl)
 
-    rows = [("frugal 1-best", t_f1, t_k1, "kaldi FasterDecoder"),
-            ("frugal lattice", t_fl, t_kl, "kaldi LatticeSimpleDecoder"),
-            ("kaldi FasterDecoder", t_k1, None, ""),
-            ("kaldi LatticeSimpleDecoder", t_kl, None, "")]
-    print(f"{'decoder':28s} {'seconds':>9s} {'RTF':>8s} {'ms/frame/utt':>13s}  relative")
-    for name, t, ref, ref_name in rows:
-        rel = f"{t / ref:6.2f}x {ref_name}" if ref else ""
-        print(f"{name:28s} {t:9.3f} {t / audio:8.4f} {1000 * t / sum(lengths):13.4f}  {rel}")
+    print(f"{'decoder':28s} {'batch':>5s} {'seconds':>9s} {'RTF':>8s} {'ms/frame/utt':>13s} "
+          f"{'vs FasterDecoder':>17s} {'vs LatticeSimple':>17s}")
+    for name, bs, t in rows:
+        print(f"{name:28s} {bs:>5s} {t:9.3f} {t / audio:8.4f} {1000 * t / sum(lengths):13.4f} "
+              f"{t / t_k1:16.2f}x {t / t_kl:16.2f}x")
     print(f"1-best agreement with FasterDecoder: {agree}/{args.utts} (where they differ, the lower-cost path is "
           f"frugal's {frugal_better} times, Kaldi's {kaldi_better} times); frugal lattices: {lat_arcs:.0f} arcs/utt "
           f"after lattice-beam pruning")
