@@ -114,10 +114,9 @@ class _CsrArcs:
 
 
 class _ArcTable:
-    """Every arc of the graph in one table, for the dense search: emitting arcs first,
-    sorted by destination (the per-frame scatter then writes memory in order), then
-    non-emitting arcs sorted by the epsilon rank of their source. An arc's row is its id
-    in the packed (score, arc) maxima; id ``num_arcs`` means "no arc" (the start token)."""
+    """Every arc of the graph in one table, for the dense search: emitting arcs first, in
+    the order of ``DecodingGraph.emit`` (by source state), then non-emitting arcs sorted by
+    the epsilon rank of their source."""
 
     def __init__(self, emit: _CsrArcs, eps: _CsrArcs, eps_rank: torch.Tensor, max_eps_rank: int, device):
         cols = {}
@@ -125,8 +124,6 @@ class _ArcTable:
             src = torch.repeat_interleave(torch.arange(csr.start.numel() - 1), (csr.start[1:] - csr.start[:-1]).cpu())
             cols[name] = (src, csr.dst.cpu(), csr.label.cpu(), csr.olabel.cpu(), csr.score.cpu())
         e_src, e_dst, e_label, e_olabel, e_score = cols["emit"]
-        order = torch.sort(e_dst, stable=True).indices
-        e_src, e_dst, e_label, e_olabel, e_score = (x[order] for x in (e_src, e_dst, e_label, e_olabel, e_score))
         p_src, p_dst, _, p_olabel, p_score = cols["eps"]
         p_rank = eps_rank.cpu()[p_src]
         order = torch.sort(p_rank, stable=True).indices
@@ -145,8 +142,10 @@ class _ArcTable:
         # int32 copies for index_select (faster than int64 indices on CPU)
         self.src32, self.dst32, self.label32 = self.src.int(), self.dst.int(), self.label.int()
         self.eps_scores_negative = bool((p_score <= 0).all())  # (a path through them only loses score)
-        # Low word of a packed (score, arc) pair: the complement, so that the lowest id wins ties.
-        self.comp = (_LOW_MASK - torch.arange(self.num_arcs + 1)).to(device)
+        self.emit_start = emit.start[:-1].to(device)
+        self.emit_degree = (emit.start[1:] - emit.start[:-1]).to(device)
+        # Low words of packed (score, id) pairs for non-emitting arcs (see _EPS_ID).
+        self.eps_comp = (_LOW_MASK - _EPS_ID - torch.arange(self.num_eps)).to(device)
 
     def to(self, device) -> "_ArcTable":
         out = object.__new__(_ArcTable)
@@ -375,10 +374,12 @@ class Decoder:
         return finals, tok_keys, tok_scores, tok_frames, tok_best, links
 
     def _search_dense(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool):
-        """Beam search over score vectors of all graph states: each frame is a handful of
-        whole-graph tensor ops (gathers along all arcs, one packed scatter-max per arc
-        group), with no per-token bookkeeping; pruned states just hold -inf. The pruning
-        is the sparse search's, and so are the float operations and their order."""
+        """Beam search with a score vector over all graph states per utterance. A frame
+        expands the emitting arcs of the active tokens, and one integer scatter-max of
+        packed (score, candidate) pairs gives every state its best score and backpointer;
+        the epsilon closure is one such scatter per epsilon rank over all non-emitting
+        arcs. No per-token bookkeeping: pruned states just hold -inf. The pruning is the
+        sparse search's, and so are the float operations and their order."""
         g, cfg, A = self.graph, self.config, self.graph.arcs
         device = g.device
         B, T, D = scores.shape
@@ -386,22 +387,9 @@ class Decoder:
         ac = float(cfg.acoustic_scale)
         inf = math.inf
         select = torch.index_select
-        # Per-frame work space over all (utterance, arc) pairs, allocated once: fresh
-        # multi-megabyte tensors every frame would cost more than the arithmetic.
-        # The emitting arcs are expanded for a few utterances at a time, so that their
-        # work space stays in cache; the rest of a frame runs once for the whole batch.
-        C = min(B, _EMIT_CHUNK)
-        chunks = [(u, min(u + C, B)) for u in range(0, B, C)]
-        cand = torch.empty((B, E), device=device)
-        arc_ll = torch.empty((C, E), device=device)
-        e_dst = A.dst[:E].expand(C, E)
-        e_pairs = _PackedPairs(A.comp[:E], C)
-        eps_groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.comp[lo:hi], B))
+        eps_groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.eps_comp[lo - E:hi - E], B))
                       for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
-        if lattice:
-            in_beam = torch.empty((B, E), dtype=torch.bool, device=device)
-            dst_kept = torch.empty((B, E), dtype=torch.bool, device=device)
-        no_candidate = _packed_constant(-inf, N)
+        no_candidate = _packed_constant(-inf, _NO_ARC)
         links = _Columns()
         tok_keys: List[torch.Tensor] = []
         tok_best: List[torch.Tensor] = []
@@ -412,38 +400,38 @@ class Decoder:
         lengths_list = lengths.tolist()
         packed = torch.empty((B, S), dtype=torch.long, device=device)
         packed_flat = packed.view(-1)
-        prev = torch.full((B, S), -inf, device=device)
-        prev_pos = torch.full((B * S,), -1, dtype=torch.long, device=device)
         cur_pos = torch.full((B * S,), -1, dtype=torch.long, device=device)
+        frames_flat = scores.view(-1)
+        keys = utt = tok_sc = ids = None
         for t in range(T + 1):
             packed.fill_(no_candidate)
             if t == 0:  # the start tokens, no incoming arc
-                packed[:, 0] = _packed_constant(0.0, N)
+                packed[:, 0] = _packed_constant(0.0, _NO_ARC)
                 cutoff = torch.full((B, 1), -cfg.beam, device=device)
                 negative = False
+                c_tok = c_arc = c_key = c_score = keys[:0] if keys is not None else torch.zeros(0, dtype=torch.long)
             else:
-                ended = [u for u in range(B) if lengths_list[u] == t - 1]
-                if ended:
-                    prev[ended] = -inf
-                frame = scores[:, t - 1]
-                cutoff = torch.empty((B, 1), device=device)
-                negative = A.eps_scores_negative
-                for u0, u1 in chunks:
-                    c_cand, c_ll, c = cand[u0:u1], arc_ll[:u1 - u0], u1 - u0
-                    select(prev[u0:u1], 1, A.src32[:E], out=c_cand)
-                    c_cand += A.score[:E]
-                    select(frame[u0:u1], 1, A.label32[:E], out=c_ll)
-                    if ac != 1.0:
-                        c_ll *= ac
-                    c_cand += c_ll
-                    best = c_cand.amax(1, keepdim=True)
-                    torch.sub(best, cfg.beam, out=cutoff[u0:u1])
-                    # All candidates negative (the usual case after the first frame):
-                    # packing and unpacking take one pass instead of three.
-                    chunk_negative = bool(best.max() < 0)
-                    e_pairs.pack(c_cand, chunk_negative, rows=c)
-                    packed[u0:u1].scatter_reduce_(1, e_dst[:c], e_pairs.pairs[:c], reduce="amax")
-                    negative &= chunk_negative
+                if any(lengths_list[u] == t - 1 for u in range(B)):  # utterances that ended
+                    alive = torch.nonzero(select(lengths, 0, utt) >= t).squeeze(1)
+                    keys, utt, tok_sc, ids = (select(x, 0, alive) for x in (keys, utt, tok_sc, ids))
+                # Candidates: the emitting arcs of the tokens, in token order (what is
+                # per token is computed per token, then spread to its arcs).
+                key_base = utt * S
+                states = keys - key_base
+                deg = select(A.emit_degree, 0, states)
+                c_tok = torch.repeat_interleave(deg)
+                first_arc = select(A.emit_start, 0, states) - torch.cumsum(deg, 0) + deg
+                c_arc = select(first_arc, 0, c_tok) + torch.arange(c_tok.numel(), device=device)
+                c_score = select(tok_sc, 0, c_tok) + select(A.score, 0, c_arc)
+                row = (utt * T + (t - 1)) * D
+                loglik = select(frames_flat, 0, select(row, 0, c_tok) + select(A.label, 0, c_arc))
+                c_score += loglik * ac if ac != 1.0 else loglik
+                c_key = select(key_base, 0, c_tok) + select(A.dst, 0, c_arc)
+                negative = bool(c_score.numel() == 0 or c_score.max() < 0)
+                packed_flat.scatter_reduce_(0, c_key, _pack_candidates(c_score, negative), reduce="amax")
+                # Beam around the best candidate of each utterance.
+                cutoff = _unpack_scores(packed, negative).amax(1, keepdim=True) - cfg.beam
+                negative &= A.eps_scores_negative
             # Epsilon closure, rank by rank: a state's score is final when its rank comes.
             for lo, hi, dst, pairs in eps_groups:
                 src_sc = _unpack_scores(select(packed, 1, A.src[lo:hi]), negative)
@@ -467,69 +455,79 @@ class Decoder:
                     kth = torch.topk(sc_over, cfg.max_active, dim=1, sorted=False).values.amin(1, keepdim=True)
                     keep.index_copy_(0, over, select(keep, 0, over) & (sc_over >= kth))
             keep_flat = keep.view(-1)
-            keys = torch.nonzero(keep_flat).squeeze(1)
-            utt = keys // S
-            tok_arc = _LOW_MASK - (select(packed_flat, 0, keys) & _LOW_MASK)
+            new_keys = torch.nonzero(keep_flat).squeeze(1)
+            new_utt = new_keys // S
+            # Each token's best incoming: an emitting candidate (id < _EPS_ID), a
+            # non-emitting arc (_EPS_ID + its row among them), or none (the start).
+            win = _LOW_MASK - (select(packed_flat, 0, new_keys) & _LOW_MASK)
             # A token whose best arc is a non-emitting arc from a pruned token goes too.
             while A.num_eps:
-                on_eps = torch.nonzero((tok_arc >= E) & (tok_arc < N) if t == 0 else tok_arc >= E).squeeze(1)
-                src_key = select(utt, 0, on_eps) * S + select(A.src, 0, select(tok_arc, 0, on_eps))
+                on_eps = torch.nonzero((win >= _EPS_ID) & (win < _NO_ARC)).squeeze(1)
+                eps_arc = select(win, 0, on_eps) - _EPS_ID + E
+                src_key = select(new_utt, 0, on_eps) * S + select(A.src, 0, eps_arc)
                 bad = on_eps[~select(keep_flat, 0, src_key)]
                 if bad.numel() == 0:
                     break
-                keep_flat[keys[bad]] = False
-                good = torch.ones_like(keys, dtype=torch.bool)
+                keep_flat[new_keys[bad]] = False
+                good = torch.ones_like(new_keys, dtype=torch.bool)
                 good[bad] = False
-                keys, tok_arc, utt = keys[good], tok_arc[good], utt[good]
-            tok_sc = select(score.view(-1), 0, keys)
-            ids = num_tokens + torch.arange(keys.numel(), device=device)
+                new_keys, new_utt, win = new_keys[good], new_utt[good], win[good]
+            new_sc = select(score.view(-1), 0, new_keys)
+            new_ids = num_tokens + torch.arange(new_keys.numel(), device=device)
             cur_pos.fill_(-1)
-            cur_pos.index_copy_(0, keys, ids)
-            # Links: the best arc of each token (1-best), or every arc within the beam
-            # between kept tokens (lattice). Their labels and scores are looked up once,
-            # after the search.
-            if lattice:
-                l_utt, l_arc = [], []
-                if t > 0:
-                    torch.ge(cand, cutoff, out=in_beam)
-                    select(keep, 1, A.dst32[:E], out=dst_kept)
-                    in_beam &= dst_kept
-                    u_a = torch.nonzero(in_beam)
-                    l_utt.append(u_a[:, 0])
-                    l_arc.append(u_a[:, 1])
-                if A.num_eps:
-                    p_src, p_dst = A.src[E:], A.dst[E:]
-                    m = select(keep, 1, p_src) & select(keep, 1, p_dst)
-                    m &= select(score, 1, p_src) + A.score[E:] >= cutoff
-                    u_a = torch.nonzero(m)
-                    l_utt.append(u_a[:, 0])
-                    l_arc.append(u_a[:, 1] + E)
-                l_utt = torch.cat(l_utt) if l_utt else keys[:0]
-                l_arc = torch.cat(l_arc) if l_arc else keys[:0]
-                # Link order is (emitting, utterance, arc), then (non-emitting, utterance, arc):
-                # a token's best link is found by binary search.
-                code = torch.where(l_arc < E, l_utt * E + l_arc, B * E + l_utt * (N - E) + l_arc - E)
-                t_arc = tok_arc.clamp(max=N - 1)
-                t_code = torch.where(t_arc < E, utt * E + t_arc, B * E + utt * (N - E) + t_arc - E)
-                best_link = torch.searchsorted(code, t_code) + num_links
-                tok_best.append(torch.where(tok_arc < N, best_link, -1))
-                l_dst = select(cur_pos, 0, l_utt * S + select(A.dst, 0, l_arc))
+            cur_pos.index_copy_(0, new_keys, new_ids)
+            # The table row of each token's best arc, and the token it comes from.
+            is_emit = win < _EPS_ID
+            cw = win.clamp(max=max(c_arc.numel() - 1, 0))
+            if c_arc.numel():
+                tok_arc = torch.where(is_emit, select(c_arc, 0, cw), win - _EPS_ID + E)
+                prev_tok = select(ids, 0, select(c_tok, 0, cw))
             else:
-                l_utt, l_arc, l_dst = utt, tok_arc, ids
-                if t == 0:  # only tokens reached by non-emitting arcs have a link
-                    li = torch.nonzero(tok_arc < N).squeeze(1)
-                    l_utt, l_arc, l_dst = select(utt, 0, li), select(tok_arc, 0, li), select(ids, 0, li)
-                    best_link = torch.full_like(keys, -1)
+                tok_arc, prev_tok = win - _EPS_ID + E, win
+            has_arc = win < _NO_ARC
+            tok_arc = torch.where(has_arc, tok_arc, 0)
+            src_tok = select(cur_pos, 0, new_utt * S + select(A.src, 0, tok_arc))
+            src_tok = torch.where(is_emit, prev_tok, src_tok)
+            # Links: the best arc of each token (1-best), or every arc within the beam
+            # between kept tokens (lattice). Labels and scores are looked up after the search.
+            if lattice:
+                # emitting: candidates within the beam into kept states, in candidate order
+                e_link = (c_score >= select(cutoff.view(-1), 0, c_key // S)) & select(keep_flat, 0, c_key)
+                e_link_id = torch.cumsum(e_link, 0) - 1
+                e_li = torch.nonzero(e_link).squeeze(1)
+                n_e = e_li.numel()
+                # non-emitting: by (utterance, arc row)
+                p_src, p_dst = A.src[E:], A.dst[E:]
+                m = select(keep, 1, p_src) & select(keep, 1, p_dst)
+                m &= select(score, 1, p_src) + A.score[E:] >= cutoff
+                u_p = torch.nonzero(m)
+                p_code = u_p[:, 0] * (N - E) + u_p[:, 1]
+                tok_eps_code = new_utt * (N - E) + (tok_arc - E).clamp(min=0)
+                best_link = torch.where(is_emit, select(e_link_id, 0, cw) if c_arc.numel() else win,
+                                        n_e + torch.searchsorted(p_code, tok_eps_code))
+                tok_best.append(torch.where(has_arc, best_link + num_links, -1))
+                l_arc = torch.cat([select(c_arc, 0, e_li), u_p[:, 1] + E])
+                l_utt = torch.cat([select(c_key, 0, e_li) // S, u_p[:, 0]])
+                l_src = torch.cat([select(ids, 0, select(c_tok, 0, e_li)) if n_e else e_li,
+                                   select(cur_pos, 0, u_p[:, 0] * S + select(p_src, 0, u_p[:, 1]))])
+                l_dst = torch.cat([select(cur_pos, 0, select(c_key, 0, e_li)),
+                                   select(cur_pos, 0, u_p[:, 0] * S + select(p_dst, 0, u_p[:, 1]))])
+                links.add(src=l_src, dst=l_dst, arc=l_arc, frame_row=l_utt * T + (t - 1))
+                num_links += l_arc.numel()
+            else:
+                if t > 0:  # every token has its link
+                    best_link = num_links + torch.arange(new_keys.numel(), device=device)
+                    links.add(src=src_tok, arc=tok_arc, frame_row=new_utt * T + (t - 1))
+                    num_links += new_keys.numel()
+                else:  # only tokens reached by non-emitting arcs
+                    li = torch.nonzero(has_arc).squeeze(1)
+                    best_link = torch.full_like(new_keys, -1)
                     best_link[li] = num_links + torch.arange(li.numel(), device=device)
-                else:
-                    best_link = num_links + torch.arange(keys.numel(), device=device)
+                    links.add(src=select(src_tok, 0, li), arc=select(tok_arc, 0, li),
+                              frame_row=select(new_utt, 0, li) * T + (t - 1))
+                    num_links += li.numel()
                 tok_best.append(best_link)
-            src_key = l_utt * S + select(A.src, 0, l_arc)
-            src_tok = select(cur_pos, 0, src_key)
-            if t > 0:
-                src_tok = torch.where(l_arc < E, select(prev_pos, 0, src_key), src_tok)
-            links.add(src=src_tok, arc=l_arc, frame_row=l_utt * T + (t - 1), **({"dst": l_dst} if lattice else {}))
-            num_links += l_arc.numel()
+            keys, utt, tok_sc, ids = new_keys, new_utt, new_sc, new_ids
             tok_keys.append(keys)
             tok_scores.append(tok_sc)
             tok_frames.append(torch.full_like(keys, t))
@@ -540,9 +538,6 @@ class Decoder:
             num_tokens += keys.numel()
             if keys.numel() == 0:
                 break
-            prev.fill_(-inf)
-            prev.view(-1).index_copy_(0, keys, tok_sc)
-            prev_pos, cur_pos = cur_pos, prev_pos
         return finals, tok_keys, tok_scores, tok_frames, tok_best, links
 
     def _results(self, B, finals, tok_best, links, scores, lattices, determinize):
@@ -714,7 +709,11 @@ class _DenseBuffers:
 
 _BIG = torch.iinfo(torch.long).max
 _DENSE_ARCS_PER_ACTIVE = 40
-_EMIT_CHUNK = 8
+# Ids in the low word of packed pairs: emitting candidates count from 0, non-emitting arcs
+# from _EPS_ID (a candidate wins a tie against a non-emitting arc, as in the sparse search),
+# and _NO_ARC marks the start token.
+_EPS_ID = 1 << 31
+_NO_ARC = (1 << 32) - 1
 
 # A (score, arc id) pair packed into one int64, ordered like the score, then by lowest arc
 # id: one integer scatter-max then yields each state's best score and its best arc (its
@@ -768,6 +767,32 @@ class _PackedPairs:
         torch.bitwise_right_shift(bits, 31, out=work)
         work &= 0x7FFFFFFF
         torch.bitwise_xor(work, bits, out=high)
+
+
+def _pack_candidates(scores: torch.Tensor, all_negative: bool) -> torch.Tensor:
+    """Packed (score, candidate index) pairs: the lowest index wins ties."""
+    n = scores.numel()
+    words = torch.empty((n, 2), dtype=torch.int32, device=scores.device)
+    words[:, 0] = _candidate_low_words(n, scores.device)
+    bits = scores.view(torch.int32)
+    if all_negative:
+        torch.bitwise_xor(bits, 0x7FFFFFFF, out=words[:, 1])
+    else:
+        torch.bitwise_xor((bits >> 31) & 0x7FFFFFFF, bits, out=words[:, 1])
+    return words.view(torch.int64).view(n)
+
+
+_LOW_WORDS = {}
+
+
+def _candidate_low_words(n: int, device) -> torch.Tensor:
+    """Low words of packed pairs for candidates 0..n-1 (int32), from a table grown on demand."""
+    table = _LOW_WORDS.get(device)
+    if table is None or table.numel() < n:
+        size = max(n, 2 * (0 if table is None else table.numel()), 1 << 16)
+        table = (_LOW_MASK - torch.arange(size, device=device)).view(torch.int32).view(-1, 2)[:, 0].contiguous()
+        _LOW_WORDS[device] = table
+    return table[:n]
 
 
 def _packed_constant(score: float, arc: int) -> int:
