@@ -100,6 +100,8 @@ def test_yesno_seed_model_and_alignments(yesno_root):
 
 
 TINY_CONFIG = """
+loss:
+  xent_regularize: 0.1
 model:
   preset: tdnnf-small
   hidden_dim: 64
