@@ -458,36 +458,35 @@ class Decoder:
             new_keys = torch.nonzero(keep_flat).squeeze(1)
             new_utt = new_keys // S
             # Each token's best incoming: an emitting candidate (id < _EPS_ID), a
-            # non-emitting arc (_EPS_ID + its row among them), or none (the start).
+            # non-emitting arc (_EPS_ID + its row among them), or none (the start); the
+            # table row of that arc and the key of the state it leaves.
             win = _LOW_MASK - (select(packed_flat, 0, new_keys) & _LOW_MASK)
+            is_emit = win < _EPS_ID
+            has_arc = win < _NO_ARC
+            if c_arc.numel():
+                cw = win.clamp(max=c_arc.numel() - 1)
+                tok_arc = torch.where(is_emit, select(c_arc, 0, cw), win - _EPS_ID + E)
+            else:
+                cw, tok_arc = win, torch.where(has_arc, win - _EPS_ID + E, 0)
+            src_key = new_utt * S + select(A.src, 0, tok_arc)
             # A token whose best arc is a non-emitting arc from a pruned token goes too.
             while A.num_eps:
-                on_eps = torch.nonzero((win >= _EPS_ID) & (win < _NO_ARC)).squeeze(1)
-                eps_arc = select(win, 0, on_eps) - _EPS_ID + E
-                src_key = select(new_utt, 0, on_eps) * S + select(A.src, 0, eps_arc)
-                bad = on_eps[~select(keep_flat, 0, src_key)]
-                if bad.numel() == 0:
+                bad = ~(is_emit | select(keep_flat, 0, src_key))
+                if t == 0:
+                    bad &= has_arc
+                if not bool(bad.any()):
                     break
                 keep_flat[new_keys[bad]] = False
-                good = torch.ones_like(new_keys, dtype=torch.bool)
-                good[bad] = False
-                new_keys, new_utt, win = new_keys[good], new_utt[good], win[good]
+                good = ~bad
+                new_keys, new_utt, win, is_emit, has_arc, cw, tok_arc, src_key = (
+                    x[good] for x in (new_keys, new_utt, win, is_emit, has_arc, cw, tok_arc, src_key))
             new_sc = select(score.view(-1), 0, new_keys)
             new_ids = num_tokens + torch.arange(new_keys.numel(), device=device)
             cur_pos.fill_(-1)
             cur_pos.index_copy_(0, new_keys, new_ids)
-            # The table row of each token's best arc, and the token it comes from.
-            is_emit = win < _EPS_ID
-            cw = win.clamp(max=max(c_arc.numel() - 1, 0))
+            src_tok = select(cur_pos, 0, src_key)
             if c_arc.numel():
-                tok_arc = torch.where(is_emit, select(c_arc, 0, cw), win - _EPS_ID + E)
-                prev_tok = select(ids, 0, select(c_tok, 0, cw))
-            else:
-                tok_arc, prev_tok = win - _EPS_ID + E, win
-            has_arc = win < _NO_ARC
-            tok_arc = torch.where(has_arc, tok_arc, 0)
-            src_tok = select(cur_pos, 0, new_utt * S + select(A.src, 0, tok_arc))
-            src_tok = torch.where(is_emit, prev_tok, src_tok)
+                src_tok = torch.where(is_emit, select(ids, 0, select(c_tok, 0, cw)), src_tok)
             # Links: the best arc of each token (1-best), or every arc within the beam
             # between kept tokens (lattice). Labels and scores are looked up after the search.
             if lattice:
@@ -528,9 +527,10 @@ class Decoder:
                     num_links += li.numel()
                 tok_best.append(best_link)
             keys, utt, tok_sc, ids = new_keys, new_utt, new_sc, new_ids
-            tok_keys.append(keys)
-            tok_scores.append(tok_sc)
-            tok_frames.append(torch.full_like(keys, t))
+            if lattice:  # the tokens themselves are lattice states
+                tok_keys.append(keys)
+                tok_scores.append(tok_sc)
+                tok_frames.append(torch.full_like(keys, t))
             for u in range(B):
                 if lengths_list[u] == t:
                     m = utt == u
