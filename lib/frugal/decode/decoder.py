@@ -241,13 +241,18 @@ class Decoder:
     def _link_labels(self, links, scores, idx: Optional[torch.Tensor] = None):
         """(ilabel, olabel, graph score, log-likelihood) of the links ``idx`` (default all):
         stored by the sparse search, looked up from the arc and frame by the dense one."""
+        def take(x):
+            return x if idx is None else x.index_select(0, idx)
+
         if "arc" not in links:
-            return tuple(links[n] if idx is None else links[n][idx] for n in ("ilabel", "olabel", "graph", "loglik"))
+            return tuple(take(links[n]) for n in ("ilabel", "olabel", "graph", "loglik"))
         A = self.graph.arcs
-        arc, frame_row = (links["arc"], links["frame_row"]) if idx is None else (links["arc"][idx], links["frame_row"][idx])
+        arc, frame_row = take(links["arc"]), take(links["frame_row"])
         emitting = arc < A.num_emit
-        loglik = scores.reshape(-1)[torch.where(emitting, frame_row * scores.shape[2] + A.label[arc], 0)]
-        return A.ilabel[arc], A.olabel[arc], A.score[arc], loglik.masked_fill_(~emitting, 0.0)
+        loglik = scores.reshape(-1).index_select(
+            0, torch.where(emitting, frame_row * scores.shape[2] + A.label.index_select(0, arc), 0))
+        return (A.ilabel.index_select(0, arc), A.olabel.index_select(0, arc), A.score.index_select(0, arc),
+                loglik.masked_fill_(~emitting, 0.0))
 
     def _search_sparse(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool):
         """Beam search over lists of active tokens: cost per frame grows with the tokens
@@ -593,8 +598,7 @@ class Decoder:
         if not links:
             return [_empty_lattice() for _ in range(B)]
         src, dst = links["src"], links["dst"]
-        l_ilabel, l_olabel, l_graph, l_loglik = labels
-        score = l_graph + cfg.acoustic_scale * l_loglik
+        score = labels[2] + cfg.acoustic_scale * labels[3]
         beta = torch.full_like(alpha, -math.inf)
         final_score = torch.full_like(alpha, -math.inf)
         for u in range(B):
@@ -603,31 +607,34 @@ class Decoder:
                 fs = g.final_scores[states]
                 final_score[ids] = fs if bool((fs > -math.inf).any()) else torch.zeros_like(fs)
         beta = final_score.clone()
-        layer = frames * R + g.eps_rank[keys % S]
+        utt = keys // S
+        states = keys - utt * S
+        layer = frames * R + g.eps_rank.index_select(0, states)
         num_layers = int(layer.max()) + 1
-        src_layer = layer[src]
+        src_layer = layer.index_select(0, src)
         # Links come out of the search nearly in layer order: a stable merge sort (numpy's
         # timsort) is close to linear on them, unlike a general sort.
         order = torch.from_numpy(np.argsort(src_layer.cpu().numpy(), kind="stable")).to(device)
         splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
                             torch.bincount(src_layer, minlength=num_layers).cumsum(0)]).tolist()
-        src_o, dst_o, score_o = src[order], dst[order], score[order]
+        src_o, dst_o, score_o = (x.index_select(0, order) for x in (src, dst, score))
         for L in reversed(range(num_layers)):
             lo, hi = splits[L], splits[L + 1]
             if lo == hi:
                 continue
             beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
-        utt = keys // S
-        is_start = (frames == 0) & (keys % S == 0)
+        is_start = (frames == 0) & (states == 0)
         best = torch.full((B,), -math.inf, device=device)
         best[utt[is_start]] = beta[is_start]
         threshold = best - cfg.lattice_beam
-        keep = alpha[src] + score + beta[dst] >= threshold[utt[src]]
-        keep_final = alpha + final_score >= threshold[utt]
+        keep = alpha.index_select(0, src) + score + beta.index_select(0, dst) >= \
+            threshold.index_select(0, utt.index_select(0, src))
+        keep_final = alpha + final_score >= threshold.index_select(0, utt)
         # To numpy, per utterance.
-        src, dst = src[keep].cpu().numpy(), dst[keep].cpu().numpy()
-        il, ol = l_ilabel[keep].cpu().numpy(), l_olabel[keep].cpu().numpy()
-        w = np.stack([-l_graph[keep].cpu().numpy(), -l_loglik[keep].cpu().numpy()], 1)
+        kept = torch.nonzero(keep).squeeze(1)
+        src, dst = src.index_select(0, kept).cpu().numpy(), dst.index_select(0, kept).cpu().numpy()
+        il, ol, l_graph, l_loglik = (x.index_select(0, kept).cpu().numpy() for x in labels)
+        w = np.stack([-l_graph, -l_loglik], 1)
         utt_np, layer_np = utt.cpu().numpy(), layer.cpu().numpy()
         start_np, keep_final_np = is_start.cpu().numpy(), keep_final.cpu().numpy()
         final_np = final_score.cpu().numpy()
