@@ -8,6 +8,10 @@
 #   4  den graph: phone LM of the train transcripts                   -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
 #   5  seed TDNN-F, flat-start LF-MMI (--objective ctc)               -> exp/tdnnf_seed/final.pt
 #   6  Viterbi alignment of train (seed model)                        -> exp/tdnnf_seed/ali_train.pt, .txt
+#   7  word LM (trigram, train transcripts)                           -> data/local/lm_3g.arpa
+#   8  decoding graph HCLG (HLG for ctc)                              -> exp/chain/graph_3g
+#   9  decode test                                                    -> exp/tdnnf_seed/decode_3g_test
+#   10 score (LM weight x insertion penalty sweep)                    -> wer files, RESULTS.md
 set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
@@ -19,7 +23,10 @@ force=false                 # redo stages that are done already
 corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
-context=biphone             # phone context of the chain model: biphone or mono
+context=mono                # phone context of the chain model: biphone or mono
+lm_order=3                  # word LM order
+beam=15                     # decoding beam
+lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
 num_valid=3                 # train cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
@@ -74,4 +81,7 @@ if stage_begin 6 "align train with the seed model" "$seed_dir/.done.ali"; then
   fi
   stage_end
 fi
-stage_not_implemented 6
+
+lm_texts=$train_cuts
+decode_sets=test
+. "$FRUGAL_ROOT/tools/decode_stages.sh"

@@ -1,0 +1,64 @@
+# Decoding stages shared by the recipes; sourced by egs/<corpus>/run.sh after the seed stages.
+# The recipe sets:
+#   corpus, nj, objective (lfmmi|ctc), context (biphone|mono, as the den graph), seed_dir
+#   lm_texts        cut manifests whose transcripts train the word LM
+#   decode_sets     parts to decode, dev first: the test rows use the LM weight and insertion
+#                   penalty chosen on the first set (Kaldi's recipes report it so)
+#   lm_order, beam, lattice_beam
+# Stages:
+#   7  word LM: interpolated modified Kneser-Ney ARPA      -> data/local/lm_<order>g.arpa
+#   8  decoding graph: HCLG (chain) or HLG (ctc)           -> exp/<chain|ctc>/graph_<order>g
+#   9  decode each set: lattices, 1-best                   -> $seed_dir/decode_<graph>_<set>
+#   10 score (LM weight x insertion penalty sweep)         -> wer files, RESULTS.md
+# shellcheck shell=bash
+
+lm=data/local/lm_${lm_order}g.arpa
+graph_name=${lm_order}g
+if [ "$objective" = lfmmi ]; then
+  graph_dir=exp/chain/graph_$graph_name; graph=$graph_dir/HCLG.fst; topo=chain
+else
+  graph_dir=exp/ctc/graph_$graph_name; graph=$graph_dir/HLG.fst; topo=ctc
+fi
+
+if stage_begin 7 "word LM (order $lm_order)" "$lm.done"; then
+  texts=()
+  for cuts in $lm_texts; do
+    text=data/local/lm_text_$(basename "$cuts" .jsonl.gz)
+    stage_run lm_text frugal cuts-to-text --cuts "$cuts" --output "$text"
+    texts+=("$text")
+  done
+  stage_run lm bash -c "cat ${texts[*]} > data/local/lm_text && \
+    frugal make-word-lm --text data/local/lm_text --order $lm_order --output $lm && \
+    frugal lm-perplexity --arpa $lm --text data/local/lm_text"
+  stage_end
+fi
+
+if stage_begin 8 "decoding graph ($topo, $graph_name)" "$graph_dir/.done"; then
+  stage_run graph frugal compile-graph --lang data/lang --arpa "$lm" --topo "$topo" \
+    --context "$context" --output "$graph"
+  stage_end
+fi
+
+if stage_begin 9 "decode $decode_sets" "$seed_dir/.done.decode_$graph_name"; then
+  for part in $decode_sets; do
+    stage_run "decode_$part" frugal decode --model "$seed_dir/final.pt" --graph "$graph" \
+      --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
+      --output-dir "$seed_dir/decode_${graph_name}_$part" --nj "$nj" \
+      --beam "$beam" --lattice-beam "$lattice_beam"
+  done
+  stage_end
+fi
+
+if stage_begin 10 "score $decode_sets" "$seed_dir/.done.score_$graph_name"; then
+  first=
+  for part in $decode_sets; do
+    dev=()
+    [ -n "$first" ] && dev=(--dev-decode-dir "$seed_dir/decode_${graph_name}_$first")
+    stage_run "score_$part" frugal score-lattices --decode-dir "$seed_dir/decode_${graph_name}_$part" \
+      --ref-cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" --words data/lang/words.txt \
+      "${dev[@]+"${dev[@]}"}" --results RESULTS.md --model-name "$(basename "$seed_dir")" \
+      --data-name "$part" --graph-name "$graph_name"
+    first=${first:-$part}
+  done
+  stage_end
+fi
