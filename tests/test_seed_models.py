@@ -3,6 +3,7 @@
 One scratch copy of the repository layout (like test_recipes.py) runs the yesno recipe's
 data stages and den graph once; the training tests use its features with a tiny config.
 """
+import json
 import re
 import shutil
 import signal
@@ -203,8 +204,10 @@ def test_den_graph_pdfs_must_match_the_model_config(tiny, tmp_path):
     r = subprocess.run(train_cmd(d, bad, cuts, tmp_path / "exp"), cwd=d, capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    den_pdfs = json.loads((d / "exp/chain/den.pt.json").read_text())["num_pdfs"]
+    assert den_pdfs != 10
     assert re.match(r"frugal train: error: .*bad\.yaml: model num_pdfs is 10 but --den-graph "
-                    r"exp/chain/den\.pt give\(s\) 40\n", r.stderr), r.stderr
+                    rf"exp/chain/den\.pt give\(s\) {den_pdfs}\n", r.stderr), r.stderr
     # Resuming from checkpoints of another model is refused the same way.
     (tmp_path / "other").mkdir()
     ok = subprocess.run(train_cmd(d, conf, cuts, tmp_path / "other"), cwd=d, capture_output=True, text=True)
