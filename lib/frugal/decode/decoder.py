@@ -18,6 +18,12 @@ Per frame t, for the tokens alive after frame t-1:
 4. reduce candidates to the best per (utterance, state) with a segment max, then prune
    by ``beam`` and ``max_active`` (top scores per utterance).
 
+Two searches implement this: the sparse one keeps lists of active tokens; the dense one
+(the default for graphs up to 40 states per max-active token) keeps a score vector over
+all states per utterance and gets each state's best score and backpointer from one integer
+scatter-max of packed (score, candidate) pairs, so a frame is a few dozen tensor ops.
+Both give the same results.
+
 Every candidate kept (the arc from a surviving token to a surviving token, within the
 beam) is a link of the raw lattice, as in Kaldi's LatticeSimpleDecoder: its graph cost
 and its unscaled acoustic cost are kept. The 1-best is the traceback of each token's
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
@@ -139,8 +145,6 @@ class _ArcTable:
         self.ilabel = torch.cat([e_label + 1, torch.zeros_like(p_src)]).to(device)  # OpenFst input label
         self.olabel = torch.cat([e_olabel, p_olabel]).to(device)
         self.score = torch.cat([e_score, p_score]).to(device)
-        # int32 copies for index_select (faster than int64 indices on CPU)
-        self.src32, self.dst32, self.label32 = self.src.int(), self.dst.int(), self.label.int()
         self.eps_scores_negative = bool((p_score <= 0).all())  # (a path through them only loses score)
         self.emit_start = emit.start[:-1].to(device)
         self.emit_degree = (emit.start[1:] - emit.start[:-1]).to(device)
@@ -206,11 +210,13 @@ class Decoder:
         self.config = config
         if config.search not in ("auto", "dense", "sparse"):
             raise FrugalError(f"decoder search must be auto, dense or sparse, not {config.search!r}")
-        # The dense search costs O(arcs) per frame and utterance, the sparse one O(active
-        # arcs) with a larger constant: dense wins unless the graph is much larger than
-        # the active part (measured with tools/bench/decode_bench.py).
+        # Per frame and utterance the dense search costs O(states + non-emitting arcs) on
+        # top of the active arcs, the sparse one only the active arcs but with a larger
+        # constant: dense unless the graph is much larger than its active part (measured
+        # with tools/bench/decode_bench.py).
         self.dense = config.search == "dense" or (
-            config.search == "auto" and graph.arcs.num_arcs <= _DENSE_ARCS_PER_ACTIVE * config.max_active)
+            config.search == "auto"
+            and graph.num_states + graph.arcs.num_eps <= _DENSE_SIZE_PER_ACTIVE * config.max_active)
 
     @torch.no_grad()
     def decode(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool = False,
@@ -220,7 +226,7 @@ class Decoder:
         With ``lattice``, each result carries the raw state-level lattice pruned with the
         lattice beam (or, with ``determinize``, its word-level determinisation).
         """
-        g, cfg = self.graph, self.config
+        g = self.graph
         if scores.dim() != 3:
             raise FrugalError(f"decoder scores must be (B, T, D), got shape {tuple(scores.shape)}")
         if g.max_label >= scores.shape[2]:
@@ -715,7 +721,7 @@ class _DenseBuffers:
 
 
 _BIG = torch.iinfo(torch.long).max
-_DENSE_ARCS_PER_ACTIVE = 40
+_DENSE_SIZE_PER_ACTIVE = 40
 # Ids in the low word of packed pairs: emitting candidates count from 0, non-emitting arcs
 # from _EPS_ID (a candidate wins a tie against a non-emitting arc, as in the sparse search),
 # and _NO_ARC marks the start token.
