@@ -11,6 +11,15 @@
 #   4  den graph: phone LM of the train_sup transcripts        -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
 #   5  seed TDNN-F, flat-start LF-MMI (--objective ctc)        -> exp/tdnnf_seed/final.pt
 #   6  Viterbi alignment of train_sup (seed model)             -> exp/tdnnf_seed/ali_train_sup.pt, .txt
+#   7  word LM (trigram, train_sup + train_unsup transcripts)  -> data/local/lm_3g.arpa
+#   8  decoding graph HCLG (HLG for ctc)                       -> exp/chain/graph_3g
+#   9  decode dev, test (seed model)                           -> exp/tdnnf_seed/decode_3g_{dev,test}
+#   10 score (LM weight x insertion penalty chosen on dev)     -> wer files, RESULTS.md
+#   11 oracle data: train_sup + train_unsup with their true transcripts, and their den graph
+#                                                              -> data/fbank/mini_cuts_train_all.jsonl.gz, exp/chain_oracle
+#   12 oracle TDNN-F, flat-start LF-MMI on train_all           -> exp/tdnnf_oracle/final.pt
+#   13 decode dev, test (oracle model, the graph of stage 8)   -> exp/tdnnf_oracle/decode_3g_{dev,test}
+#   14 score                                                   -> RESULTS.md rows tdnnf_oracle
 set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
@@ -23,8 +32,12 @@ seed=1                      # corpus seed (voices, texts, noise)
 corpus_conf=conf/corpus.yaml  # corpus sizes and voices
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
-context=biphone             # phone context of the chain model: biphone or mono
+context=mono                # phone context of the chain model: biphone or mono
+lm_order=3                  # word LM order
+beam=15                     # decoding beam
+lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
+oracle_conf=conf/train_oracle.yaml  # oracle model (3x the data of the seed: fewer epochs)
 num_valid=20                 # train_sup cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
 help_message="Usage: egs/mini/run.sh [options]   (stages are listed at the top of this file)"
@@ -74,4 +87,57 @@ if stage_begin 6 "align train_sup with the seed model" "$seed_dir/.done.ali"; th
   fi
   stage_end
 fi
-stage_not_implemented 6
+
+lm_texts="$train_cuts data/fbank/${corpus}_cuts_train_unsup.jsonl.gz"
+decode_sets="dev test"
+. "$FRUGAL_ROOT/tools/decode_stages.sh"
+
+# The oracle: the seed recipe on all training data with its true transcripts, the upper bound
+# of semi-supervised training. Same lang, context and topology as the seed, hence the same
+# (tree-less) pdf map: the decoding graph of stage 8 serves it too.
+oracle_dir=exp/tdnnf_oracle
+[ "$objective" = ctc ] && oracle_dir=exp/tdnnf_oracle_ctc
+all_cuts=data/fbank/${corpus}_cuts_train_all.jsonl.gz
+
+if stage_begin 11 "oracle data and den graph (train_sup + train_unsup)" exp/chain_oracle/.done; then
+  tmp_cuts=${all_cuts%.jsonl.gz}.tmp.jsonl.gz
+  stage_run combine bash -c "lhotse combine $train_cuts data/fbank/${corpus}_cuts_train_unsup.jsonl.gz \
+    $tmp_cuts && mv $tmp_cuts $all_cuts"
+  stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$all_cuts" --context "$context" \
+    --output exp/chain_oracle/den.pt
+  stage_end
+fi
+
+if stage_begin 12 "oracle model ($objective, train_all)" "$oracle_dir/.done"; then
+  extra=()
+  [ "$objective" = lfmmi ] && extra+=(--den-graph exp/chain_oracle/den.pt)
+  [ "$force" = true ] && extra+=(--start-fresh)
+  stage_run train_oracle frugal train --train-config "$oracle_conf" --train-cuts "$all_cuts" \
+    --num-valid "$num_valid" --lang data/lang --exp-dir "$oracle_dir" --objective "$objective" \
+    --num-threads "$train_threads" "${extra[@]}"
+  stage_end
+fi
+
+if stage_begin 13 "decode $decode_sets (oracle)" "$oracle_dir/.done.decode_$graph_name"; then
+  for part in $decode_sets; do
+    stage_run "decode_oracle_$part" frugal decode --model "$oracle_dir/final.pt" --graph "$graph" \
+      --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
+      --output-dir "$oracle_dir/decode_${graph_name}_$part" --nj "$nj" \
+      --beam "$beam" --lattice-beam "$lattice_beam"
+  done
+  stage_end
+fi
+
+if stage_begin 14 "score $decode_sets (oracle)" "$oracle_dir/.done.score_$graph_name"; then
+  first=
+  for part in $decode_sets; do
+    dev=()
+    [ -n "$first" ] && dev=(--dev-decode-dir "$oracle_dir/decode_${graph_name}_$first")
+    stage_run "score_oracle_$part" frugal score-lattices --decode-dir "$oracle_dir/decode_${graph_name}_$part" \
+      --ref-cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" --words data/lang/words.txt \
+      "${dev[@]+"${dev[@]}"}" --results RESULTS.md --model-name "$(basename "$oracle_dir")" \
+      --data-name "$part" --graph-name "$graph_name"
+    first=${first:-$part}
+  done
+  stage_end
+fi
