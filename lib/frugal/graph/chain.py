@@ -352,7 +352,8 @@ def compose_with_den(num: PdfGraph, norm: _NormalizationFst) -> PdfGraph:
     return result
 
 
-def _to_numerator(g: PdfGraph) -> NumeratorGraph:
+def to_numerator(g: PdfGraph) -> NumeratorGraph:
+    """A pdf graph (after context/topology expansion and normalisation) as the NumeratorGraph the loss takes."""
     final = torch.full((g.num_states,), -math.inf)
     for s, w in g.finals.items():
         final[s] = w
@@ -504,7 +505,7 @@ class NumeratorBuilder:
                            self.pdf_map, transition_probs=False)
         if self.norm is not None:
             g = compose_with_den(g, self.norm)
-        return _to_numerator(g)
+        return to_numerator(g)
 
     def build_batch(self, transcripts: Sequence[Sequence[str]]) -> NumeratorGraphs:
         return NumeratorGraphs.from_graphs([self.build(t) for t in transcripts])

@@ -48,7 +48,7 @@ from frugal.graph.chain import (ChainLexicon, NumeratorBuilder, NumeratorGraph, 
                                 compose_with_den, expand_to_pdfs)
 # chain.py has no public "numerator from a phone graph" yet; this is the conversion its
 # NumeratorBuilder.build uses (PdfGraph -> connected NumeratorGraph).
-from frugal.graph.chain import _to_numerator
+from frugal.graph.chain import to_numerator
 
 DEFAULT_LATTICE_LM_SCALE = 0.5
 
@@ -158,7 +158,7 @@ class LatticeNumeratorBuilder:
         g = expand_to_pdfs(phone_graph, self.builder.pdf_map, transition_probs=False)
         if self.builder.norm is not None:
             g = compose_with_den(g, self.builder.norm)
-        return _to_numerator(g)
+        return to_numerator(g)
 
     def build_batch(self, lats: Sequence[Lattice]) -> NumeratorGraphs:
         return NumeratorGraphs.from_graphs([self.build(lat) for lat in lats])
