@@ -24,11 +24,11 @@ corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
-lm_order=3                  # word LM order
+lm_order=1                  # word LM order
 beam=15                     # decoding beam
 lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
-num_valid=3                 # train cuts held out for the validation objective
+num_valid=0                 # train cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
 help_message="Usage: egs/yesno/run.sh [options]   (stages are listed at the top of this file)"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
