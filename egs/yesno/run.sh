@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100              # last stage to run
-nj=2                        # parallel jobs
+nj=1                        # parallel jobs (yesno is so small that a second process costs more than it saves)
 force=false                 # redo stages that are done already
 corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 fbank_conf=conf/fbank.yaml  # feature options
