@@ -1,18 +1,23 @@
 """yesno preparation from the real corpus (../shared/data/yesno): 30/30 split, transcripts."""
+import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
 from frugal.bin.main import main as frugal_main
 
 
-def test_prepare_yesno(yesno_dir, tmp_path):
+@pytest.mark.parametrize("split_name", ["kaldi", "icefall", None])
+def test_prepare_yesno(yesno_dir, tmp_path, split_name):
     out, lex = tmp_path / "manifests", tmp_path / "local"
+    option = ["--split", split_name] if split_name else []
     assert frugal_main(["prepare-data", "yesno", "--corpus-dir", str(yesno_dir), "--output-dir", str(out),
-                        "--lexicon-dir", str(lex)]) == 0
+                        "--lexicon-dir", str(lex), *option]) == 0
     waves = sorted(p.name for p in yesno_dir.glob("*.wav"))
     assert len(waves) == 60
-    # lhotse's (icefall's) split: sorted names, alternately train and test
-    split = {"train": waves[0::2], "test": waves[1::2]}
+    if split_name == "icefall":  # lhotse's: sorted names, alternately train and test
+        split = {"train": waves[0::2], "test": waves[1::2]}
+    else:  # Kaldi's (the default): the first half of the sorted names trains
+        split = {"train": waves[:30], "test": waves[30:]}
     for part, names in split.items():
         sups = load_manifest(out / f"yesno_supervisions_{part}.jsonl.gz")
         cuts = load_manifest(out / f"yesno_cuts_{part}.jsonl.gz")

@@ -33,8 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("yesno", help="yesno (OpenSLR 1): parts train, test (30 files each)",
                        description="yesno: a directory of the 60 files like 0_1_1_0_0_1_1_0.wav; "
-                                   "parts train and test as lhotse/icefall split them; lexicon YES Y, NO N, <SIL> SIL.")
+                                   "parts train and test (30 files each); lexicon YES Y, NO N, <SIL> SIL.")
     _common(p)
+    p.add_argument("--split", choices=["kaldi", "icefall"], default="kaldi",
+                   help="kaldi: first 30 sorted files train, last 30 test (Kaldi's egs/yesno); "
+                        "icefall: alternate files (lhotse's recipe) (default: %(default)s)")
     p.add_argument("--download", action="store_true",
                    help="download the corpus (openslr.org/1) into --corpus-dir and stop")
 
@@ -101,7 +104,7 @@ def run(args) -> None:
         if args.download:
             download_yesno(args.corpus_dir)
             return
-        prepare_yesno(**common)
+        prepare_yesno(**common, split=args.split)
     elif args.corpus == "librispeech":
         from frugal.data.librispeech import prepare_librispeech
         prepare_librispeech(**common, parts=args.parts, lexicon_file=args.lexicon_file, num_jobs=args.num_jobs)

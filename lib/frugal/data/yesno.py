@@ -1,7 +1,10 @@
 """The yesno corpus (OpenSLR 1): 60 files of 8 Hebrew yes/no words, transcript in the name.
 
-The split is lhotse's (icefall's yesno recipe): the 60 files sorted by name, even
-positions train, odd positions test, 30 each. Words are YES and NO as in Kaldi's yesno.
+Two 30/30 splits of the 60 files sorted by name: Kaldi's (egs/yesno: the first half
+trains, the second half tests) and lhotse's, which icefall uses (even positions train, odd
+positions test). They differ in which files are test data: icefall's test set holds
+0_1_0_1_0_0_0_0.wav, whose last NO is barely audible (icefall's one deletion in 240 words).
+Words are YES and NO as in Kaldi's yesno.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ CORPUS = "yesno"
 NUM_FILES = 60
 FILE_NAME = re.compile(r"^[01](_[01]){7}\.wav$")
 LEXICON = [("YES", ["Y"]), ("NO", ["N"]), ("<SIL>", ["SIL"])]
+SPLITS = ("kaldi", "icefall")
 
 
 def check_yesno_dir(corpus_dir: Path) -> List[Path]:
@@ -33,10 +37,14 @@ def check_yesno_dir(corpus_dir: Path) -> List[Path]:
     return waves
 
 
-def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None) -> Dict[str, PartSummary]:
+def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None, split="kaldi") -> Dict[str, PartSummary]:
     """Write yesno manifests for parts train and test (and the yesno lexicon)."""
-    check_yesno_dir(Path(corpus_dir))
+    if split not in SPLITS:
+        raise FrugalError(f"--split {split}: must be one of {', '.join(SPLITS)}")
+    waves = check_yesno_dir(Path(corpus_dir))
     manifests = lhotse_prepare_yesno(Path(corpus_dir).resolve(), output_dir=None)
+    if split == "kaldi":
+        manifests = _kaldi_split(manifests, [w.stem for w in waves])
     summaries = {
         part: write_part(output_dir, CORPUS, part, m["recordings"], m["supervisions"],
                          trim_to_supervisions=False)
@@ -45,6 +53,22 @@ def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None) -> Dict[str, PartSum
     if lexicon_dir is not None:
         write_lexicon(Path(lexicon_dir) / "lexicon.txt", LEXICON)
     return summaries
+
+
+def _kaldi_split(manifests, sorted_ids: List[str]):
+    """Re-partition lhotse's parts as Kaldi's create_yesno_waves_test_train.pl does."""
+    train_ids = set(sorted_ids[: len(sorted_ids) // 2])
+    recordings = manifests["train"]["recordings"] + manifests["test"]["recordings"]
+    supervisions = manifests["train"]["supervisions"] + manifests["test"]["supervisions"]
+    return {
+        part: {
+            "recordings": recordings.filter(
+                lambda r: (r.id in train_ids) == (part == "train")).to_eager(),
+            "supervisions": supervisions.filter(
+                lambda s: (s.recording_id in train_ids) == (part == "train")).to_eager(),
+        }
+        for part in ("train", "test")
+    }
 
 
 def download_yesno(corpus_dir) -> Path:
