@@ -10,6 +10,7 @@
 #   8  decoding graph: HCLG (chain) or HLG (ctc)           -> exp/<chain|ctc>/graph_<order>g
 #   9  decode each set: lattices, 1-best                   -> $seed_dir/decode_<graph>_<set>
 #   10 score (LM weight x insertion penalty sweep)         -> wer files, RESULTS.md
+# and the function decode_and_score for further models.
 # shellcheck shell=bash
 
 lm=data/local/lm_${lm_order}g.arpa
@@ -39,26 +40,34 @@ if stage_begin 8 "decoding graph ($topo, $graph_name)" "$graph_dir/.done"; then
   stage_end
 fi
 
-if stage_begin 9 "decode $decode_sets" "$seed_dir/.done.decode_$graph_name"; then
-  for part in $decode_sets; do
-    stage_run "decode_$part" frugal decode --model "$seed_dir/final.pt" --graph "$graph" \
-      --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
-      --output-dir "$seed_dir/decode_${graph_name}_$part" --nj "$nj" \
-      --beam "$beam" --lattice-beam "$lattice_beam"
-  done
-  stage_end
-fi
+# decode_and_score DECODE_STAGE SCORE_STAGE MODEL_DIR: decode $decode_sets with MODEL_DIR/final.pt
+# and score them into RESULTS.md (model column: MODEL_DIR's name). Recipes call it again for
+# other models decoded with the same graph (egs/mini's oracle).
+decode_and_score() {
+  local decode_stage=$1 score_stage=$2 model_dir=$3 name part first dev
+  name=$(basename "$model_dir")
+  if stage_begin "$decode_stage" "decode $decode_sets ($name)" "$model_dir/.done.decode_$graph_name"; then
+    for part in $decode_sets; do
+      stage_run "decode_${name}_$part" frugal decode --model "$model_dir/final.pt" --graph "$graph" \
+        --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
+        --output-dir "$model_dir/decode_${graph_name}_$part" --nj "$nj" \
+        --beam "$beam" --lattice-beam "$lattice_beam"
+    done
+    stage_end
+  fi
+  if stage_begin "$score_stage" "score $decode_sets ($name)" "$model_dir/.done.score_$graph_name"; then
+    first=
+    for part in $decode_sets; do
+      dev=()
+      [ -n "$first" ] && dev=(--dev-decode-dir "$model_dir/decode_${graph_name}_$first")
+      stage_run "score_${name}_$part" frugal score-lattices --decode-dir "$model_dir/decode_${graph_name}_$part" \
+        --ref-cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" --words data/lang/words.txt \
+        "${dev[@]+"${dev[@]}"}" --results RESULTS.md --model-name "$name" \
+        --data-name "$part" --graph-name "$graph_name"
+      first=${first:-$part}
+    done
+    stage_end
+  fi
+}
 
-if stage_begin 10 "score $decode_sets" "$seed_dir/.done.score_$graph_name"; then
-  first=
-  for part in $decode_sets; do
-    dev=()
-    [ -n "$first" ] && dev=(--dev-decode-dir "$seed_dir/decode_${graph_name}_$first")
-    stage_run "score_$part" frugal score-lattices --decode-dir "$seed_dir/decode_${graph_name}_$part" \
-      --ref-cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" --words data/lang/words.txt \
-      "${dev[@]+"${dev[@]}"}" --results RESULTS.md --model-name "$(basename "$seed_dir")" \
-      --data-name "$part" --graph-name "$graph_name"
-    first=${first:-$part}
-  done
-  stage_end
-fi
+decode_and_score 9 10 "$seed_dir"

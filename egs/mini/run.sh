@@ -59,34 +59,7 @@ seed_dir=exp/tdnnf_seed
 [ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc
 train_cuts=data/fbank/${corpus}_cuts_train_sup.jsonl.gz
 
-if stage_begin 4 "denominator graph (phone LM of train_sup)" exp/chain/.done; then
-  stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$train_cuts" --context "$context" \
-    --output exp/chain/den.pt
-  stage_end
-fi
-
-if stage_begin 5 "seed model ($objective)" "$seed_dir/.done"; then
-  extra=()
-  [ "$objective" = lfmmi ] && extra+=(--den-graph exp/chain/den.pt)
-  [ "$force" = true ] && extra+=(--start-fresh)   # else a killed run resumes from its last checkpoint
-  stage_run train frugal train --train-config "$train_conf" --train-cuts "$train_cuts" \
-    --num-valid "$num_valid" --lang data/lang --exp-dir "$seed_dir" --objective "$objective" \
-    --num-threads "$train_threads" "${extra[@]}"
-  stage_end
-fi
-
-if stage_begin 6 "align train_sup with the seed model" "$seed_dir/.done.ali"; then
-  if [ "$objective" = lfmmi ]; then
-    stage_run align frugal align --model "$seed_dir/final.pt" --cuts "$train_cuts" --lang data/lang \
-      --den-graph exp/chain/den.pt --output "$seed_dir/ali_train_sup.pt" --nj "$nj"
-    stage_run show_alignments bash -c "frugal show-alignments --alignments $seed_dir/ali_train_sup.pt \
-      --lang data/lang --pdf-map exp/chain/pdf_map.txt --words > $seed_dir/ali_train_sup.txt.tmp \
-      && mv $seed_dir/ali_train_sup.txt.tmp $seed_dir/ali_train_sup.txt && head -n 12 $seed_dir/ali_train_sup.txt"
-  else
-    echo "alignment needs the chain (lfmmi) seed model: nothing to do for --objective $objective"
-  fi
-  stage_end
-fi
+. "$FRUGAL_ROOT/tools/seed_stages.sh"
 
 lm_texts="$train_cuts data/fbank/${corpus}_cuts_train_unsup.jsonl.gz"
 decode_sets="dev test"
@@ -108,36 +81,6 @@ if stage_begin 11 "oracle data and den graph (train_sup + train_unsup)" exp/chai
   stage_end
 fi
 
-if stage_begin 12 "oracle model ($objective, train_all)" "$oracle_dir/.done"; then
-  extra=()
-  [ "$objective" = lfmmi ] && extra+=(--den-graph exp/chain_oracle/den.pt)
-  [ "$force" = true ] && extra+=(--start-fresh)
-  stage_run train_oracle frugal train --train-config "$oracle_conf" --train-cuts "$all_cuts" \
-    --num-valid "$num_valid" --lang data/lang --exp-dir "$oracle_dir" --objective "$objective" \
-    --num-threads "$train_threads" "${extra[@]}"
-  stage_end
-fi
+train_model 12 "oracle model ($objective, train_all)" "$oracle_dir" "$oracle_conf" "$all_cuts" exp/chain_oracle
 
-if stage_begin 13 "decode $decode_sets (oracle)" "$oracle_dir/.done.decode_$graph_name"; then
-  for part in $decode_sets; do
-    stage_run "decode_oracle_$part" frugal decode --model "$oracle_dir/final.pt" --graph "$graph" \
-      --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
-      --output-dir "$oracle_dir/decode_${graph_name}_$part" --nj "$nj" \
-      --beam "$beam" --lattice-beam "$lattice_beam"
-  done
-  stage_end
-fi
-
-if stage_begin 14 "score $decode_sets (oracle)" "$oracle_dir/.done.score_$graph_name"; then
-  first=
-  for part in $decode_sets; do
-    dev=()
-    [ -n "$first" ] && dev=(--dev-decode-dir "$oracle_dir/decode_${graph_name}_$first")
-    stage_run "score_oracle_$part" frugal score-lattices --decode-dir "$oracle_dir/decode_${graph_name}_$part" \
-      --ref-cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" --words data/lang/words.txt \
-      "${dev[@]+"${dev[@]}"}" --results RESULTS.md --model-name "$(basename "$oracle_dir")" \
-      --data-name "$part" --graph-name "$graph_name"
-    first=${first:-$part}
-  done
-  stage_end
-fi
+decode_and_score 13 14 "$oracle_dir"

@@ -54,34 +54,7 @@ seed_dir=exp/tdnnf_seed
 [ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc
 train_cuts=data/fbank/${corpus}_cuts_train.jsonl.gz
 
-if stage_begin 4 "denominator graph (phone LM of train)" exp/chain/.done; then
-  stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$train_cuts" --context "$context" \
-    --output exp/chain/den.pt
-  stage_end
-fi
-
-if stage_begin 5 "seed model ($objective)" "$seed_dir/.done"; then
-  extra=()
-  [ "$objective" = lfmmi ] && extra+=(--den-graph exp/chain/den.pt)
-  [ "$force" = true ] && extra+=(--start-fresh)   # else a killed run resumes from its last checkpoint
-  stage_run train frugal train --train-config "$train_conf" --train-cuts "$train_cuts" \
-    --num-valid "$num_valid" --lang data/lang --exp-dir "$seed_dir" --objective "$objective" \
-    --num-threads "$train_threads" "${extra[@]}"
-  stage_end
-fi
-
-if stage_begin 6 "align train with the seed model" "$seed_dir/.done.ali"; then
-  if [ "$objective" = lfmmi ]; then
-    stage_run align frugal align --model "$seed_dir/final.pt" --cuts "$train_cuts" --lang data/lang \
-      --den-graph exp/chain/den.pt --output "$seed_dir/ali_train.pt" --nj "$nj"
-    stage_run show_alignments bash -c "frugal show-alignments --alignments $seed_dir/ali_train.pt \
-      --lang data/lang --pdf-map exp/chain/pdf_map.txt --words > $seed_dir/ali_train.txt.tmp \
-      && mv $seed_dir/ali_train.txt.tmp $seed_dir/ali_train.txt && head -n 12 $seed_dir/ali_train.txt"
-  else
-    echo "alignment needs the chain (lfmmi) seed model: nothing to do for --objective $objective"
-  fi
-  stage_end
-fi
+. "$FRUGAL_ROOT/tools/seed_stages.sh"
 
 lm_texts=$train_cuts
 decode_sets=test
