@@ -14,10 +14,10 @@ def test_prepare_yesno(yesno_dir, tmp_path, split_name):
                         "--lexicon-dir", str(lex), *option]) == 0
     waves = sorted(p.name for p in yesno_dir.glob("*.wav"))
     assert len(waves) == 60
-    if split_name == "icefall":  # lhotse's: sorted names, alternately train and test
-        split = {"train": waves[0::2], "test": waves[1::2]}
-    else:  # Kaldi's (the default): the first half of the sorted names trains
+    if split_name == "kaldi":  # Kaldi's: the first half of the sorted names trains
         split = {"train": waves[:30], "test": waves[30:]}
+    else:  # lhotse's (icefall's, the default): sorted names, alternately train and test
+        split = {"train": waves[0::2], "test": waves[1::2]}
     for part, names in split.items():
         sups = load_manifest(out / f"yesno_supervisions_{part}.jsonl.gz")
         cuts = load_manifest(out / f"yesno_cuts_{part}.jsonl.gz")

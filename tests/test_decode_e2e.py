@@ -41,14 +41,16 @@ def recipe(tmp_path_factory, yesno_dir, repo_dir):
     run("prepare-lang", "--lexicon", d / "data/local/lexicon.txt", "--output-dir", d / "data/lang",
         "--sil-phone", "SIL")
     for part in ("train", "test"):
-        run("compute-fbank", "--num-mel-bins", "80", "--cuts-in", d / f"data/manifests/yesno_cuts_{part}.jsonl.gz",
+        run("compute-fbank", "--config", repo_dir / "egs/yesno/conf/fbank.yaml", "--cuts-in", d / f"data/manifests/yesno_cuts_{part}.jsonl.gz",
             "--cuts-out", d / f"data/fbank/yesno_cuts_{part}.jsonl.gz", "--storage-dir", d / f"data/fbank/feats_{part}")
     train_cuts = d / "data/fbank/yesno_cuts_train.jsonl.gz"
     run("cuts-to-text", "--cuts", train_cuts, "--output", d / "data/local/train_text")
-    run("make-word-lm", "--text", d / "data/local/train_text", "--order", "3", "--output", d / "data/local/lm.arpa")
-    run("make-den-graph", "--lang", d / "data/lang", "--cuts", train_cuts, "--output", d / "exp/chain/den.pt")
+    # The recipe's choices (egs/yesno/run.sh): unigram LM (the words are random), monophone context.
+    run("make-word-lm", "--text", d / "data/local/train_text", "--order", "1", "--output", d / "data/local/lm.arpa")
+    run("make-den-graph", "--lang", d / "data/lang", "--cuts", train_cuts, "--context", "mono",
+        "--output", d / "exp/chain/den.pt")
     run("compile-graph", "--lang", d / "data/lang", "--arpa", d / "data/local/lm.arpa", "--topo", "chain",
-        "--output", d / "exp/chain/graph_tg/HCLG.fst")
+        "--context", "mono", "--output", d / "exp/chain/graph_tg/HCLG.fst")
     run("train", "--train-config", repo_dir / "egs/yesno/conf/train.yaml", "--train-cuts", train_cuts,
         "--lang", d / "data/lang", "--den-graph", d / "exp/chain/den.pt", "--exp-dir", d / "exp/chain/tdnnf",
         "--device", "cpu", "--num-threads", "1")

@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="yesno: a directory of the 60 files like 0_1_1_0_0_1_1_0.wav; "
                                    "parts train and test (30 files each); lexicon YES Y, NO N, <SIL> SIL.")
     _common(p)
-    p.add_argument("--split", choices=["kaldi", "icefall"], default="kaldi",
-                   help="kaldi: first 30 sorted files train, last 30 test (Kaldi's egs/yesno); "
-                        "icefall: alternate files (lhotse's recipe) (default: %(default)s)")
+    p.add_argument("--split", choices=["icefall", "kaldi"], default="icefall",
+                   help="icefall: alternate sorted files (lhotse's recipe); kaldi: first 30 sorted files train, "
+                        "last 30 test (Kaldi's egs/yesno) (default: %(default)s)")
     p.add_argument("--download", action="store_true",
                    help="download the corpus (openslr.org/1) into --corpus-dir and stop")
 

@@ -37,7 +37,7 @@ def check_yesno_dir(corpus_dir: Path) -> List[Path]:
     return waves
 
 
-def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None, split="kaldi") -> Dict[str, PartSummary]:
+def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None, split="icefall") -> Dict[str, PartSummary]:
     """Write yesno manifests for parts train and test (and the yesno lexicon)."""
     if split not in SPLITS:
         raise FrugalError(f"--split {split}: must be one of {', '.join(SPLITS)}")
