@@ -21,6 +21,16 @@ the frame count, as Kaldi skips such examples; ``skipped`` counts them.
 The numerator occupation is needed twice (xent target and chain gradient), so the
 numerator forward-backward runs once on a detached copy of y, and the chain output
 receives its gradient through a linear term with that occupation (value-preserving).
+
+Per-frame derivative weights (``frame_weights`` [B, T'] in [0, 1]; Kaldi's
+``--deriv-weights-scp`` of semi-supervised training): the gradient of the loss with
+respect to the chain output at frame t (numerator minus leaky-HMM denominator occupation,
+and the l2 term) and with respect to the xent head's output at t are multiplied by w_t,
+as Kaldi multiplies the rows of the output derivatives after the objective is computed.
+It is done by an identity op whose backward scales the gradient (`scale_gradient`) on
+both outputs, so every value (loss, objf, its parts) and the frame count stay the
+unweighted ones. A constant weight over a sequence's frames scales that sequence's
+gradient (Kaldi's per-example weight, e.g. of unsupervised egs).
 """
 from __future__ import annotations
 
@@ -32,6 +42,25 @@ from frugal.fsa.dense import DenseFsaVec
 from frugal.fsa.intersect import intersect_dense
 from frugal.fsa.leaky_hmm import DenominatorGraph, denominator_log_likelihood
 from frugal.fsa.fsa import FsaVec
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by ``scale``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``x`` unchanged, with its gradient multiplied by ``scale`` (broadcast to x's shape)."""
+    return _ScaleGradient.apply(x, scale.to(device=x.device, dtype=x.dtype).detach())
 
 
 def numerator_log_likelihood(num_graphs: FsaVec, nnet_output: torch.Tensor, lengths: torch.Tensor
@@ -50,18 +79,29 @@ def lfmmi_loss(
     leaky_hmm_coefficient: float = 0.1,
     l2_regularize: float = 0.0005,
     xent_regularize: float = 0.1,
+    frame_weights: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
     """LF-MMI loss and its parts (see the module docstring).
 
     ``nnet_output`` and ``xent_log_probs``: (B, T', D) at the subsampled frame rate;
     ``lengths`` [B] their valid lengths; ``num_graphs`` one numerator per sequence (e.g.
-    `NumeratorGraphs.fsas`). Returns a dict of scalars: ``loss`` (differentiable),
-    ``objf`` (per-frame LF-MMI objective), ``num``, ``den`` (per-frame), ``l2``, ``xent``
-    (per frame, before the weights), ``frames`` (counted frames), ``skipped`` (sequences).
+    `NumeratorGraphs.fsas`); ``frame_weights`` (B, T') optional derivative weights (values
+    past a sequence's length are ignored). Returns a dict of scalars: ``loss``
+    (differentiable), ``objf`` (per-frame LF-MMI objective), ``num``, ``den`` (per-frame),
+    ``l2``, ``xent`` (per frame, before the weights), ``frames`` (counted frames, not
+    weighted), ``skipped`` (sequences).
     """
     if nnet_output.dim() != 3:
         raise ValueError(f"nnet_output must be (B, T, D), got {tuple(nnet_output.shape)}")
     lengths = lengths.to(device=nnet_output.device, dtype=torch.int64)
+    if frame_weights is not None:
+        if tuple(frame_weights.shape) != tuple(nnet_output.shape[:2]):
+            raise ValueError(f"frame_weights must be (B, T) = {tuple(nnet_output.shape[:2])}, "
+                             f"got {tuple(frame_weights.shape)}")
+        scale = frame_weights[:, :, None]
+        nnet_output = scale_gradient(nnet_output, scale)
+        if xent_log_probs is not None:
+            xent_log_probs = scale_gradient(xent_log_probs, scale)
     detached = nnet_output.detach().requires_grad_(True)
     with torch.enable_grad():
         num = numerator_log_likelihood(num_graphs, detached, lengths)
