@@ -32,25 +32,34 @@ summed posterior of all lattice arcs whose alignment has that label at t), in [0
 frames where the lattice is sure of the best path get weight ~1, uncertain frames less.
 Lattice labels are pdf id + 1 (chain HCLG) at the network's output (subsampled) frame rate,
 so the weights are per output frame.
+
+Training (`LatticeSupervision`): a lattice-supervised cut's numerator and frame weights
+never change, so each is built the first time its cut is in a batch and kept; the lattice
+is dropped then. Decode lattices carry acoustic costs multiplied by post_decode_acwt = 10
+(Kaldi's chain convention), hence the acoustic scale 0.1 of pruning and posteriors.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from frugal.decode.lattice import Lattice
+from frugal.decode.lattice_io import read_lattices
 from frugal.decode.lattice_ops import determinize_lattice
 from frugal.errors import FrugalError
+from frugal.fileio import PathLike
 from frugal.graph.chain import (ChainLexicon, NumeratorBuilder, NumeratorGraph, NumeratorGraphs, PhoneGraph,
-                                compose_with_den, expand_to_pdfs)
-# chain.py has no public "numerator from a phone graph" yet; this is the conversion its
-# NumeratorBuilder.build uses (PdfGraph -> connected NumeratorGraph).
-from frugal.graph.chain import to_numerator
+                                compose_with_den, expand_to_pdfs, to_numerator)
 
 DEFAULT_LATTICE_LM_SCALE = 0.5
+DEFAULT_PRUNE_BEAM = 4.0  # Kaldi's semi-supervised recipe (lattice_prune_beam)
+DEFAULT_ACOUSTIC_SCALE = 0.1  # decode lattices: acoustic costs x post_decode_acwt (10)
 
 
 def word_lattice(lat: Lattice, prune_beam: Optional[float] = None, acoustic_scale: float = 1.0) -> Lattice:
@@ -206,5 +215,105 @@ def best_path_frame_weights(lat: Lattice, graph_scale: float = 1.0, acoustic_sca
     return torch.tensor(weights, dtype=torch.float32)
 
 
-__all__ = ["LatticeNumeratorBuilder", "lattice_phone_graph", "word_lattice", "frame_label_posteriors",
-           "best_path_frame_weights", "DEFAULT_LATTICE_LM_SCALE"]
+@dataclass
+class LatticeSupervisionOptions:
+    """How supervision lattices become LF-MMI supervision (Kaldi's semi-supervised egs)."""
+
+    lattice_lm_scale: float = DEFAULT_LATTICE_LM_SCALE
+    prune_beam: Optional[float] = DEFAULT_PRUNE_BEAM  # None: no pruning
+    acoustic_scale: float = DEFAULT_ACOUSTIC_SCALE
+    frame_weights: bool = False  # best-path frame weights as derivative weights
+    weight: float = 1.0  # scale of these cuts' gradient (Kaldi's unsup egs weight)
+
+    def validate(self) -> None:
+        if self.lattice_lm_scale < 0:
+            raise FrugalError(f"lattice LM scale {self.lattice_lm_scale}: must be >= 0")
+        if self.prune_beam is not None and self.prune_beam <= 0:
+            raise FrugalError(f"lattice prune beam {self.prune_beam}: must be > 0 (or none)")
+        if self.acoustic_scale <= 0:
+            raise FrugalError(f"lattice acoustic scale {self.acoustic_scale}: must be > 0")
+        if self.weight < 0:
+            raise FrugalError(f"lattice supervision weight {self.weight}: must be >= 0")
+
+
+def read_supervision_lattices(paths: Sequence[PathLike], option: str = "--supervision-lattices"
+                               ) -> Dict[str, Lattice]:
+    """Cut id -> lattice from lattice files (binary ``.pt`` or Kaldi text) and directories
+    of ``lat.*.pt`` (a decode or combine-lattices directory). A cut in two files, a missing
+    path or a directory without lattices raise FrugalError naming ``option``."""
+    out: Dict[str, Lattice] = {}
+    source: Dict[str, Path] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(path.glob("lat.*.pt"), key=_job_number)
+            if not files:
+                raise FrugalError(f"{option} {path}: no lat.*.pt lattice files in this directory")
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FrugalError(f"{option} {path}: no such file or directory")
+        for f in files:
+            for cut_id, lat in read_lattices(f).items():
+                if cut_id in out:
+                    raise FrugalError(f"{option}: cut {cut_id} has a lattice in {source[cut_id]} and in {f}")
+                out[cut_id] = lat
+                source[cut_id] = f
+    return out
+
+
+def _job_number(path: Path) -> Tuple[int, str]:
+    """lat.J.pt sorts by J (lat.2.pt before lat.10.pt)."""
+    middle = path.name[len("lat."):-len(".pt")]
+    return (int(middle), "") if middle.isdigit() else (-1, middle)
+
+
+class LatticeSupervision:
+    """Numerators and frame weights of lattice-supervised cuts, each built once (see the
+    module docstring); ``build_seconds`` is the time spent building them so far."""
+
+    def __init__(self, lattices: Mapping[str, Lattice], builder: NumeratorBuilder,
+                 options: Optional[LatticeSupervisionOptions] = None) -> None:
+        self.options = options or LatticeSupervisionOptions()
+        self.options.validate()
+        self.numerators = LatticeNumeratorBuilder(builder, self.options.lattice_lm_scale,
+                                                  self.options.prune_beam, self.options.acoustic_scale)
+        self._pending: Dict[str, Lattice] = dict(lattices)
+        self._built: Dict[str, Tuple[NumeratorGraph, Optional[torch.Tensor]]] = {}
+        self.build_seconds = 0.0
+
+    def __contains__(self, cut_id: str) -> bool:
+        return cut_id in self._built or cut_id in self._pending
+
+    def __len__(self) -> int:
+        return len(self._built) + len(self._pending)
+
+    @property
+    def num_built(self) -> int:
+        return len(self._built)
+
+    def get(self, cut_id: str) -> Tuple[NumeratorGraph, Optional[torch.Tensor]]:
+        """(numerator, best-path frame weights [T'] or None) of a cut that has a lattice;
+        None weights without ``options.frame_weights`` or for a lattice without a path."""
+        entry = self._built.get(cut_id)
+        if entry is None:
+            lat = self._pending[cut_id]
+            t0 = time.perf_counter()
+            try:
+                num = self.numerators.build(lat)
+            except FrugalError as e:
+                raise FrugalError(f"supervision lattice of cut {cut_id}: {e}") from None
+            weights = None
+            if self.options.frame_weights:
+                weights = best_path_frame_weights(lat, 1.0, self.options.acoustic_scale)
+                if weights.numel() == 0:  # no path: the loss leaves the cut out anyway
+                    weights = None
+            self.build_seconds += time.perf_counter() - t0
+            entry = self._built[cut_id] = (num, weights)
+            del self._pending[cut_id]
+        return entry
+
+
+__all__ = ["LatticeNumeratorBuilder", "LatticeSupervision", "LatticeSupervisionOptions", "read_supervision_lattices",
+           "lattice_phone_graph",
+           "word_lattice", "frame_label_posteriors", "best_path_frame_weights", "DEFAULT_LATTICE_LM_SCALE",
+           "DEFAULT_PRUNE_BEAM", "DEFAULT_ACOUSTIC_SCALE"]
