@@ -7,11 +7,23 @@ last --num-average epoch checkpoints are averaged into EXP_DIR/final.pt. An opti
 ``loss`` section sets LF-MMI's leaky_hmm_coefficient, l2_regularize and xent_regularize.
 Numerator graphs are built from each batch's transcripts inside the loss.
 
+Semi-supervised LF-MMI (Kaldi's chain semi-supervised recipe, Manohar et al. 2018):
+--init-model starts from a seed model's weights (with a new optimiser and schedule), and
+--supervision-lattices gives lattices (e.g. decodings of the unsupervised cuts, or their
+combination by frugal combine-lattices) keyed by cut id: a cut that has one is supervised
+by its lattice (numerator: the pruned, determinised lattice with --lattice-lm-scale on its
+graph costs, through the lexicon; built once and cached), every other cut by its
+transcript. --frame-weights scales each frame's gradient by the lattice posterior of its
+best-path label, --unsup-weight each lattice cut's gradient. Decode lattices hold acoustic
+costs x 10 (post_decode_acwt), hence --lattice-acoustic-scale 0.1. The den graph should
+count the supervised transcripts and the unsupervised 1-best hypotheses (frugal
+set-cut-texts, then make-den-graph --cuts sup:1.5 unsup_1best:1.0).
+
 A run that finds checkpoints in EXP_DIR resumes from the newest (the same command finishes
-an interrupted run with the same model); --start-fresh deletes them first. Under
-``torchrun --nproc_per_node N`` the same command trains with N processes (DDP; gloo on
-CPU). Progress, loss components (per frame, at the output frame rate) and frames/s go to
-EXP_DIR/log/train.log.
+an interrupted run with the same model, --init-model or not); --start-fresh deletes them
+first. Under ``torchrun --nproc_per_node N`` the same command trains with N processes
+(DDP; gloo on CPU). Progress, loss components (per frame, at the output frame rate) and
+frames/s go to EXP_DIR/log/train.log.
 """
 from __future__ import annotations
 
@@ -28,9 +40,12 @@ import torch.distributed as dist
 import yaml
 from lhotse import CutSet
 
+from frugal.decode.lattice import Lattice
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_path
 from frugal.models import config_from_dict, TdnnfModel
+from frugal.semisup.supervision import (DEFAULT_ACOUSTIC_SCALE, DEFAULT_LATTICE_LM_SCALE, DEFAULT_PRUNE_BEAM,
+                                        LatticeSupervisionOptions, read_supervision_lattices)
 from frugal.train import Trainer, train_config_from_dict
 from frugal.train import checkpoint as ckpt
 from frugal.train.data import load_cuts
@@ -105,6 +120,56 @@ def check_resumable(exp_dir: Path, model_info: Dict) -> None:
                           "(use --start-fresh or another --exp-dir)")
 
 
+def load_init_model(model: torch.nn.Module, path: str, train_config: str) -> None:
+    """Load the weights of checkpoint ``path`` (weights only) into ``model``, whose
+    model_info (from --train-config) must be the checkpoint's."""
+    if not Path(path).is_file():
+        raise FrugalError(f"--init-model {path}: no such file")
+    state = ckpt.load_checkpoint(path)
+    if not isinstance(state.get("model"), dict):
+        raise FrugalError(f"--init-model {path}: no model weights in this checkpoint")
+    stored, wanted = state.get("model_info", {}), model.model_info()
+    if stored != wanted:
+        raise FrugalError(f"--init-model {path}: a different model than --train-config {train_config} "
+                          f"describes ({_model_differences(stored, wanted)})")
+    model.load_state_dict(state["model"])
+
+
+def _model_differences(stored: Dict, wanted: Dict, limit: int = 3) -> str:
+    """'key: checkpoint value vs config value' for the first differing model options."""
+    def flat(d: Dict) -> Dict:
+        out = {k: v for k, v in d.items() if k != "config"}
+        out.update(d.get("config", {}) if isinstance(d.get("config"), dict) else {})
+        return out
+
+    a, b = flat(stored), flat(wanted)
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    parts = [f"{k}: {a.get(k)} in the checkpoint, {b.get(k)} in the config" for k in keys[:limit]]
+    return "; ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else []))
+
+
+def select_lattices(lattices: Dict[str, Lattice], train_cuts: CutSet, valid_cuts: Optional[CutSet],
+                    train_where: str) -> Dict[str, Lattice]:
+    """The lattices of training and validation cuts (with a warning for the others); every
+    cut without one must have a transcript."""
+    wanted = {c.id for c in train_cuts} | ({c.id for c in valid_cuts} if valid_cuts is not None else set())
+    unused = [k for k in lattices if k not in wanted]
+    if unused:
+        log.warning("--supervision-lattices: %d lattice(s) of cuts that are not training or validation cuts "
+                    "are not used, e.g. %s", len(unused), unused[0])
+    for cuts, where in ((train_cuts, train_where), (valid_cuts, "the validation cuts")):
+        bare = [c.id for c in cuts or [] if c.id not in lattices and not _has_transcript(c)]
+        if bare:
+            more = f" (and {len(bare) - 1} more)" if len(bare) > 1 else ""
+            raise FrugalError(f"{where}: cut {bare[0]}{more} has neither a transcript nor a lattice in "
+                              "--supervision-lattices")
+    return {k: v for k, v in lattices.items() if k in wanted}
+
+
+def _has_transcript(cut) -> bool:
+    return any(s.text and s.text.strip() for s in cut.supervisions)
+
+
 def init_process_group(device: str) -> bool:
     """Join torchrun's process group here (not in the Trainer), so that it outlives training
     for `check_ranks_agree`; False when not under torchrun with several processes."""
@@ -134,6 +199,16 @@ def check_ranks_agree(model: torch.nn.Module) -> None:
         raise RuntimeError(f"model weights differ between ranks after training: {digests}")
     if dist.get_rank() == 0:
         log.info("model weights agree on all %d processes (sha256 %s)", len(digests), digests[0][:16])
+
+
+def log_lattice_supervision(lattices: Dict[str, Lattice], train_cuts: CutSet,
+                            options: LatticeSupervisionOptions) -> None:
+    on_lattices = [c for c in train_cuts if c.id in lattices]
+    both = sum(_has_transcript(c) for c in on_lattices)
+    log.info("%d of %d training cuts are supervised by lattices (%d of them also have a transcript, not used), "
+             "the others by their transcripts; lattice LM scale %g, prune beam %s, acoustic scale %g, "
+             "frame weights %s, weight %g", len(on_lattices), len(train_cuts), both, options.lattice_lm_scale,
+             options.prune_beam, options.acoustic_scale, "on" if options.frame_weights else "off", options.weight)
 
 
 def write_final(exp_dir: Path, num_epochs: int, num_average: int, extra: Dict) -> Path:
@@ -183,7 +258,42 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-threads", type=int, default=0,
                    help="torch CPU threads per process (default 0: torch's choice); 1 is steadiest "
                         "when other work shares the cores")
+    semi = p.add_argument_group("semi-supervised training")
+    semi.add_argument("--init-model", metavar="CKPT",
+                      help="start from this checkpoint's weights (e.g. the seed model's final.pt; its model "
+                           "must be the one --train-config describes), with a new optimiser and schedule")
+    semi.add_argument("--supervision-lattices", nargs="+", metavar="PATH",
+                      help="lattice files, or directories of lat.*.pt (decode or combine-lattices output), "
+                           "keyed by cut id: those cuts are supervised by their lattice (LF-MMI)")
+    semi.add_argument("--lattice-lm-scale", type=float, default=DEFAULT_LATTICE_LM_SCALE,
+                      help="scale of the lattices' graph costs in the numerators (default: %(default)s)")
+    semi.add_argument("--lattice-prune-beam", type=float, default=DEFAULT_PRUNE_BEAM,
+                      help="prune the lattices with this beam first (graph + acoustic scale x acoustic "
+                           "cost; default: %(default)s; 0: no pruning)")
+    semi.add_argument("--lattice-acoustic-scale", type=float, default=DEFAULT_ACOUSTIC_SCALE,
+                      help="scale of the lattices' acoustic costs for pruning and posteriors (default: "
+                           "%(default)s, for decode lattices written with post_decode_acwt 10)")
+    semi.add_argument("--frame-weights", action="store_true",
+                      help="weigh each frame's gradient of a lattice cut by the lattice posterior of the "
+                           "best path's label there (Kaldi's best-path deriv weights)")
+    semi.add_argument("--unsup-weight", type=float, default=1.0,
+                      help="scale of the gradient of lattice-supervised cuts (Kaldi's unsup egs weight; "
+                           "default: %(default)s)")
     return p
+
+
+def lattice_options(args) -> LatticeSupervisionOptions:
+    """The lattice supervision options of the command line (checked)."""
+    for value, name in ((args.lattice_lm_scale, "--lattice-lm-scale"),
+                        (args.lattice_prune_beam, "--lattice-prune-beam"), (args.unsup_weight, "--unsup-weight")):
+        if value < 0:
+            raise FrugalError(f"{name} {value}: must be >= 0")
+    if args.lattice_acoustic_scale <= 0:
+        raise FrugalError(f"--lattice-acoustic-scale {args.lattice_acoustic_scale}: must be > 0")
+    return LatticeSupervisionOptions(lattice_lm_scale=args.lattice_lm_scale,
+                                     prune_beam=args.lattice_prune_beam or None,
+                                     acoustic_scale=args.lattice_acoustic_scale,
+                                     frame_weights=args.frame_weights, weight=args.unsup_weight)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -204,6 +314,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                           f"{train_config.num_epochs}]")
     if args.objective == "ctc" and args.den_graph:
         raise FrugalError("--den-graph is for --objective lfmmi only")
+    if args.objective == "ctc" and args.supervision_lattices:
+        raise FrugalError("--supervision-lattices is for --objective lfmmi only")
+    options = lattice_options(args)
     train_cuts = load_cuts(args.train_cuts, where=f"--train-cuts {args.train_cuts}")
     valid_cuts = load_cuts(args.valid_cuts, where=f"--valid-cuts {args.valid_cuts}") if args.valid_cuts else None
     if args.num_valid:
@@ -215,7 +328,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise FrugalError(f"--train-cuts {args.train_cuts}: no cuts")
     if not first.has_features:
         raise FrugalError(f"--train-cuts {args.train_cuts}: cut {first.id} has no features (frugal compute-fbank)")
-    task = make_task(args.objective, args.lang, args.den_graph, sections["loss"])
+    lattices = None
+    if args.supervision_lattices:
+        lattices = select_lattices(read_supervision_lattices(args.supervision_lattices), train_cuts, valid_cuts,
+                                   f"--train-cuts {args.train_cuts}")
+    task = make_task(args.objective, args.lang, args.den_graph, sections["loss"], lattices, options)
     source = (f"--den-graph {args.den_graph}" if args.objective == "lfmmi"
               else f"the units of --lang {args.lang} (+ blank)")
     torch.manual_seed(train_config.seed)  # the initial weights (DDP gives every rank rank 0's anyway)
@@ -224,6 +341,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     exp_dir = Path(args.exp_dir)
     if not args.start_fresh:
         check_resumable(exp_dir, info)
+    if args.init_model:
+        load_init_model(model, args.init_model, args.train_config)
     num_params = sum(p.numel() for p in model.parameters())
     distributed = init_process_group(train_config.device)
     trainer = Trainer(model, task, train_cuts, exp_dir, train_config, valid_cuts=valid_cuts, model_info=info)
@@ -239,6 +358,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                  "output dim %d, %d process(es)", args.objective, len(train_cuts),
                  sum(c.duration for c in train_cuts) / 3600, sections["model"].get("preset", "tdnnf"),
                  num_params / 1e6, task.output_dim, trainer.dist.world_size)
+        if args.init_model:
+            resumed = not args.start_fresh and ckpt.latest_checkpoint(exp_dir) is not None
+            log.info("%s --init-model %s", "resuming from EXP_DIR's checkpoint, not from" if resumed
+                     else "initial weights from", args.init_model)
+        if lattices is not None:
+            log_lattice_supervision(lattices, train_cuts, options)
         log.removeHandler(handler)
         handler.close()
     if trainer.dist.world_size > 1:
@@ -250,6 +375,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if rank == 0:
         final = write_final(exp_dir, train_config.num_epochs, args.num_average,
                             {"objective": args.objective, "lang": str(args.lang),
-                             "den_graph": str(args.den_graph) if args.den_graph else ""})
+                             "den_graph": str(args.den_graph) if args.den_graph else "",
+                             "init_model": args.init_model or "",
+                             "supervision_lattices": list(args.supervision_lattices or [])})
         log.info("wrote %s (average of the last %d epoch(s))", final, args.num_average)
     return 0
