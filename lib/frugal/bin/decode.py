@@ -10,6 +10,15 @@ A chain (LF-MMI) model's output is used as log-likelihoods with --acoustic-scale
 HCLG; a CTC model's (the checkpoint says which) goes through a log-softmax, over HLG.
 Lattice acoustic costs are multiplied by --post-decode-acwt (Kaldi chain: 10), so that
 frugal score-lattices' LM-weight sweep (7..17) is centred on the decoding scale.
+
+Monte-Carlo dropout (thesis ch. 3, Vyas et al. 2019): with --dropout-samples N each
+utterance is also decoded N times with the model's dropout active at --dropout-proportion
+(continuous masks in [1 - 2p, 1 + 2p], drawn anew for each pass); pass k writes the same
+per-job files into OUTPUT_DIR/dropout/k/, a decode directory of its own for score-lattices
+and the lattice tools, and OUTPUT_DIR/dropout.json records N, the proportion and the
+seeds. The masks of (pass k, utterance) depend only on (--dropout-seed, k, utterance id),
+so the samples do not change with --nj or --batch-size. frugal uncertainty-report turns
+such a directory into word confidences, WER estimates and error localisation.
 """
 from __future__ import annotations
 
@@ -40,9 +49,17 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--post-decode-acwt", type=float, default=10.0,
                    help="factor on the lattices' acoustic costs when written (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=0,
-                   help="utterances decoded together (default 0: up to 32, fewer for large graphs)")
+                   help="utterances decoded together, counting each dropout pass as one "
+                        "(default 0: up to 32, fewer for large graphs)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--text-lattices", action="store_true", help="also write lat.J.txt (Kaldi text)")
+    p.add_argument("--dropout-samples", type=int, default=0,
+                   help="N: also decode N times with dropout active, into OUTPUT_DIR/dropout/1..N "
+                        "(default: %(default)s, no dropout)")
+    p.add_argument("--dropout-proportion", type=float, default=0.1,
+                   help="dropout proportion of the samples (default: %(default)s)")
+    p.add_argument("--dropout-seed", type=int, default=0,
+                   help="seed of the dropout masks (default: %(default)s)")
     return p
 
 
@@ -53,6 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             max_active=args.max_active, lattice_beam=args.lattice_beam,
                             acoustic_scale=args.acoustic_scale, post_decode_acwt=args.post_decode_acwt,
                             batch_size=args.batch_size, device=args.device,
-                            text_lattices=args.text_lattices)
+                            text_lattices=args.text_lattices, dropout_samples=args.dropout_samples,
+                            dropout_proportion=args.dropout_proportion, dropout_seed=args.dropout_seed)
     decode_dir(args.cuts, args.output_dir, options, nj=args.nj)
     return 0

@@ -17,6 +17,20 @@ The glue behind ``frugal decode``, in the manner of Kaldi's ``steps/nnet3/decode
   is redone and a finished one skipped on the next run. ``.done`` marks the whole
   directory.
 
+Monte-Carlo dropout decoding (Vyas et al. 2019; thesis ch. 3), with ``dropout_samples`` N > 0:
+every utterance is decoded once with dropout off, written as above, and N more times with
+the model's dropout active at ``dropout_proportion`` (``set_dropout_active``), pass k
+(1..N) into ``dropout/k/`` with the same per-job files (each pass directory is a decode
+directory of its own, with ``num_jobs``, ``decode.json`` and ``.done``, so score-lattices
+and the lattice tools read it unchanged); ``dropout.json`` records N, the proportion, the
+seed and the seeds of the passes. The dropout masks of (pass k, utterance) depend only on
+(``dropout_seed``, k, cut id): torch's RNG is seeded with ``utterance_seed(s_k, cut id)``,
+s_k the pass's seed (:func:`pass_seeds`), before the network runs on that utterance alone,
+so the outputs do not depend on ``nj``, the batch size or N itself (pass k of N = 2 is
+pass k of N = 4). The dropout-off pass is the normal batched forward. The N + 1 score
+matrices of a batch are searched in one decoder call; the batch size counts those
+utterance-passes. A job is done only when the files of all N + 1 passes are written.
+
 As Kaldi's chain decoding does (``--acwt 1.0 --post-decode-acwt 10.0``), the acoustic costs
 in the saved lattices are multiplied by ``post_decode_acwt``, so that the LM-weight sweep of
 scoring is centred on 10: the lattice's best path with graph scale 1 and acoustic scale
@@ -24,10 +38,12 @@ scoring is centred on 10: the lattice's best path with graph scale 1 and acousti
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,10 +58,13 @@ from frugal.decode.lattice_ops import determinize_lattice
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_write_text
 from frugal.lang.symbols import SymbolTable
+from frugal.semisup.lattices import utterance_seed
 
 log = logging.getLogger("frugal.decode")
 
 DONE = ".done"
+DROPOUT_DIR = "dropout"
+DROPOUT_JSON = "dropout.json"
 # Batches hold at most this many (utterance, graph state) pairs: the decoder keeps a few
 # dense per-pair arrays (about 25 bytes a pair).
 MAX_BATCH_STATES = 20_000_000
@@ -63,9 +82,16 @@ class DecodeOptions:
     lattice_beam: float = 8.0
     acoustic_scale: float = 1.0
     post_decode_acwt: float = 10.0
-    batch_size: int = 0          # utterances per batch; 0: as many as MAX_BATCH_STATES allows (<= 32)
+    batch_size: int = 0          # utterance-passes per decoder call; 0: as many as MAX_BATCH_STATES allows (<= 32)
     device: str = "cpu"
     text_lattices: bool = False
+    dropout_samples: int = 0     # N: passes with dropout active besides the dropout-off one
+    dropout_proportion: float = 0.1
+    dropout_seed: int = 0
+
+    @property
+    def num_passes(self) -> int:
+        return 1 + self.dropout_samples
 
     def decoder_config(self) -> DecoderConfig:
         return DecoderConfig(beam=self.beam, max_active=self.max_active,
@@ -79,6 +105,11 @@ class DecodeOptions:
             raise FrugalError(f"--max-active {self.max_active}: must be at least 1")
         if self.batch_size < 0:
             raise FrugalError(f"--batch-size {self.batch_size}: must be 0 (automatic) or more")
+        if self.dropout_samples < 0:
+            raise FrugalError(f"--dropout-samples {self.dropout_samples}: must be 0 (no dropout) or more")
+        if self.dropout_samples > 0 and not self.dropout_proportion > 0:
+            raise FrugalError(f"--dropout-proportion {self.dropout_proportion}: must be positive with "
+                              f"--dropout-samples {self.dropout_samples} (0 makes every sample the dropout-off decode)")
         if self.device not in ("cpu", "cuda"):
             raise FrugalError(f"--device {self.device}: must be cpu or cuda")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -112,11 +143,33 @@ def job_paths(output_dir: Path, job: int) -> Dict[str, Path]:
             "done": output_dir / f"{DONE}.{job}"}
 
 
+def pass_dir(output_dir: Path, k: int) -> Path:
+    """Where pass ``k`` writes: the decode directory itself for the dropout-off pass 0,
+    ``dropout/k`` for dropout pass k."""
+    return Path(output_dir) if k == 0 else Path(output_dir) / DROPOUT_DIR / str(k)
+
+
+def pass_seeds(seed: int, num_samples: int) -> List[int]:
+    """The seeds of dropout passes 1..num_samples; pass k's seed depends on (seed, k) only."""
+    return [utterance_seed(seed, f"dropout-pass-{k}") for k in range(1, num_samples + 1)]
+
+
+def options_record(options: DecodeOptions) -> Dict:
+    """The options as recorded in decode.json and done-markers; without dropout samples the
+    dropout options are left out (they change nothing), so such records are as they were
+    before dropout decoding existed."""
+    record = asdict(options)
+    if options.dropout_samples == 0:
+        for name in ("dropout_samples", "dropout_proportion", "dropout_seed"):
+            del record[name]
+    return record
+
+
 def job_fingerprint(cut_ids: Sequence[str], options: DecodeOptions) -> str:
     """What a job's done-marker holds: a finished job is reused only for the same cuts, options,
     and model, graph and words files (size and modification time: a retrained model is new)."""
     digest = hashlib.sha256("\n".join(cut_ids).encode()).hexdigest()[:16]
-    opts = {k: v for k, v in asdict(options).items() if k not in ("device", "batch_size")}
+    opts = {k: v for k, v in options_record(options).items() if k not in ("device", "batch_size")}
     files = {name: _file_stamp(getattr(options, name)) for name in ("model", "graph", "words")}
     return json.dumps({"num_cuts": len(cut_ids), "cuts_sha256": digest, "options": opts, "files": files},
                       sort_keys=True)
@@ -127,11 +180,15 @@ def _file_stamp(path: str) -> List[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def job_is_done(output_dir: Path, job: int, fingerprint: str, text_lattices: bool) -> bool:
-    p = job_paths(output_dir, job)
-    needed = [p["lattices"], p["hyp"]] + ([p["text_lattices"]] if text_lattices else [])
-    return (p["done"].is_file() and p["done"].read_text() == fingerprint
-            and all(f.is_file() for f in needed))
+def job_is_done(output_dir: Path, job: int, fingerprint: str, text_lattices: bool,
+                dropout_samples: int = 0) -> bool:
+    """The job's done-marker holds ``fingerprint`` and the files of all its passes exist."""
+    done = job_paths(output_dir, job)["done"]
+    needed = []
+    for k in range(1 + dropout_samples):
+        p = job_paths(pass_dir(output_dir, k), job)
+        needed += [p["lattices"], p["hyp"]] + ([p["text_lattices"]] if text_lattices else [])
+    return done.is_file() and done.read_text() == fingerprint and all(f.is_file() for f in needed)
 
 
 # ---------------------------------------------------------------------- model, graph
@@ -225,12 +282,41 @@ def log_likelihoods(model: torch.nn.Module, objective: str, features: torch.Tens
 
 
 def load_checked(options: DecodeOptions) -> Tuple[AcousticModel, DecodingGraph]:
-    """Model and graph of ``options``, checked against each other."""
+    """Model and graph of ``options``, checked against each other (and, with dropout
+    samples, the model's dropout)."""
     am = load_acoustic_model(options.model, options.device)
     graph = load_graph(options.graph, options.device)
     check_graph_matches_model(graph, model_output_dim(am.model), am.objective, options.graph,
                               options.model, am.den_graph)
+    if options.dropout_samples > 0:
+        set_dropout(am, options, active=False)
     return am, graph
+
+
+def set_dropout(am: AcousticModel, options: DecodeOptions, active: bool) -> None:
+    """Switch the model's Monte-Carlo dropout on or off at ``options.dropout_proportion``;
+    one-line FrugalErrors for a model without dropout and for a proportion it refuses."""
+    setter = getattr(am.model, "set_dropout_active", None)
+    if not callable(setter):
+        raise FrugalError(f"--model {options.model}: a {type(am.model).__name__} has no dropout to sample "
+                          f"(no set_dropout_active): cannot decode with --dropout-samples")
+    try:
+        setter(active, options.dropout_proportion)
+    except ValueError as e:
+        raise FrugalError(f"--dropout-proportion {options.dropout_proportion}: {e} "
+                          f"(model {options.model})") from None
+
+
+@contextlib.contextmanager
+def dropout_active(am: AcousticModel, options: DecodeOptions):
+    """Dropout on inside the block, off after it, with torch's RNG state restored."""
+    devices = [torch.device(options.device).index or 0] if options.device == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        set_dropout(am, options, active=True)
+        try:
+            yield
+        finally:
+            set_dropout(am, options, active=False)
 
 
 def auto_batch_size(graph: DecodingGraph) -> int:
@@ -258,28 +344,85 @@ def word_lattice(result: DecodeResult, options: DecodeOptions) -> Optional[Latti
     return det.scale(1.0, options.post_decode_acwt)
 
 
-def decode_cuts(cuts, options: DecodeOptions, am: AcousticModel, graph: DecodingGraph, progress: Optional[Callable[[int], None]] = None
-                ) -> Dict[str, UttOutput]:
-    """Decode a CutSet (features precomputed) in batches of similar lengths; returns
-    cut id -> output in the cuts' order."""
+class PassTimes:
+    """Seconds spent per kind of work of a job (dropout off / on), for its log."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, what: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - t0
+
+    def summary(self) -> str:
+        return ", ".join(f"{what} {s:.1f} s" for what, s in self.seconds.items())
+
+
+def dropout_log_likelihoods(am: AcousticModel, features: torch.Tensor, length: int, cut_id: str,
+                            seeds: Sequence[int]) -> List[torch.Tensor]:
+    """(T', D) frame scores of one utterance (``features`` (T, F)) with dropout active,
+    one per pass seed; each pass's masks come from ``utterance_seed(seed, cut_id)`` alone.
+    Call inside :func:`dropout_active`."""
+    x = features[:length].unsqueeze(0)
+    lengths = torch.tensor([length], device=features.device)
+    out = []
+    for seed in seeds:
+        torch.manual_seed(utterance_seed(seed, cut_id))
+        scores, _ = log_likelihoods(am.model, am.objective, x, lengths)
+        out.append(scores[0])
+    return out
+
+
+def decode_cuts(cuts, options: DecodeOptions, am: AcousticModel, graph: DecodingGraph,
+                progress: Optional[Callable[[int], None]] = None, times: Optional[PassTimes] = None
+                ) -> List[Dict[str, UttOutput]]:
+    """Decode a CutSet (features precomputed) in batches of similar lengths; returns per pass
+    (the dropout-off one, then the ``dropout_samples`` dropout passes) cut id -> output, in
+    the cuts' order. ``progress`` is told the utterance-passes decoded."""
     from frugal.train.data import FeatureDataset
 
     decoder = Decoder(graph, options.decoder_config())
-    batch_size = options.batch_size or auto_batch_size(graph)
+    num_passes = options.num_passes
+    seeds = pass_seeds(options.dropout_seed, options.dropout_samples)
+    # The decoder call holds the N + 1 passes of each utterance of a batch.
+    batch_size = max(1, (options.batch_size or auto_batch_size(graph)) // num_passes)
+    times = times if times is not None else PassTimes()
     cut_list = sorted(cuts, key=lambda c: (c.num_frames or 0, c.id))
     dataset = FeatureDataset()
-    out: Dict[str, UttOutput] = {}
+    out: List[Dict[str, UttOutput]] = [{} for _ in range(num_passes)]
     for start in range(0, len(cut_list), batch_size):
         batch = dataset[cut_list[start:start + batch_size]]
-        scores, lengths = log_likelihoods(am.model, am.objective, batch["features"].to(options.device),
-                                          batch["feature_lens"].to(options.device))
-        results = decoder.decode(scores, lengths, lattice=True)
-        for cut_id, r in zip(batch["cut_ids"], results):
-            out[cut_id] = UttOutput(r.words, word_lattice(r, options), r.reached_final)
+        features = batch["features"].to(options.device)
+        feature_lens = batch["feature_lens"].to(options.device)
+        with times("forward (dropout off)"):
+            scores, lengths = log_likelihoods(am.model, am.objective, features, feature_lens)
+        if num_passes > 1:
+            with times("forward (dropout on)"), dropout_active(am, options):
+                per_utt = [dropout_log_likelihoods(am, features[i], int(feature_lens[i]), cut_id, seeds)
+                           for i, cut_id in enumerate(batch["cut_ids"])]
+            # Pass-major: rows k * B .. (k + 1) * B - 1 are pass k.
+            padded = scores.new_zeros((num_passes,) + tuple(scores.shape))
+            padded[0] = scores
+            for i, utt_passes in enumerate(per_utt):
+                for k, s in enumerate(utt_passes, 1):
+                    padded[k, i, : s.shape[0]] = s
+            scores = padded.flatten(0, 1)
+            lengths = lengths.repeat(num_passes)
+        with times("search"):
+            results = decoder.decode(scores, lengths, lattice=True)
+        B = len(batch["cut_ids"])
+        for k in range(num_passes):
+            with times("word lattices (dropout off)" if k == 0 else "word lattices (dropout on)"):
+                for cut_id, r in zip(batch["cut_ids"], results[k * B:(k + 1) * B]):
+                    out[k][cut_id] = UttOutput(r.words, word_lattice(r, options), r.reached_final)
         if progress is not None:
             progress(len(results))
     order = {c.id: k for k, c in enumerate(cuts)}
-    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+    return [dict(sorted(o.items(), key=lambda kv: order[kv[0]])) for o in out]
 
 
 def hyp_text(outputs: Dict[str, UttOutput], words: SymbolTable) -> str:
@@ -288,6 +431,25 @@ def hyp_text(outputs: Dict[str, UttOutput], words: SymbolTable) -> str:
     for cut_id, o in outputs.items():
         lines.append(" ".join([cut_id] + [words.symbol(w) for w in o.words]) + "\n")
     return "".join(lines)
+
+
+def write_pass(directory: Path, job: int, outputs: Dict[str, UttOutput], words: SymbolTable,
+               text_lattices: bool, what: str = "") -> None:
+    """One pass's lat.J.pt (and lat.J.txt) and hyp.J.txt in ``directory`` (atomically)."""
+    paths = job_paths(directory, job)
+    no_final = [u for u, o in outputs.items() if not o.reached_final]
+    no_lattice = [u for u, o in outputs.items() if o.lattice is None]
+    if no_final:
+        log.warning("%s%d utterance(s) reached no final state (partial 1-best kept), e.g. %s",
+                    what, len(no_final), no_final[0])
+    if no_lattice:
+        log.warning("%s%d utterance(s) have no surviving path (no lattice), e.g. %s",
+                    what, len(no_lattice), no_lattice[0])
+    lattices = {u: o.lattice for u, o in outputs.items() if o.lattice is not None}
+    write_lattices(paths["lattices"], lattices)
+    if text_lattices:
+        write_lattices(paths["text_lattices"], lattices)
+    atomic_write_text(paths["hyp"], hyp_text(outputs, words))
 
 
 def run_job(job: int, cuts_path: str, cut_ids: List[str], options: DecodeOptions, output_dir: str,
@@ -314,27 +476,22 @@ def run_job(job: int, cuts_path: str, cut_ids: List[str], options: DecodeOptions
             if queue is not None:
                 queue.put(("progress", job, n))
 
-        outputs = decode_cuts(cuts, options, am, graph, progress)
-        missing = [c for c in cut_ids if c not in outputs]
+        times = PassTimes()
+        passes = decode_cuts(cuts, options, am, graph, progress, times)
+        missing = [c for c in cut_ids if c not in passes[0]]
         if missing:
             raise FrugalError(f"{cuts_path}: cut {missing[0]} not found")
-        no_final = [u for u, o in outputs.items() if not o.reached_final]
-        no_lattice = [u for u, o in outputs.items() if o.lattice is None]
-        if no_final:
-            log.warning("%d utterance(s) reached no final state (partial 1-best kept), e.g. %s",
-                        len(no_final), no_final[0])
-        if no_lattice:
-            log.warning("%d utterance(s) have no surviving path (no lattice), e.g. %s",
-                        len(no_lattice), no_lattice[0])
-        lattices = {u: o.lattice for u, o in outputs.items() if o.lattice is not None}
-        write_lattices(paths["lattices"], lattices)
-        if options.text_lattices:
-            write_lattices(paths["text_lattices"], lattices)
-        atomic_write_text(paths["hyp"], hyp_text(outputs, words))
+        for k, outputs in enumerate(passes):
+            write_pass(pass_dir(out_dir, k), job, outputs, words, options.text_lattices,
+                       "" if k == 0 else f"dropout pass {k}: ")
         seconds = time.perf_counter() - t0
         audio = sum(c.duration for c in cuts)
         log.info("job %d done: %d utterances, %.1f s of audio in %.1f s (real-time factor %.3f)",
-                 job, len(outputs), audio, seconds, seconds / max(audio, 1e-9))
+                 job, len(passes[0]), audio, seconds, seconds / max(audio, 1e-9))
+        if options.dropout_samples:
+            log.info("job %d: %d utterance-passes (1 dropout-off + %d dropout); %s", job,
+                     len(passes[0]) * len(passes), options.dropout_samples, times.summary())
+        # Last: the job counts as done only when the files of every pass are in place.
         atomic_write_text(paths["done"], fingerprint)
     except FrugalError as e:
         log.error("%s", e)
@@ -362,7 +519,9 @@ def decode_dir(cuts_path: str, output_dir: str, options: DecodeOptions, nj: int 
                show_progress: bool = True) -> List[int]:
     """Decode ``cuts_path`` into ``output_dir`` with ``nj`` jobs; returns the jobs run (those
     already done with the same cuts and options are skipped). Writes ``num_jobs``,
-    ``decode.json`` (the options) and, last, ``.done``."""
+    ``decode.json`` (the options), with dropout samples ``dropout.json`` and the pass
+    directories ``dropout/k`` (each with its ``num_jobs``, ``decode.json`` and ``.done``),
+    and, last, ``.done``."""
     from tqdm import tqdm
     from frugal.train.data import load_cuts
 
@@ -375,25 +534,42 @@ def decode_dir(cuts_path: str, output_dir: str, options: DecodeOptions, nj: int 
     load_checked(DecodeOptions(**{**asdict(options), "device": "cpu"}))  # fail early, in one line
     out = Path(output_dir)
     (out / "log").mkdir(parents=True, exist_ok=True)
-    if (out / DONE).exists():
-        (out / DONE).unlink()
+    dirs = [pass_dir(out, k) for k in range(options.num_passes)]
+    for d in [out] + dirs[1:]:  # the decode directory's own marker first
+        if (d / DONE).exists():
+            (d / DONE).unlink()
+    remove_stale_passes(out, options.dropout_samples)
     fingerprints = [job_fingerprint(ids, options) for ids in jobs]
     todo = [j for j in range(1, nj + 1)
-            if not job_is_done(out, j, fingerprints[j - 1], options.text_lattices)]
+            if not job_is_done(out, j, fingerprints[j - 1], options.text_lattices, options.dropout_samples)]
     skipped = nj - len(todo)
     if skipped:
         log.info("%d of %d jobs are done already (same cuts and options): skipped", skipped, nj)
-    # Files of an earlier run with more jobs must not be read as part of this one.
-    for stale in list(out.glob("lat.*.pt")) + list(out.glob("lat.*.txt")) + list(out.glob("hyp.*.txt")):
-        n = stale.name.split(".")[1]
-        if n.isdigit() and int(n) > nj:
-            stale.unlink()
-    atomic_write_text(out / "num_jobs", f"{nj}\n")
-    atomic_write_text(out / "decode.json", json.dumps(
-        {"cuts": str(cuts_path), "nj": nj, **asdict(options)}, indent=1) + "\n")
+    seeds = pass_seeds(options.dropout_seed, options.dropout_samples)
+    for k, d in enumerate(dirs):
+        d.mkdir(parents=True, exist_ok=True)
+        # Files of an earlier run with more jobs must not be read as part of this one.
+        for stale in list(d.glob("lat.*.pt")) + list(d.glob("lat.*.txt")) + list(d.glob("hyp.*.txt")):
+            n = stale.name.split(".")[1]
+            if n.isdigit() and int(n) > nj:
+                stale.unlink()
+        atomic_write_text(d / "num_jobs", f"{nj}\n")
+        info = {"cuts": str(cuts_path), "nj": nj, **options_record(options)}
+        if k > 0:
+            info.update(dropout_pass=k, dropout_pass_seed=seeds[k - 1])
+        atomic_write_text(d / "decode.json", json.dumps(info, indent=1) + "\n")
+    if options.dropout_samples:
+        atomic_write_text(out / DROPOUT_JSON, json.dumps(
+            {"dropout_samples": options.dropout_samples, "dropout_proportion": options.dropout_proportion,
+             "dropout_seed": options.dropout_seed, "pass_seeds": seeds,
+             "pass_dirs": [f"{DROPOUT_DIR}/{k}" for k in range(1, options.num_passes)]}, indent=1) + "\n")
+        log.info("Monte-Carlo dropout: %d samples at proportion %g, seed %d (pass seeds %s), in %s/%s/1..%d",
+                 options.dropout_samples, options.dropout_proportion, options.dropout_seed,
+                 " ".join(map(str, seeds)), out, DROPOUT_DIR, options.dropout_samples)
     t0 = time.perf_counter()
-    num_todo = sum(len(jobs[j - 1]) for j in todo)
-    bar = tqdm(total=num_todo, desc="decode", unit="utt", disable=not show_progress or not todo)
+    num_todo = sum(len(jobs[j - 1]) for j in todo) * options.num_passes
+    unit = "utt" if options.num_passes == 1 else "utt-pass"
+    bar = tqdm(total=num_todo, desc="decode", unit=unit, disable=not show_progress or not todo)
     if len(todo) == 1 and nj == 1:
         threads = torch.get_num_threads()
         try:
@@ -404,9 +580,27 @@ def decode_dir(cuts_path: str, output_dir: str, options: DecodeOptions, nj: int 
         _run_processes(todo, cuts_path, jobs, options, out, fingerprints, bar)
     bar.close()
     if todo:
-        log.info("decoded %d utterances in %d job(s) in %.1f s", num_todo, len(todo), time.perf_counter() - t0)
+        what = "utterances" if options.num_passes == 1 else f"utterance-passes ({options.num_passes} a cut)"
+        log.info("decoded %d %s in %d job(s) in %.1f s", num_todo, what, len(todo), time.perf_counter() - t0)
+    for d in dirs[1:]:
+        atomic_write_text(d / DONE, "")
     atomic_write_text(out / DONE, "")
     return todo
+
+
+def remove_stale_passes(output_dir: Path, dropout_samples: int) -> None:
+    """Remove what an earlier run with more dropout samples left: ``dropout/k`` for k > N,
+    and with N = 0 ``dropout.json`` and ``dropout/`` itself, so that no tool reads samples
+    this decode did not make."""
+    root = Path(output_dir) / DROPOUT_DIR
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.is_dir() and d.name.isdigit() and int(d.name) > dropout_samples:
+                shutil.rmtree(d)
+        if dropout_samples == 0 and not any(root.iterdir()):
+            root.rmdir()
+    if dropout_samples == 0 and (Path(output_dir) / DROPOUT_JSON).exists():
+        (Path(output_dir) / DROPOUT_JSON).unlink()
 
 
 class _BarQueue:
