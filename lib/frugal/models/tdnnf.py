@@ -36,6 +36,8 @@ import torch.nn.functional as F
 import yaml
 
 from frugal.errors import FrugalError
+from frugal.models.input_norm import INPUT_NORMS, utterance_mean_normalize
+from frugal.models.spec_augment import SpecAugmentConfig, spec_augment
 
 
 @dataclass
@@ -53,6 +55,13 @@ class TdnnfConfig:
     dropout_continuous: bool = True
     # Steps between two semi-orthogonal updates (Kaldi does one every 4 minibatches on average).
     orthonormal_period: int = 4
+    # Input normalisation (frugal.models.input_norm): "none" or "utterance_mean" (CMN).
+    input_norm: str = "none"
+    # SpecAugment masking in training (frugal.models.spec_augment); 0 masks: off.
+    specaug_freq_masks: int = 0
+    specaug_freq_width: int = 10
+    specaug_time_masks: int = 0
+    specaug_time_width: int = 20
 
     @property
     def num_layers(self) -> int:
@@ -67,6 +76,14 @@ class TdnnfConfig:
                 raise FrugalError(f"{where}: {name} must be positive (got {getattr(self, name)})")
         if not self.time_strides:
             raise FrugalError(f"{where}: time_strides must name at least one layer")
+        if self.input_norm not in INPUT_NORMS:
+            raise FrugalError(f"{where}: input_norm {self.input_norm!r} is not one of {', '.join(INPUT_NORMS)}")
+        for name in ("specaug_freq_masks", "specaug_freq_width", "specaug_time_masks", "specaug_time_width"):
+            if getattr(self, name) < 0:
+                raise FrugalError(f"{where}: {name} must be >= 0 (got {getattr(self, name)})")
+        if self.specaug_freq_masks and self.specaug_freq_width >= self.feat_dim:
+            raise FrugalError(f"{where}: specaug_freq_width {self.specaug_freq_width} must be below "
+                              f"feat_dim {self.feat_dim}")
         rate = 1
         for i, s in enumerate(self.time_strides):
             if s < 0:
@@ -319,6 +336,8 @@ class TdnnfModel(nn.Module):
                                        c.num_pdfs)
         self.xent_head = PrefinalHead(c.prefinal_bottleneck_dim, c.hidden_dim, c.prefinal_bottleneck_dim,
                                       c.num_pdfs)
+        self.spec_augment = SpecAugmentConfig(c.specaug_freq_masks, c.specaug_freq_width,
+                                              c.specaug_time_masks, c.specaug_time_width)
         offsets = self.receptive_offsets()
         self.left_context = -offsets[0]
         self.right_context = offsets[-1]
@@ -357,6 +376,10 @@ class TdnnfModel(nn.Module):
         """Return (chain_output, xent_log_probs, output_lengths); outputs are (B, T', num_pdfs)."""
         if features.dim() != 3 or features.shape[2] != self.config.feat_dim:
             raise ValueError(f"expected (B, T, {self.config.feat_dim}) features, got {tuple(features.shape)}")
+        if self.config.input_norm == "utterance_mean":
+            features = utterance_mean_normalize(features, lengths)
+        if self.training and self.spec_augment.active:
+            features = spec_augment(features, lengths, self.spec_augment)
         out_lengths = self.output_lengths(lengths)
         num_out = int(out_lengths.max()) if out_lengths.numel() else 0
         x = self._pad(features, lengths, num_out).transpose(1, 2)  # (B, F, T)
