@@ -199,8 +199,19 @@ def test_dev_test_voices_unseen_in_training():
     assert len(pairs["train"]) == 40
     assert not pairs["train"] & pairs["dev"] and not pairs["train"] & pairs["test"]
     assert not pairs["dev"] & pairs["test"]
+    # New speakers of known accents and voice types: each accent and variant was heard.
+    for pool in ("dev", "test"):
+        assert {a for a, _ in pairs[pool]} <= {a for a, _ in pairs["train"]}
+        assert {v for _, v in pairs[pool]} <= {v for _, v in pairs["train"]}
     with pytest.raises(FrugalError):
         make_voices(1000, 10, 10, seed=5)
+    # Accents in turn: dev + test together hold each training accent equally often (+-1).
+    from collections import Counter
+    held = Counter(v.accent for v in voices if v.part != "train")
+    counts = [held.get(a, 0) for a in {a for a, _ in pairs["train"]}]
+    assert max(counts) - min(counts) <= 1, held
+    with pytest.raises(FrugalError, match="new combinations"):
+        make_voices(2, 5, 5, seed=5)  # two training voices cover at most 2 x 2 pairs
 
 
 def test_telephone_channel_removes_high_band_and_noise_has_its_snr():

@@ -5,7 +5,10 @@ en-gb-scotland, en-029, ...), a voice variant (+m3, +f2, +klatt, ...), a speakin
 a base pitch and a pitch range. The corpus has four parts: ``train_sup`` (transcribed
 training data), ``train_unsup`` (the same training voices, for semi-supervised
 learning: its manifests still carry the transcripts, recipes drop them), ``dev`` and
-``test``, whose voices share no (accent, variant) pair with the training voices.
+``test``, whose voices share no (accent, variant) pair with the training voices or
+with each other; their accent and their variant are each heard in training (new speakers
+of known accents and voice types, as in a real corpus's test speakers), so that an
+unseen test voice is not also an accent or a vocal tract the model never heard.
 
 Everything follows from ``seed``: voices, sentences, noise, and the audio itself
 (:func:`frugal.data.espeak.synthesize` is deterministic), independent of ``nj``.
@@ -96,7 +99,8 @@ class Utterance:
 
 def make_voices(num_train: int, num_dev: int, num_test: int, seed: int) -> List[Voice]:
     """Voices for the three speaker pools; dev and test share no (accent, variant) pair
-    with training or with each other."""
+    with training or with each other, but their accent and their variant each occur in
+    training."""
     pairs = [(a, v) for a in ACCENTS for v in VARIANTS]
     total = num_train + num_dev + num_test
     if min(num_train, num_dev, num_test) < 1:
@@ -105,9 +109,29 @@ def make_voices(num_train: int, num_dev: int, num_test: int, seed: int) -> List[
         raise FrugalError(f"--num-voices-*: at most {len(pairs)} voices in all, asked {total}")
     rng = random.Random(f"voices-{seed}")
     rng.shuffle(pairs)
-    voices = []
+    train = pairs[:num_train]
+    variants = {v for _, v in train}
+    # Held-out pairs by accent, the accents in turn: dev and test get their accents as evenly
+    # as the pairs allow, not by the luck of the shuffle (one accent far from the lexicon's
+    # en-us, drawn five times, would make the test set a test of that accent).
+    by_accent: Dict[str, List[Tuple[str, str]]] = {}
+    for a, _ in train:
+        by_accent.setdefault(a, [])
+    for a, v in pairs[num_train:]:
+        if a in by_accent and v in variants:
+            by_accent[a].append((a, v))
+    held_out: List[Tuple[str, str]] = []
+    while len(held_out) < num_dev + num_test and any(by_accent.values()):
+        for a in by_accent:
+            if by_accent[a] and len(held_out) < num_dev + num_test:
+                held_out.append(by_accent[a].pop(0))
+    if len(held_out) < num_dev + num_test:
+        raise FrugalError(f"--num-voices-*: {num_train} training voices leave only {len(held_out)} "
+                          f"new combinations of their accents and variants, asked {num_dev + num_test} "
+                          "dev/test voices (more training voices cover more)")
     pools = ["train"] * num_train + ["dev"] * num_dev + ["test"] * num_test
-    for i, ((accent, variant), pool) in enumerate(zip(pairs, pools)):
+    voices = []
+    for i, ((accent, variant), pool) in enumerate(zip(train + held_out, pools)):
         voices.append(Voice(speaker=f"spk{i + 1:03d}", part=pool, accent=accent,
                             variant=variant, rate=rng.randint(*RATE_RANGE),
                             pitch=rng.randint(*PITCH_RANGE),
