@@ -1,6 +1,12 @@
-"""Acoustic models: TDNN-F (chain/CTC)."""
+"""Acoustic models for chain (LF-MMI) and CTC training: TDNN-F and transformer encoders.
+
+Both take (B, T, F) features and their lengths and return (chain output, xent log-probs,
+output lengths) at a third of the frame rate; ``model_info()`` rebuilds them from
+checkpoints (`model_from_info`, `load_model`), and `build_model` makes one from the
+``model`` section of a training config.
+"""
 from pathlib import Path
-from typing import Dict, Union
+from typing import Callable, Dict, Union
 
 import torch
 
@@ -15,14 +21,46 @@ from frugal.models.tdnnf import (
     orthonormality_error,
     tdnnf_config,
 )
+from frugal.models.transformer import PRESETS as TRANSFORMER_PRESETS
+from frugal.models.transformer import TransformerConfig, TransformerModel, transformer_config
+from frugal.models.transformer import config_from_dict as transformer_config_from_dict
+
+# model type (``model_info()["type"]``, a config's ``model: type:``) -> model from a config mapping
+MODEL_BUILDERS: Dict[str, Callable[[Dict, str], torch.nn.Module]] = {
+    "tdnnf": lambda d, where: TdnnfModel(config_from_dict(d, where=where)),
+    "transformer": lambda d, where: TransformerModel(transformer_config_from_dict(d, where=where)),
+}
 
 
 def model_from_info(info: Dict, where: str = "model_info") -> torch.nn.Module:
     """Build an (untrained) model from ``model.model_info()`` as stored in checkpoints."""
     kind = info.get("type")
-    if kind == "tdnnf":
-        return TdnnfModel(config_from_dict(info["config"], where=where))
-    raise FrugalError(f"{where}: unknown model type {kind!r}")
+    if kind not in MODEL_BUILDERS:
+        raise FrugalError(f"{where}: unknown model type {kind!r} (known: {', '.join(MODEL_BUILDERS)})")
+    return MODEL_BUILDERS[kind](info["config"], where)
+
+
+def build_model(section: Dict, feat_dim: int, num_outputs: int, where: str,
+                output_source: str) -> torch.nn.Module:
+    """A model from a training config's ``model`` section, of its ``type`` (default tdnnf).
+
+    feat_dim and num_pdfs, when the section names them, must agree with the features and
+    with the objective's output size (``output_source`` says where that comes from, e.g.
+    ``--den-graph exp/chain/den.pt``); otherwise they are filled in.
+    """
+    section = dict(section)
+    kind = section.pop("type", "tdnnf")
+    if kind not in MODEL_BUILDERS:
+        raise FrugalError(f"{where}: unknown model type {kind!r} (known: {', '.join(MODEL_BUILDERS)})")
+    for key, value, source in (("feat_dim", feat_dim, "the features"), ("num_pdfs", num_outputs, output_source)):
+        if key in section:
+            given = section[key]
+            if isinstance(given, bool) or not isinstance(given, int):
+                raise FrugalError(f"{where}: model {key} must be an integer (got {given!r})")
+            if given != value:
+                raise FrugalError(f"{where}: model {key} is {given} but {source} give(s) {value}")
+        section[key] = value
+    return MODEL_BUILDERS[kind](section, where)
 
 
 def load_model(checkpoint: Union[str, Path], map_location: str = "cpu") -> torch.nn.Module:
@@ -36,9 +74,14 @@ def load_model(checkpoint: Union[str, Path], map_location: str = "cpu") -> torch
 
 
 __all__ = [
+    "MODEL_BUILDERS",
     "PRESETS",
+    "TRANSFORMER_PRESETS",
     "TdnnfConfig",
     "TdnnfModel",
+    "TransformerConfig",
+    "TransformerModel",
+    "build_model",
     "config_from_dict",
     "constrain_orthonormal_",
     "load_config",
@@ -46,4 +89,6 @@ __all__ = [
     "model_from_info",
     "orthonormality_error",
     "tdnnf_config",
+    "transformer_config",
+    "transformer_config_from_dict",
 ]
