@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
@@ -20,9 +21,11 @@ def run(*argv) -> None:
     assert frugal_main([str(a) for a in argv]) == 0, argv
 
 
-def make_yesno_model(d: Path, repo_dir: Path, yesno_dir: Path, num_test_cuts: int = 12) -> Path:
-    """Data, lang, HCLG and a briefly trained model under ``d``; the first ``num_test_cuts``
-    test cuts are written to d/data/fbank/cuts_test.jsonl.gz."""
+def make_yesno_model(d: Path, repo_dir: Path, yesno_dir: Path, num_test_cuts: int = 12,
+                     model_section: Optional[dict] = None) -> Path:
+    """Data, lang, HCLG and a briefly trained model under ``d`` (yesno's TDNN-F, or the
+    config's ``model_section``); the first ``num_test_cuts`` test cuts are written to
+    d/data/fbank/cuts_test.jsonl.gz."""
     run("prepare-data", "yesno", "--corpus-dir", yesno_dir, "--output-dir", d / "data/manifests",
         "--lexicon-dir", d / "data/local")
     run("prepare-lang", "--lexicon", d / "data/local/lexicon.txt", "--output-dir", d / "data/lang",
@@ -44,6 +47,8 @@ def make_yesno_model(d: Path, repo_dir: Path, yesno_dir: Path, num_test_cuts: in
         "--context", "mono", "--output", d / "exp/chain/graph/HCLG.fst")
     config = yaml.safe_load((repo_dir / "egs/yesno/conf/train.yaml").read_text())
     config["train"]["num_epochs"] = EPOCHS
+    if model_section is not None:
+        config["model"] = model_section
     (d / "train.yaml").write_text(yaml.safe_dump(config))
     run("train", "--train-config", d / "train.yaml", "--train-cuts", train_cuts, "--lang", d / "data/lang",
         "--den-graph", d / "exp/chain/den.pt", "--exp-dir", d / "exp/chain/tdnnf", "--device", "cpu",

@@ -1,4 +1,4 @@
-"""Train an acoustic model (TDNN-F) with flat-start LF-MMI or CTC; the averaged model is EXP_DIR/final.pt.
+"""Train an acoustic model (TDNN-F or transformer) with flat-start LF-MMI or CTC; the averaged model is EXP_DIR/final.pt.
 
 The model is built from the ``model`` section of --train-config (feat_dim from the
 features, the output size from the den graph's pdfs for LF-MMI or from the units of
@@ -43,7 +43,7 @@ from lhotse import CutSet
 from frugal.decode.lattice import Lattice
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_path
-from frugal.models import config_from_dict, TdnnfModel
+from frugal.models import build_model
 from frugal.semisup.supervision import (DEFAULT_ACOUSTIC_SCALE, DEFAULT_LATTICE_LM_SCALE, DEFAULT_PRUNE_BEAM,
                                         LatticeSupervisionOptions, read_supervision_lattices)
 from frugal.train import Trainer, train_config_from_dict
@@ -78,18 +78,6 @@ def read_train_config(path: str) -> Dict[str, Dict]:
             raise FrugalError(f"{path}: section '{name}' must be a mapping")
         out[name] = section
     return out
-
-
-def build_model(model_section: Dict, feat_dim: int, output_dim: int, where: str,
-                output_source: str) -> TdnnfModel:
-    """A TDNN-F from the config's model section; feat_dim and num_pdfs, when the section
-    names them, must agree with the features and the objective's output size."""
-    section = dict(model_section)
-    for key, value, source in (("feat_dim", feat_dim, "the features"), ("num_pdfs", output_dim, output_source)):
-        if key in section and int(section[key]) != value:
-            raise FrugalError(f"{where}: model {key} is {section[key]} but {source} give(s) {value}")
-        section[key] = value
-    return TdnnfModel(config_from_dict(section, where=where))
 
 
 def hold_out(cuts: CutSet, num: int, seed: int) -> Tuple[CutSet, CutSet]:
@@ -235,7 +223,7 @@ def get_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n", 2)[2],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-config", required=True,
-                   help="YAML with sections model (TDNN-F options, e.g. preset: tdnnf-small), "
+                   help="YAML with sections model (type: tdnnf (default) or transformer, and its options, e.g. preset: tdnnf-small), "
                         "train (frugal.train.TrainConfig) and optionally loss")
     p.add_argument("--train-cuts", required=True, help="lhotse cuts with features (and transcripts)")
     p.add_argument("--valid-cuts", help="cuts whose objective is computed after every epoch")
@@ -356,7 +344,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         log.addHandler(handler)
         log.info("frugal train: objective %s, %d training cuts (%.1f h), model %s with %.2f M parameters, "
                  "output dim %d, %d process(es)", args.objective, len(train_cuts),
-                 sum(c.duration for c in train_cuts) / 3600, sections["model"].get("preset", "tdnnf"),
+                 sum(c.duration for c in train_cuts) / 3600, sections["model"].get("preset", sections["model"].get("type", "tdnnf")),
                  num_params / 1e6, task.output_dim, trainer.dist.world_size)
         if args.init_model:
             resumed = not args.start_fresh and ckpt.latest_checkpoint(exp_dir) is not None
