@@ -50,7 +50,12 @@ class FeatureDataset(torch.utils.data.Dataset):
 def make_sampler(cuts: CutSet, max_duration: float, shuffle: bool, seed: int, num_buckets: int = 10,
                  world_size: int = 1, rank: int = 0, drop_last: bool = False) -> DynamicBucketingSampler:
     """lhotse's DynamicBucketingSampler; with world_size > 1 each rank gets its own share
-    of the batches, and every rank gets the same number of batches (lhotse syncs them)."""
+    of the batches, and every rank gets the same number of batches (lhotse syncs them).
+    A set smaller than ``num_buckets`` (a small validation set) gets one bucket per cut."""
+    try:
+        num_buckets = max(1, min(num_buckets, len(cuts)))
+    except TypeError:  # a lazy manifest: lhotse checks its size itself
+        pass
     return DynamicBucketingSampler(
         cuts,
         max_duration=max_duration,
