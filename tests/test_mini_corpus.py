@@ -10,7 +10,8 @@ import soundfile as sf
 
 from frugal.data import espeak
 from frugal.data.mini_corpus import (
-    PARTS, Utterance, make_mini_corpus, make_voices, render, telephone_channel)
+    PARTS, Utterance, lm_text_sentences, make_mini_corpus, make_voices, plan_utterances, render,
+    telephone_channel)
 from frugal.data.mini_text import MAX_WORDS, SentenceGenerator, vocabulary
 from frugal.errors import FrugalError
 
@@ -243,3 +244,13 @@ def test_every_accent_and_variant_speaks():
         for variant in VARIANTS:
             x = espeak.synthesize("yes", espeak.VoiceSettings(f"{accent}+{variant}"))
             assert np.abs(x).max() > 1000, (accent, variant)
+
+
+def test_lm_text_is_the_grammar_without_the_transcripts_stream():
+    a = lm_text_sentences(200, seed=3)
+    assert a == lm_text_sentences(200, seed=3) and a != lm_text_sentences(200, seed=4)
+    assert len(a) == 200 and set(" ".join(a).split()) <= set(vocabulary())
+    # its own random stream: not the sentences of any audio part
+    utts = plan_utterances({"train_sup": 50, "train_unsup": 50, "dev": 10, "test": 10},
+                           make_voices(6, 2, 2, seed=3), seed=3)
+    assert len(set(a[:50]) & {u.text for u in utts}) < 10  # only short sentences can repeat

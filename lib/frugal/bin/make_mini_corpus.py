@@ -41,6 +41,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-voices-train", type=int, default=24)
     p.add_argument("--num-voices-dev", type=int, default=6)
     p.add_argument("--num-voices-test", type=int, default=6)
+    p.add_argument("--num-lm-text", type=int, default=0,
+                   help="sentences of an LM text (no audio; corpus/lm_text.txt and LEXICON_DIR/lm_text.txt)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nj", type=int, default=2, help="parallel synthesis processes")
     p.add_argument("--noise-snr", type=_range, default=None, metavar="MIN,MAX",
@@ -55,10 +57,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.nj < 1:
         raise FrugalError("--nj must be at least 1")
+    if args.num_lm_text < 0:
+        raise FrugalError(f"--num-lm-text {args.num_lm_text}: must be 0 or more")
     sizes = {"train_sup": args.num_train_sup, "train_unsup": args.num_train_unsup,
              "dev": args.num_dev, "test": args.num_test}
     make_mini_corpus(args.output_dir, args.manifest_dir, args.lexicon_dir, sizes,
                      (args.num_voices_train, args.num_voices_dev, args.num_voices_test),
                      seed=args.seed, nj=args.nj, snr_range=args.noise_snr,
-                     telephone_fraction=args.telephone_fraction)
+                     telephone_fraction=args.telephone_fraction, num_lm_text=args.num_lm_text)
     return 0

@@ -18,6 +18,7 @@ Output layout under ``output_dir``::
     wav/<speaker>/<utt_id>.wav      16 kHz, 16-bit mono
     transcripts/<part>.txt          <utt_id> <WORDS ...>
     voices.txt                      <speaker> <part> <accent> <variant> <rate> <pitch> <range>
+    lm_text.txt                     lm-<n> <WORDS ...>: LM text of the grammar, no audio
     lexicon.txt                     <WORD> <phone> ... (eSpeak en-us mnemonics, no stress)
 
 and lhotse manifests ``mini_{recordings,supervisions,cuts}_<part>.jsonl.gz`` in the
@@ -308,10 +309,18 @@ def write_manifests(utts: Sequence[Utterance], lengths: Sequence[int], corpus_di
         write_manifest(CutSet.from_cuts(cuts), manifest_dir / f"mini_cuts_{part}.jsonl.gz")
 
 
+def lm_text_sentences(num: int, seed: int) -> List[str]:
+    """The corpus's LM text: ``num`` sentences of the grammar from their own random stream,
+    with no audio: the text a recipe's word LM is trained on besides the transcribed part's
+    transcripts, never the untranscribed part's."""
+    sentences = SentenceGenerator(random.Random(f"lm-text-{seed}").randrange(2**32))
+    return [sentences() for _ in range(num)]
+
+
 def make_mini_corpus(output_dir: Path, manifest_dir: Path, lexicon_dir: Optional[Path],
                      sizes: Dict[str, int], num_voices: Tuple[int, int, int], seed: int = 0,
                      nj: int = 1, snr_range: Optional[Tuple[float, float]] = None,
-                     telephone_fraction: float = 0.0) -> List[Utterance]:
+                     telephone_fraction: float = 0.0, num_lm_text: int = 0) -> List[Utterance]:
     """Synthesise the corpus; see the module docstring for what is written where.
 
     The corpus directory is written under a temporary name and renamed when complete;
@@ -334,8 +343,11 @@ def make_mini_corpus(output_dir: Path, manifest_dir: Path, lexicon_dir: Optional
                 "".join(f"{u.utt_id} {u.text}\n" for u in utts if u.part == part))
         (tmp / "voices.txt").write_text("".join(v.line() + "\n" for v in voices))
         (tmp / "lexicon.txt").write_text(lexicon_text(lexicon))
+        lm_text = "".join(f"lm-{i:05d} {t}\n" for i, t in enumerate(lm_text_sentences(num_lm_text, seed)))
+        (tmp / "lm_text.txt").write_text(lm_text)
     write_manifests(utts, lengths, output_dir, Path(manifest_dir))
     if lexicon_dir is not None:
+        atomic_write_text(Path(lexicon_dir) / "lm_text.txt", lm_text)
         atomic_write_text(Path(lexicon_dir) / "lexicon.txt", lexicon_text(lexicon))
     hours = sum(lengths) / SAMPLING_RATE / 3600
     logging.info("mini corpus: %d utterances, %.2f hours, in %s", len(utts), hours, output_dir)
