@@ -1,9 +1,11 @@
 """Recipes end to end, as a user runs them, in a scratch copy of the repository layout."""
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from lhotse import CutSet
 
@@ -71,7 +73,7 @@ def test_mini_data_stages(sandbox, monkeypatch):
     monkeypatch.chdir(d)
     (d / "conf/tiny.yaml").write_text(
         "num_train_sup: 12\nnum_train_unsup: 8\nnum_dev: 6\nnum_test: 6\n"
-        "num_voices_train: 3\nnum_voices_dev: 2\nnum_voices_test: 2\n")
+        "num_voices_train: 6\nnum_voices_dev: 2\nnum_voices_test: 2\n")
     r = run_recipe(sandbox, "mini", "--corpus-conf", "conf/tiny.yaml", "--stop-stage", "3")
     assert r.returncode == 0, r.stdout + r.stderr
     sizes = {"train_sup": 12, "train_unsup": 8, "dev": 6, "test": 6}
@@ -115,3 +117,38 @@ def test_corpus_recipe_data_stage(sandbox, tmp_path, corpus, parts, extra):
     for part in parts:
         assert len(CutSet.from_file(manifests / f"{corpus}_cuts_{part}.jsonl.gz")) > 0
     assert (sandbox / "egs" / corpus / "exp/log/stage1_prepare_data.log").is_file()
+
+
+def test_mini_every_stage_quick(sandbox, monkeypatch):
+    """All stages of egs/mini with conf/quick.conf: seed, oracle, dropout decoding, the four
+    kinds of supervision lattices, semi-supervised training and the thesis's tables."""
+    d = sandbox / "egs/mini"
+    r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    monkeypatch.chdir(d)
+    results = (d / "RESULTS.md").read_text()
+    for model in ["tdnnf_seed", "tdnnf_oracle"] + [f"tdnnf_semisup_{k}" for k in ("regular", "am", "lm", "am_lm")]:
+        for part in ("dev", "test"):
+            assert f"| {model} | {part} | 3g |" in results, (model, part)
+    assert "| tdnnf_semisup_am_n1 | dev | 3g |" in results  # the curve's extra model: dev only
+    section = results[results.index("## Semi-supervised LF-MMI (table 3.5)"):]
+    for row in ("Supervised only", "Regular lattice", "Combination w.r.t. AM", "Combination w.r.t. LM",
+                "Combination w.r.t. AM+LM", "Oracle"):
+        assert f"| {row} |" in section, row
+    assert (d / "exp/semisup/wer_vs_n.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Two dropout samples of every unsupervised utterance, beside the dropout-off decode.
+    unsup = d / "exp/tdnnf_seed/decode_3g_train_unsup"
+    ids = {line.split()[0] for f in unsup.glob("hyp.*.txt") for line in f.read_text().splitlines()}
+    assert len(ids) == 16
+    for k in (1, 2):
+        assert {line.split()[0] for f in (unsup / f"dropout/{k}").glob("hyp.*.txt")
+                for line in f.read_text().splitlines()} == ids
+    assert "WER estimation" in (d / "exp/tdnnf_seed/uncertainty.md").read_text()
+    report = (d / "exp/semisup/supervision.md").read_text()
+    assert all(kind in report for kind in ("regular", "am", "lm", "am_lm", "am_n1"))
+    # The semi-supervised models continued from the seed on its lattices.
+    final = torch.load(d / "exp/tdnnf_semisup_am/final.pt", weights_only=True)
+    assert "tdnnf_seed/final.pt" in str(final.get("init_model")) and "sup_am" in str(final.get("supervision_lattices"))
+    # A second run finds every stage done.
+    r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf")
+    assert r.returncode == 0 and not re.search(r"stage \d+: ", r.stdout), r.stdout  # "stage N (..): done already"

@@ -2,9 +2,11 @@
 # The recipe sets:
 #   corpus, nj, objective (lfmmi|ctc), context (biphone|mono, as the den graph), seed_dir
 #   lm_texts        cut manifests whose transcripts train the word LM
+#   lm_text_files   optionally, Kaldi text files (id, words) the word LM is trained on as well
 #   decode_sets     parts to decode, dev first: the test rows use the LM weight and insertion
 #                   penalty chosen on the first set (Kaldi's recipes report it so)
-#   lm_order, beam, lattice_beam
+#   lm_order, beam, lattice_beam, and optionally max_active (default 7000)
+#   seed_decode_opts  extra options of the seed model's decode (e.g. Monte-Carlo dropout samples)
 # Stages:
 #   7  word LM: interpolated modified Kneser-Ney ARPA      -> data/local/lm_<order>g.arpa
 #   8  decoding graph: HCLG (chain) or HLG (ctc)           -> exp/<chain|ctc>/graph_<order>g
@@ -28,6 +30,7 @@ if stage_begin 7 "word LM (order $lm_order)" "$lm.done"; then
     stage_run lm_text frugal cuts-to-text --cuts "$cuts" --output "$text"
     texts+=("$text")
   done
+  for text in ${lm_text_files:-}; do texts+=("$text"); done
   stage_run lm bash -c "cat ${texts[*]} > data/local/lm_text && \
     frugal make-word-lm --text data/local/lm_text --order $lm_order --output $lm && \
     frugal lm-perplexity --arpa $lm --text data/local/lm_text"
@@ -40,18 +43,19 @@ if stage_begin 8 "decoding graph ($topo, $graph_name)" "$graph_dir/.done"; then
   stage_end
 fi
 
-# decode_and_score DECODE_STAGE SCORE_STAGE MODEL_DIR: decode $decode_sets with MODEL_DIR/final.pt
-# and score them into RESULTS.md (model column: MODEL_DIR's name). Recipes call it again for
-# other models decoded with the same graph (egs/mini's oracle).
+# decode_and_score DECODE_STAGE SCORE_STAGE MODEL_DIR [DECODE OPTION...]: decode $decode_sets
+# with MODEL_DIR/final.pt and score them into RESULTS.md (model column: MODEL_DIR's name).
+# Recipes call it again for other models decoded with the same graph (egs/mini's oracle).
 decode_and_score() {
   local decode_stage=$1 score_stage=$2 model_dir=$3 name part first dev
+  shift 3
   name=$(basename "$model_dir")
   if stage_begin "$decode_stage" "decode $decode_sets ($name)" "$model_dir/.done.decode_$graph_name"; then
     for part in $decode_sets; do
       stage_run "decode_${name}_$part" frugal decode --model "$model_dir/final.pt" --graph "$graph" \
         --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
         --output-dir "$model_dir/decode_${graph_name}_$part" --nj "$nj" \
-        --beam "$beam" --lattice-beam "$lattice_beam"
+        --beam "$beam" --max-active "${max_active:-7000}" --lattice-beam "$lattice_beam" "$@"
     done
     stage_end
   fi
@@ -70,4 +74,4 @@ decode_and_score() {
   fi
 }
 
-decode_and_score 9 10 "$seed_dir"
+decode_and_score 9 10 "$seed_dir" ${seed_decode_opts[@]+"${seed_decode_opts[@]}"}
