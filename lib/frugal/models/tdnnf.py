@@ -36,6 +36,7 @@ import torch.nn.functional as F
 import yaml
 
 from frugal.errors import FrugalError
+from frugal.models.presets import from_preset
 from frugal.models.input_norm import INPUT_NORMS, utterance_mean_normalize
 from frugal.models.spec_augment import SpecAugmentConfig, spec_augment
 
@@ -120,9 +121,7 @@ PRESETS: Dict[str, TdnnfConfig] = {
 
 def tdnnf_config(preset: str, **overrides) -> TdnnfConfig:
     """A copy of a named configuration with some fields replaced (e.g. ``num_pdfs``)."""
-    if preset not in PRESETS:
-        raise FrugalError(f"unknown TDNN-F preset '{preset}' (known: {', '.join(sorted(PRESETS))})")
-    return dataclasses.replace(PRESETS[preset], **overrides)
+    return from_preset(PRESETS, preset, "TDNN-F", **overrides)
 
 
 def config_from_dict(d: dict, where: str = "TdnnfConfig") -> TdnnfConfig:

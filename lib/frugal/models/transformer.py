@@ -45,6 +45,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from frugal.errors import FrugalError
+from frugal.models.presets import from_preset
+from frugal.models.input_norm import utterance_mean_normalize
 
 
 @dataclass
@@ -99,9 +101,7 @@ PRESETS: Dict[str, TransformerConfig] = {
 
 def transformer_config(preset: str, **overrides) -> TransformerConfig:
     """A copy of a named configuration with some fields replaced (e.g. ``num_pdfs``)."""
-    if preset not in PRESETS:
-        raise FrugalError(f"unknown transformer preset '{preset}' (known: {', '.join(sorted(PRESETS))})")
-    return dataclasses.replace(PRESETS[preset], **overrides)
+    return from_preset(PRESETS, preset, "transformer", **overrides)
 
 
 def config_from_dict(d: dict, where: str = "TransformerConfig") -> TransformerConfig:
@@ -166,13 +166,6 @@ def sinusoidal_positions(num: int, dim: int, device=None, dtype=None) -> torch.T
     pe[:, 0::2] = torch.sin(k * inv_freq)
     pe[:, 1::2] = torch.cos(k * inv_freq)
     return pe.to(dtype)
-
-
-def utterance_means(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, 1, F) mean of each utterance's valid frames of (B, T, F) (zero for empty ones)."""
-    valid = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1)
-    total = torch.where(valid.unsqueeze(2), x, 0.0).sum(1, keepdim=True)
-    return total / lengths.to(x.device).clamp(min=1).view(-1, 1, 1).to(x.dtype)
 
 
 class FrameSubsampling(nn.Module):
@@ -315,7 +308,7 @@ class TransformerModel(nn.Module):
         out_lengths = self.output_lengths(lengths)
         num_out = int(out_lengths.max()) if out_lengths.numel() else 0
         if self.config.mean_norm:
-            features = features - utterance_means(features, lengths)
+            features = utterance_mean_normalize(features, lengths)
         x = self.frontend(features, lengths, num_out)
         x = self.input_dropout(x + sinusoidal_positions(num_out, x.shape[2], x.device, x.dtype))
         positions = torch.arange(num_out, device=x.device).unsqueeze(0)
