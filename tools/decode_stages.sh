@@ -6,7 +6,8 @@
 #   decode_sets     parts to decode, dev first: the test rows use the LM weight and insertion
 #                   penalty chosen on the first set (Kaldi's recipes report it so)
 #   lm_order, beam, lattice_beam, and optionally max_active (default 7000)
-#   seed_decode_opts  extra options of the seed model's decode (e.g. Monte-Carlo dropout samples)
+#   num_dropout_samples, dropout_proportion, dropout_seed: optionally, Monte-Carlo dropout
+#                   samples of the seed model's decodes (stage 9; see tools/semisup_stages.sh)
 # Stages:
 #   7  word LM: interpolated modified Kneser-Ney ARPA      -> data/local/lm_<order>g.arpa
 #   8  decoding graph: HCLG (chain) or HLG (ctc)           -> exp/<chain|ctc>/graph_<order>g
@@ -74,4 +75,11 @@ decode_and_score() {
   fi
 }
 
+# The seed's decodes with N dropout samples, if asked: the N + 1 passes of an utterance are
+# searched together, 10 utterance-passes a batch bound the memory of the noisier dropout searches.
+seed_decode_opts=()
+if [ "${num_dropout_samples:-0}" -gt 0 ]; then
+  seed_decode_opts=(--dropout-samples "$num_dropout_samples" --dropout-proportion "$dropout_proportion"
+                    --dropout-seed "$dropout_seed" --batch-size 10)
+fi
 decode_and_score 9 10 "$seed_dir" ${seed_decode_opts[@]+"${seed_decode_opts[@]}"}

@@ -7,8 +7,8 @@
 #                       used for training; stage 18 reports against them when they exist)
 #   oracle_dir          a model trained on sup + unsup with true transcripts ("" if none)
 #   semisup_conf        train config of the semi-supervised models (started from $seed_dir)
-#   num_dropout_samples N, dropout_proportion, dropout_seed: the dropout decoding; the seed
-#                       model's dev/test decode (stage 9) must use the same (uncertainty report)
+#   num_dropout_samples N, dropout_proportion, dropout_seed: the dropout decoding (the seed
+#                       model's dev/test decodes of stage 9 use the same: seed_decode_opts)
 #   unsup_beam, unsup_max_active: search of the unsupervised audio (N + 1 decodes of the
 #                       largest part: a narrower search than dev/test's keeps it affordable)
 #   curve_samples       smaller N of the dev-WER-vs-N curve, e.g. "1 2" (N = 0 is the regular
@@ -35,11 +35,6 @@
 
 unsup_part=$(basename "$unsup_cuts" .jsonl.gz | sed "s/^${corpus}_cuts_//")
 unsup_decode=$seed_dir/decode_${graph_name}_$unsup_part
-# The N + 1 passes of an utterance are searched together; 10 utterance-passes a batch bound
-# the memory of the noisier dropout searches.
-dropout_batch_size=10
-dropout_opts=(--dropout-samples "$num_dropout_samples" --dropout-proportion "$dropout_proportion"
-              --dropout-seed "$dropout_seed")
 semisup_den=exp/chain_semisup/den.pt
 unsup_1best_cuts=data/fbank/${corpus}_cuts_${unsup_part}_1best.jsonl.gz
 semisup_cuts=data/fbank/${corpus}_cuts_semisup.jsonl.gz
@@ -55,7 +50,7 @@ if stage_begin 15 "dropout decode of $unsup_part (seed, N=$num_dropout_samples)"
   stage_run "decode_$unsup_part" frugal decode --model "$seed_dir/final.pt" --graph "$graph" \
     --words data/lang/words.txt --cuts "$unsup_cuts" --output-dir "$unsup_decode" --nj "$nj" \
     --beam "$unsup_beam" --max-active "$unsup_max_active" --lattice-beam "$lattice_beam" \
-    --batch-size "$dropout_batch_size" "${dropout_opts[@]}"
+    "${seed_decode_opts[@]}"
   stage_end
 fi
 
@@ -80,37 +75,44 @@ if stage_begin 17 "semi-supervised data and den graph (sup 1.5, unsup 1-best 1.0
 fi
 
 if stage_begin 18 "supervision lattices ($kinds$curve_kinds) and their N-best error rates" "$sup_dir/.done"; then
+  # Independent steps run $nj at a time (word-lattice determinisation is single-threaded).
   combine=(frugal combine-lattices --beam "$sup_beam" --acoustic-scale "$lat_acwt")
   samples=()
   for k in $(seq 1 "$num_dropout_samples"); do samples+=("$unsup_decode/dropout/$k"); done
   # (a) regular: the dropout-off lattice, pruned and determinised as the others are
-  stage_run sup_regular "${combine[@]}" --inputs "$unsup_decode" --output "$sup_dir/sup_regular"
-  # (b) w.r.t. AM: the union of the dropout-off and the N dropout decodings
-  stage_run sup_am "${combine[@]}" --inputs "$unsup_decode" "${samples[@]}" --output "$sup_dir/sup_am"
+  stage_run_bg sup_regular "${combine[@]}" --inputs "$unsup_decode" --output "$sup_dir/sup_regular"
+  # (b) w.r.t. AM: the union of the dropout-off and the N dropout decodings (and of fewer)
+  stage_run_bg sup_am "${combine[@]}" --inputs "$unsup_decode" "${samples[@]}" --output "$sup_dir/sup_am"
   for n in $curve_samples; do
-    stage_run "sup_am_n$n" "${combine[@]}" --inputs "$unsup_decode" "${samples[@]:0:$n}" \
+    stage_run_bg "sup_am_n$n" "${combine[@]}" --inputs "$unsup_decode" "${samples[@]:0:$n}" \
       --output "$sup_dir/sup_am_n$n"
   done
-  # (c) w.r.t. LM: the dropout-off lattice rescored N times by the neural LM with dropout on
-  # trained on the word LM's text (stage 7), stopped early on the dev transcripts
-  stage_run nnlm_text frugal cuts-to-text --cuts "data/fbank/${corpus}_cuts_$dev_part.jsonl.gz" \
-    --output "$sup_dir/nnlm_dev_text"
-  stage_run train_nnlm frugal train-nnlm --text data/local/lm_text --dev-text "$sup_dir/nnlm_dev_text" \
-    --lang data/lang --layers "$nnlm_layers" --seed "$dropout_seed" --output "$sup_dir/nnlm/model.pt"
+  # (c) w.r.t. LM: the dropout-off lattice and its N rescorings by the neural LM with dropout
+  # on; the LM is trained on the word LM's text (stage 7), stopped early on dev transcripts
+  stage_run_bg train_nnlm bash -c "frugal cuts-to-text --cuts data/fbank/${corpus}_cuts_$dev_part.jsonl.gz \
+    --output $sup_dir/nnlm_dev_text && frugal train-nnlm --text data/local/lm_text \
+    --dev-text $sup_dir/nnlm_dev_text --lang data/lang --layers $nnlm_layers --seed $dropout_seed \
+    --output $sup_dir/nnlm/model.pt"
+  stage_wait
   mkdir -p "$sup_dir/lm_samples" "$sup_dir/sup_lm" "$sup_dir/sup_am_lm"
   for lat in "$unsup_decode"/lat.*.pt; do
     job=$(basename "$lat" .pt)
-    stage_run "nnlm_rescore_$job" frugal nnlm-rescore --lattices "$lat" --nnlm "$sup_dir/nnlm/model.pt" \
+    stage_run_bg "nnlm_rescore_$job" frugal nnlm-rescore --lattices "$lat" --nnlm "$sup_dir/nnlm/model.pt" \
       --old-lm "$lm" --words data/lang/words.txt --samples "$num_dropout_samples" --seed "$dropout_seed" \
       --acoustic-scale "$lat_acwt" --output "$sup_dir/lm_samples/$job.pt"
+  done
+  stage_wait
+  for lat in "$unsup_decode"/lat.*.pt; do
+    job=$(basename "$lat" .pt)
     rescored=("$sup_dir/lm_samples/$job".*.pt)
-    stage_run "sup_lm_$job" "${combine[@]}" --inputs "$lat" "${rescored[@]}" --output "$sup_dir/sup_lm/$job.pt"
+    stage_run_bg "sup_lm_$job" "${combine[@]}" --inputs "$lat" "${rescored[@]}" --output "$sup_dir/sup_lm/$job.pt"
     # (d) w.r.t. AM+LM: both kinds of samples
     dropout_lats=()
     for s in "${samples[@]}"; do dropout_lats+=("$s/$job.pt"); done
-    stage_run "sup_am_lm_$job" "${combine[@]}" --inputs "$lat" "${dropout_lats[@]}" "${rescored[@]}" \
+    stage_run_bg "sup_am_lm_$job" "${combine[@]}" --inputs "$lat" "${dropout_lats[@]}" "${rescored[@]}" \
       --output "$sup_dir/sup_am_lm/$job.pt"
   done
+  stage_wait
   report=()
   for kind in $kinds$curve_kinds; do report+=(--kind "$kind:$sup_dir/sup_$kind"); done
   stage_run supervision_report frugal supervision-report "${report[@]}" --cuts "$unsup_cuts" \
@@ -119,27 +121,19 @@ if stage_begin 18 "supervision lattices ($kinds$curve_kinds) and their N-best er
   stage_end
 fi
 
-# train_semisup KIND: LF-MMI from the seed on sup (transcripts) + unsup (lattices of KIND).
-train_semisup() {
-  local kind=$1 model_dir=exp/tdnnf_semisup_$1 extra=()
-  [ "$force" = true ] && extra+=(--start-fresh)
-  stage_run "train_semisup_$kind" frugal train --train-config "$semisup_conf" --train-cuts "$semisup_cuts" \
-    --num-valid "$num_valid" --lang data/lang --exp-dir "$model_dir" --den-graph "$semisup_den" \
-    --init-model "$seed_dir/final.pt" --supervision-lattices "$sup_dir/sup_$kind" \
-    --num-threads "$train_threads" "${extra[@]}"
-  touch "$model_dir/.done.train"
-}
-
 if stage_begin 19 "semi-supervised LF-MMI ($kinds$curve_kinds)" exp/.done.semisup_train; then
-  # One torch thread a model: two models at a time use both cores of a small machine.
-  running=0
+  # LF-MMI from the seed on sup (transcripts) + unsup (lattices of the kind), one model per
+  # kind, $nj at a time; a model whose final.pt exists is done (a killed one resumes).
   for kind in $kinds $curve_kinds; do
-    if [ -f "exp/tdnnf_semisup_$kind/.done.train" ] && [ "$force" != true ]; then continue; fi
-    train_semisup "$kind" > /dev/null &
-    running=$((running + 1))
-    if [ "$running" -ge "$nj" ]; then wait -n || exit 1; running=$((running - 1)); fi
+    model_dir=exp/tdnnf_semisup_$kind
+    extra=()
+    if [ "$force" = true ]; then extra+=(--start-fresh); elif [ -f "$model_dir/final.pt" ]; then continue; fi
+    stage_run_bg "train_semisup_$kind" frugal train --train-config "$semisup_conf" \
+      --train-cuts "$semisup_cuts" --num-valid "$num_valid" --lang data/lang --exp-dir "$model_dir" \
+      --den-graph "$semisup_den" --init-model "$seed_dir/final.pt" \
+      --supervision-lattices "$sup_dir/sup_$kind" --num-threads "$train_threads" ${extra[@]+"${extra[@]}"}
   done
-  while [ "$running" -gt 0 ]; do wait -n || exit 1; running=$((running - 1)); done
+  stage_wait
   stage_end
 fi
 

@@ -10,6 +10,9 @@
 # stage_run NAME CMD...: runs CMD, its output shown and appended to the stage's log; on
 #   failure the recipe stops with the log's path. Tools write their outputs under temporary
 #   names and rename them, so a failed or killed stage leaves nothing a re-run would trust.
+# stage_run_bg NAME CMD...: stage_run in the background, at most $nj at a time (one torch
+#   thread each: the independent steps of a stage share the cores); stage_wait waits for all
+#   of them, and the recipe stops if any failed.
 # stage_end: writes the done-marker, the last thing a stage does.
 # shellcheck shell=bash
 set -o pipefail
@@ -40,6 +43,23 @@ stage_run() {
     echo "$(date '+%F %T') stage $__stage_n ($__stage_desc) FAILED; log: $log" >&2
     exit 1
   fi
+}
+
+__stage_bg=0
+stage_run_bg() {
+  stage_run "$@" > /dev/null &
+  __stage_bg=$((__stage_bg + 1))
+  if [ "$__stage_bg" -ge "${nj:-1}" ]; then
+    wait -n || { wait; exit 1; }
+    __stage_bg=$((__stage_bg - 1))
+  fi
+}
+
+stage_wait() {
+  while [ "$__stage_bg" -gt 0 ]; do
+    wait -n || { wait; exit 1; }
+    __stage_bg=$((__stage_bg - 1))
+  done
 }
 
 stage_end() {

@@ -71,8 +71,6 @@ unsup_cuts=data/fbank/${corpus}_cuts_train_unsup.jsonl.gz
 
 lm_texts=$train_cuts
 decode_sets="dev test"
-seed_decode_opts=(--dropout-samples "$num_dropout_samples" --dropout-proportion "$dropout_proportion"
-                  --dropout-seed "$dropout_seed")
 . "$FRUGAL_ROOT/tools/decode_stages.sh"
 . "$FRUGAL_ROOT/tools/oracle_stages.sh"
 if [ "$objective" = lfmmi ]; then

@@ -53,7 +53,7 @@ semisup_conf=conf/train_semisup.yaml  # semi-supervised models (continue from th
 num_dropout_samples=4       # N: Monte-Carlo dropout decodings besides the dropout-off one
 dropout_proportion=0.1      # dropout proportion of those decodings
 dropout_seed=1              # seed of their dropout masks (and of the neural LM)
-curve_samples="1 2"         # further N of the dev WER vs N curve (AM combination)
+curve_samples="2"           # further N of the dev WER vs N curve (AM combination; "1 2" adds a model)
 unsup_beam=8                # search of train_unsup (N + 1 decodes of the largest part)
 unsup_max_active=1000
 sup_beam=4                  # pruning beam of the supervision lattices
@@ -87,8 +87,6 @@ unsup_cuts=data/fbank/${corpus}_cuts_train_unsup.jsonl.gz
 lm_texts=$train_cuts
 lm_text_files=data/local/lm_text.txt
 decode_sets="dev test"
-seed_decode_opts=(--dropout-samples "$num_dropout_samples" --dropout-proportion "$dropout_proportion"
-                  --dropout-seed "$dropout_seed" --batch-size 10)
 . "$FRUGAL_ROOT/tools/decode_stages.sh"
 
 . "$FRUGAL_ROOT/tools/oracle_stages.sh"
