@@ -216,7 +216,7 @@ def test_dev_test_voices_unseen_in_training():
 
 
 def test_telephone_channel_removes_high_band_and_noise_has_its_snr():
-    voice = make_voices(1, 1, 1, seed=0)[0]
+    voice = make_voices(4, 1, 1, seed=0)[0]
     clean_utt = Utterance("u", "dev", voice, "THE FARMER SAW SIX CATS NEAR THE RIVER", 5,
                           telephone=False, snr_db=None)
     clean = render(clean_utt)
