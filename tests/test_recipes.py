@@ -1,4 +1,5 @@
 """Recipes end to end, as a user runs them, in a scratch copy of the repository layout."""
+import json
 import re
 import shutil
 import subprocess
@@ -56,6 +57,17 @@ def test_yesno_data_stages(sandbox, yesno_dir, monkeypatch):
     assert "stage 2: lang" in r.stdout and "done already" not in r.stdout
     assert (d / "data/lang/words.txt").read_text() == words
     assert (d / "data/fbank/yesno_cuts_train.jsonl.gz").stat().st_mtime_ns == before
+
+    # A CTC system's graph is HLG of the lang's phones (no phone context), under exp/ctc.
+    r = run_recipe(sandbox, "yesno", "--objective", "ctc", "--stage", "7", "--stop-stage", "8")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (d / "exp/ctc/graph_1g/HLG.fst").is_file() and not (d / "exp/chain").exists()
+    # --den-graph-opts reaches frugal make-den-graph.
+    r = run_recipe(sandbox, "yesno", "--stage", "4", "--stop-stage", "4",
+                   "--den-graph-opts", "--ngram-order 2 --no-prune-ngram-order 2 --between-sil-prob 0.5")
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = json.loads((d / "exp/chain/den.pt.json").read_text())
+    assert (info["ngram_order"], info["no_prune_ngram_order"], info["between_sil_prob"]) == (2, 2, 0.5)
 
 
 def test_recipe_rejects_unknown_option(sandbox):

@@ -39,8 +39,10 @@ if stage_begin 7 "word LM (order $lm_order)" "$lm.done"; then
 fi
 
 if stage_begin 8 "decoding graph ($topo, $graph_name)" "$graph_dir/.done"; then
+  graph_opts=()   # phone context applies to chain graphs only (CTC: one token a phone)
+  [ "$topo" = chain ] && graph_opts+=(--context "$context")
   stage_run graph frugal compile-graph --lang data/lang --arpa "$lm" --topo "$topo" \
-    --context "$context" --output "$graph"
+    "${graph_opts[@]}" --output "$graph"
   stage_end
 fi
 

@@ -21,8 +21,9 @@ if stage_begin 11 "oracle data and den graph ($(basename "$train_cuts") + $(base
     exp/chain_oracle/.done; then
   tmp_cuts=${all_cuts%.jsonl.gz}.tmp.jsonl.gz
   stage_run combine bash -c "lhotse combine $train_cuts $unsup_cuts $tmp_cuts && mv $tmp_cuts $all_cuts"
+  # shellcheck disable=SC2086  # den_graph_opts (seed_stages.sh) is a list of options
   stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$all_cuts" --context "$context" \
-    --output exp/chain_oracle/den.pt
+    ${den_graph_opts:-} --output exp/chain_oracle/den.pt
   stage_end
 fi
 

@@ -32,6 +32,7 @@ speed_perturb=true          # 3-way speed perturbation (0.9/1.0/1.1) of training
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=biphone             # phone context of the chain model: biphone or mono
+den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 train_conf=conf/train.yaml  # seed model (tdnnf-s): model, train and loss sections
 oracle_conf=conf/train_oracle.yaml    # oracle model (sup + unsup, true transcripts)
 semisup_conf=conf/train_semisup.yaml  # semi-supervised models (continue from the seed)

@@ -25,6 +25,7 @@ split=icefall               # 30/30 split: icefall (alternate sorted files; lhot
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
+den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 lm_order=1                  # word LM order
 beam=15                     # decoding beam
 lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
