@@ -1,7 +1,11 @@
-"""Input normalisation (CMN) and SpecAugment masking of the acoustic models."""
+"""Input normalisation (CMN), SpecAugment masking and frame-shift augmentation of the acoustic models."""
+import copy
+
+import pytest
 import torch
 
-from frugal.models import TdnnfModel, tdnnf_config
+from frugal.models import TdnnfModel, build_model, tdnnf_config
+from frugal.models.frame_shift import random_frame_shifts, shift_frames
 from frugal.models.input_norm import utterance_mean_normalize
 from frugal.models.spec_augment import SpecAugmentConfig, spec_augment
 
@@ -72,3 +76,46 @@ def test_spec_augment_only_in_training_and_reproducible_from_the_seed():
     torch.manual_seed(8)
     e, _, _ = model(x, lens)
     assert torch.equal(c, d) and not torch.allclose(c, e)
+
+
+def test_shift_frames_against_a_loop():
+    torch.manual_seed(4)
+    x = torch.randn(3, 9, 2, dtype=torch.float64)
+    lengths = torch.tensor([9, 5, 1])
+    shifts = torch.tensor([2, 1, 2])
+    y = shift_frames(x, lengths, shifts)
+    for b in range(3):
+        n, s = int(lengths[b]), int(shifts[b])
+        for t in range(9):
+            expect = x[b, min(t + s, n - 1)] if t < n else x[b, t]  # padding frames stay put
+            assert torch.equal(y[b, t], expect), (b, t)
+    assert torch.equal(shift_frames(x, lengths, torch.zeros(3, dtype=torch.long)), x)
+
+
+@pytest.mark.parametrize("kind", ["tdnnf", "transformer"])
+def test_frame_shift_only_in_training_and_equal_to_shifting_the_input(kind):
+    section = ({"preset": "tdnnf-small"} if kind == "tdnnf" else
+               {"type": "transformer", "preset": "transformer-small", "num_layers": 1, "dropout": 0.0})
+    torch.manual_seed(5)
+    plain = build_model(section, feat_dim=6, num_outputs=4, where="test", output_source="the test")
+    torch.nn.init.normal_(plain.chain_head.output.weight)
+    shifted = build_model({**section, "frame_shift": True}, feat_dim=6, num_outputs=4, where="test", output_source="the test")
+    shifted.load_state_dict(plain.state_dict())
+    assert shifted.model_info()["config"]["frame_shift"] is True
+    x, lens = torch.randn(4, 40, 6), torch.tensor([40, 31, 17, 3])
+
+    plain.eval(), shifted.eval()  # decoding and alignment never shift
+    assert torch.equal(plain(x, lens)[0], shifted(x, lens)[0])
+
+    plain.train(), shifted.train()
+    plain_ref = copy.deepcopy(plain)  # batchnorm statistics move in training mode
+    torch.manual_seed(11)
+    out, _, out_lens = shifted(x, lens)
+    torch.manual_seed(11)
+    expect, _, expect_lens = plain_ref(shift_frames(x, lens, random_frame_shifts(4, 3, x.device)), lens)
+    assert torch.equal(out_lens, expect_lens) and out_lens.tolist() == [14, 11, 6, 1]
+    assert torch.allclose(out, expect, atol=1e-6)
+    # some utterance was really shifted: the unshifted input gives another output
+    torch.manual_seed(11)
+    assert random_frame_shifts(4, 3, x.device).any()
+    assert not torch.allclose(out, plain(x, lens)[0], atol=1e-4)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 import yaml
 
 from frugal.errors import FrugalError
+from frugal.models.frame_shift import frame_shift_augment
 from frugal.models.presets import from_preset
 from frugal.models.input_norm import INPUT_NORMS, utterance_mean_normalize
 from frugal.models.spec_augment import SpecAugmentConfig, spec_augment
@@ -63,6 +64,9 @@ class TdnnfConfig:
     specaug_freq_width: int = 10
     specaug_time_masks: int = 0
     specaug_time_width: int = 20
+    # Kaldi's frame-shift augmentation in training (frugal.models.frame_shift): each utterance
+    # of a batch moved by 0 .. subsampling_factor - 1 input frames.
+    frame_shift: bool = False
 
     @property
     def num_layers(self) -> int:
@@ -375,6 +379,8 @@ class TdnnfModel(nn.Module):
         """Return (chain_output, xent_log_probs, output_lengths); outputs are (B, T', num_pdfs)."""
         if features.dim() != 3 or features.shape[2] != self.config.feat_dim:
             raise ValueError(f"expected (B, T, {self.config.feat_dim}) features, got {tuple(features.shape)}")
+        if self.training and self.config.frame_shift:
+            features = frame_shift_augment(features, lengths, self.config.subsampling_factor)
         if self.config.input_norm == "utterance_mean":
             features = utterance_mean_normalize(features, lengths)
         if self.training and self.spec_augment.active:

@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from frugal.errors import FrugalError
+from frugal.models.frame_shift import frame_shift_augment
 from frugal.models.presets import from_preset
 from frugal.models.input_norm import utterance_mean_normalize
 
@@ -69,6 +70,8 @@ class TransformerConfig:
     frontend_context: int = 2
     # Dropout proportion until set_dropout_proportion (a train dropout_schedule) changes it.
     dropout: float = 0.1
+    # Kaldi's frame-shift augmentation in training (frugal.models.frame_shift).
+    frame_shift: bool = False
 
     def validate(self, where: str = "TransformerConfig") -> None:
         if self.num_pdfs <= 0:
@@ -115,7 +118,7 @@ def config_from_dict(d: dict, where: str = "TransformerConfig") -> TransformerCo
                           f"(known: preset, {', '.join(fields)})")
     for name, value in d.items():
         # YAML gives bool, int and float; bool is an int to Python, so it is checked apart.
-        if name == "mean_norm":
+        if name in ("mean_norm", "frame_shift"):
             ok, what = isinstance(value, bool), "true or false"
         elif name == "dropout":
             ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
@@ -307,6 +310,8 @@ class TransformerModel(nn.Module):
             raise ValueError(f"expected (B, T, {self.config.feat_dim}) features, got {tuple(features.shape)}")
         out_lengths = self.output_lengths(lengths)
         num_out = int(out_lengths.max()) if out_lengths.numel() else 0
+        if self.training and self.config.frame_shift:
+            features = frame_shift_augment(features, lengths, self.config.subsampling_factor)
         if self.config.mean_norm:
             features = utterance_mean_normalize(features, lengths)
         x = self.frontend(features, lengths, num_out)
