@@ -161,3 +161,46 @@ def test_failure_leaves_no_outputs(tmp_path):
         compute_features(cuts_path, tmp_path / "c.jsonl.gz", tmp_path / "f")
     with pytest.raises(FrugalError):
         compute_features(tmp_path / "missing.jsonl.gz", tmp_path / "c.jsonl.gz", tmp_path / "f")
+
+
+def kaldi_dithered_silence(num_samples: int, sr: int, dither: float, num_bins: int = 80) -> np.ndarray:
+    """Reference: kaldi-native-fbank's own dither (fresh noise per frame) on digital silence."""
+    opts = knf.FbankOptions()
+    opts.frame_opts.dither = dither
+    opts.frame_opts.snip_edges = False
+    opts.frame_opts.samp_freq = sr
+    opts.mel_opts.num_bins = num_bins
+    fbank = knf.OnlineFbank(opts)
+    fbank.accept_waveform(sr, [0.0] * num_samples)
+    fbank.input_finished()
+    return np.array([fbank.get_frame(i) for i in range(fbank.num_frames_ready)])
+
+
+def test_dither_is_kaldis_and_reproducible(cuts_in, tmp_path):
+    # Digital silence (a faded-in recording): without dither every log-mel value sits at the
+    # log floor; with dither 1 it matches the level of Kaldi's own dither, bin by bin.
+    silent = tmp_path / "in" / "silent.wav"
+    silent.parent.mkdir(parents=True)
+    sf.write(str(silent), np.zeros(160000, dtype=np.int16), 16000, subtype="PCM_16")
+    rec = Recording.from_file(silent, recording_id="silent")
+    cuts_path = tmp_path / "silent.jsonl.gz"
+    CutSet.from_cuts([rec.to_cut()]).to_file(cuts_path)
+    plain = compute_features(cuts_path, tmp_path / "a.jsonl.gz", tmp_path / "fa")[0].load_features()
+    dithered = compute_features(cuts_path, tmp_path / "b.jsonl.gz", tmp_path / "fb", dither=1.0)[0].load_features()
+    kaldi = kaldi_dithered_silence(160000, 16000, 1.0)
+    assert plain.max() < kaldi.min() - 5  # exact zeros: far below any dithered frame
+    # (two runs of Kaldi's own dither differ by up to 0.16 in some bin of 80 over 1000 frames)
+    np.testing.assert_allclose(dithered.mean(axis=0), kaldi.mean(axis=0), atol=0.3)
+    assert abs(dithered.mean() - kaldi.mean()) < 0.03
+    assert abs(dithered.std() - kaldi.std()) < 0.1
+
+    # Seeded by the samples: the same features on every run and with any nj.
+    again = compute_features(cuts_path, tmp_path / "c.jsonl.gz", tmp_path / "fc", dither=1.0, nj=2)
+    assert np.array_equal(again[0].load_features(), dithered)
+    # On speech-level audio the noise of one sample unit changes the features by little.
+    speech = {c.id: c.load_features() for c in compute_features(cuts_in, tmp_path / "s.jsonl.gz", tmp_path / "fs")}
+    for cut in compute_features(cuts_in, tmp_path / "d.jsonl.gz", tmp_path / "fd", dither=1.0):
+        diff = np.abs(cut.load_features() - speech[cut.id])
+        assert 0 < diff.max() and np.median(diff) < LILCOM_TOL
+    with pytest.raises(FrugalError, match="--dither"):
+        compute_features(cuts_path, tmp_path / "e.jsonl.gz", tmp_path / "fe", dither=-1.0)

@@ -3,6 +3,7 @@
 Features go to lilcom archives in --storage-dir (written under a temporary name, then
 renamed); the output cuts manifest is written last. --speed-perturb adds 0.9x and 1.1x
 copies of every cut, --volume-perturb scales each cut by a random factor in [0.125, 2];
+--dither adds Kaldi's dither (reproducibly: the noise is seeded by each waveform's samples);
 --raw stores 16 kHz waveforms instead of features (wav2vec 2.0-style models).
 """
 from __future__ import annotations
@@ -29,6 +30,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="store 16 kHz waveforms instead of features")
     p.add_argument("--seed", type=int, default=0, help="seed of the volume factors")
+    p.add_argument("--dither", type=float, default=0.0,
+                   help="Gaussian noise in 16-bit sample units added before the fbank, as Kaldi's "
+                        "--dither (Kaldi's default 1.0) (default: %(default)s)")
     return p
 
 
@@ -38,5 +42,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     compute_features(args.cuts_in, args.cuts_out, args.storage_dir,
                      num_mel_bins=args.num_mel_bins, nj=args.nj,
                      speed_perturb=args.speed_perturb, volume_perturb=args.volume_perturb,
-                     raw=args.raw, seed=args.seed)
+                     raw=args.raw, seed=args.seed, dither=args.dither)
     return 0

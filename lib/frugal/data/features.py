@@ -2,7 +2,12 @@
 
 Kaldi's fbank options throughout (25 ms Povey window, 10 ms shift, pre-emphasis 0.97,
 DC removal, power spectrum, 20 Hz low cut-off), on waveforms scaled to the 16-bit range as
-Kaldi reads wav files, without dither so that features are reproducible. ``snip_edges``
+Kaldi reads wav files. ``dither`` (Kaldi's --dither; default 0 here, 1 in Kaldi) adds that
+many sample units of Gaussian noise to the waveform, so that digitally silent stretches
+(faded-in recordings, zero padding) get the log-mel values of a quiet noise floor instead of
+the far lower ones of exact zeros, which a model trained on noisy silence has never seen.
+Kaldi draws fresh noise per frame on every run; here it is drawn once per waveform from a
+seed computed from its samples, so that the features stay reproducible. ``snip_edges``
 is false, as in icefall: a cut of N samples gets round(N / 160) frames (frames centred
 on multiples of 10 ms, edges reflected), which is the count lhotse requires of a
 features manifest for the cut's duration; Kaldi's default 1 + (N - 400) // 160 would
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import random
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
@@ -51,6 +57,7 @@ class KaldiFbankConfig:
     low_freq: float = 20.0
     high_freq: float = 0.0  # <= 0: relative to the Nyquist frequency, as in Kaldi
     int16_scale: bool = True  # multiply [-1, 1] samples by 32768, as Kaldi's wav reader
+    dither: float = 0.0  # Gaussian noise of this standard deviation, in the units the fbank sees
 
 
 @register_extractor
@@ -81,6 +88,8 @@ class KaldiNativeFbank(FeatureExtractor):
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         if self.config.int16_scale:
             samples = samples * 32768.0
+        if self.config.dither > 0.0:
+            samples = dithered(samples, self.config.dither)
         fbank = knf.OnlineFbank(self.fbank_options(sampling_rate))
         fbank.accept_waveform(float(sampling_rate), samples)
         fbank.input_finished()
@@ -95,6 +104,12 @@ class KaldiNativeFbank(FeatureExtractor):
 
     def feature_dim(self, sampling_rate: int) -> int:
         return self.config.num_mel_bins
+
+
+def dithered(samples: np.ndarray, dither: float) -> np.ndarray:
+    """``samples`` + ``dither`` x N(0, 1) noise seeded by the samples' own bytes (reproducible)."""
+    rng = np.random.default_rng(zlib.crc32(samples.tobytes()))
+    return (samples + dither * rng.standard_normal(samples.shape)).astype(np.float32)
 
 
 def perturb(cuts: CutSet, speed: bool, volume: bool, seed: int = 0) -> CutSet:
@@ -157,7 +172,7 @@ def _relocate(cut, tmp_dir: Path, final_dir: Path):
 def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
                      num_mel_bins: int = 80, nj: int = 1, speed_perturb: bool = False,
                      volume_perturb: bool = False, raw: bool = False,
-                     seed: int = 0, batch_size: int = 50) -> CutSet:
+                     seed: int = 0, batch_size: int = 50, dither: float = 0.0) -> CutSet:
     """Features (or 16 kHz raw audio) for every cut of ``cuts_in``.
 
     ``storage_dir`` is filled under a temporary name and renamed; the cuts manifest is
@@ -170,6 +185,8 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
         raise FrugalError("--nj must be at least 1")
     if num_mel_bins < 1:
         raise FrugalError("--num-mel-bins must be positive")
+    if dither < 0:
+        raise FrugalError("--dither must be >= 0")
     cuts = CutSet.from_file(cuts_in).to_eager()
     for cut in cuts:
         for source in cut.recording.sources:
@@ -177,7 +194,7 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
                 raise FrugalError(f"{cuts_in}: cut {cut.id}: no such audio file {source.source}")
     cuts = perturb(cuts, speed_perturb, volume_perturb, seed)
     cut_list = list(cuts)
-    config = KaldiFbankConfig(num_mel_bins=num_mel_bins)
+    config = KaldiFbankConfig(num_mel_bins=num_mel_bins, dither=dither)
     worker = _raw_batch if raw else _fbank_batch
     done = []
     with atomic_path(storage_dir, is_dir=True) as tmp:
