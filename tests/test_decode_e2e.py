@@ -75,10 +75,11 @@ def test_test_wer_and_results_table(recipe):
     best = (dec / "best_wer").read_text()
     m = re.match(r"%WER (\S+) \[ (\d+) / (\d+),", best)
     assert m and int(m.group(3)) == 240, best
-    # Kaldi's and icefall's yesno reach 0%; frugal's 24-epoch seed model of egs/yesno/conf/train.yaml
-    # makes a few insertions (4.17% when this test was written): the bound catches a broken
-    # pipeline (an untrained or mismatched model scores near 100%).
-    assert float(m.group(1)) <= 6.0, best
+    # egs/yesno/conf's model reaches 0.42% on this split: one deletion, in 0_1_0_1_0_0_0_0.wav, whose
+    # audio holds 7 words for the 8 of its name (README); training seeds 2-4 gave 0.42-1.25%.
+    # The bound catches a broken pipeline or a model fallen into a merged-words optimum (5.8%
+    # before frame-shift augmentation and dither), not the seed-to-seed noise.
+    assert float(m.group(1)) <= 2.5, best
     # The best setting's hypotheses, scored independently, give the same count.
     lmwt, wip = (dec / "wer_details/lmwt").read_text().split()[0], (dec / "wer_details/wip").read_text().split()[0]
     test_refs = {}
