@@ -3,12 +3,13 @@ import functools
 import logging
 import random
 import re
+import subprocess
 
 import kaldialign
 import pytest
 
 from frugal.bin import main as frugal_main
-from frugal.decode.scoring import (EPS, KALDI_EPS, ErrorCounts, bootstrap_ci, format_ops,
+from frugal.decode.scoring import (EPS, KALDI_EPS, ErrorCounts, bootstrap_ci, format_ops, git_revision,
                                    format_per_utt, read_text, score, score_sweep,
                                    update_results_table)
 from frugal.errors import FrugalError
@@ -256,3 +257,22 @@ def test_cli_writes_reports_and_names_bad_lines(tmp_path, capsys):
     hyp.write_text("u1 a\nu7 d e\n")
     assert frugal_main.main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 1
     assert f"{hyp}: utterance 'u7' has no reference" in capsys.readouterr().err
+
+
+def test_git_revision_ignores_results_tables(tmp_path):
+    def git(*args, cwd=tmp_path):
+        subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+    git("init", "-q")
+    recipe = tmp_path / "egs" / "toy"
+    recipe.mkdir(parents=True)
+    (recipe / "RESULTS.md").write_text("old\n")
+    (tmp_path / "lib.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    rev = git_revision(recipe)
+    assert re.fullmatch(r"[0-9a-f]{7,}", rev)
+    (recipe / "RESULTS.md").write_text("new row\n")  # written by the recipe itself
+    assert git_revision(recipe) == rev
+    (tmp_path / "lib.py").write_text("x = 2\n")  # code changed anywhere in the repository
+    assert git_revision(recipe) == rev + "+dirty"
+    assert git_revision(tmp_path / "egs") == rev + "+dirty"

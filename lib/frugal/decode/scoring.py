@@ -315,11 +315,16 @@ RESULTS_HEADER = ["Model", "Data", "Graph", "%WER", "Errors", "Setting", "Date",
 
 
 def git_revision(repo_dir: PathLike = ".") -> str:
-    """Short commit hash of ``repo_dir`` (``+dirty`` with uncommitted changes), or ``unknown``."""
+    """Short commit hash of ``repo_dir`` (``+dirty`` with uncommitted changes), or ``unknown``.
+
+    Changes to RESULTS.md files do not count: the recipes write them, so a results table
+    updated by one stage would otherwise mark every later row dirty.
+    """
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_dir,
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude,glob)**/RESULTS.md"],
                                cwd=repo_dir, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
