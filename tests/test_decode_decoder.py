@@ -186,6 +186,41 @@ def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale):
         assert key(a.lattice) == key(b.lattice)
 
 
+def test_auto_search_times_both_searches_and_changes_no_result(hlg_large, monkeypatch):
+    # The first call runs the guess of the size rule, the second the other search, later
+    # calls the one that was faster per utterance-frame; results are those of either search.
+    graph = DecodingGraph.from_openfst(hlg_large)
+    size = graph.num_states + graph.arcs.num_eps
+    lengths = torch.tensor([40, 12, 25, 30])
+    scores = structured_scores(graph.max_label + 1, lengths.tolist(), seed=19, peak=6.0)
+    cfg = dict(beam=6.0, lattice_beam=2.0)
+    auto = Decoder(graph, DecoderConfig(**cfg, max_active=size))  # size rule: dense
+    small = Decoder(graph, DecoderConfig(**cfg, max_active=size // 13))  # size rule: sparse
+    assert auto.dense and not small.dense
+    auto.decode(scores[:, :20], torch.tensor([20, 12, 20, 20]))  # a warm-up: too short to time
+    assert auto.search_frames == {"dense": 0, "sparse": 0} and auto.dense
+    runs = [auto.decode(scores, lengths, lattice=True)]
+    assert auto.search_frames == {"dense": 107, "sparse": 0} and not auto.dense
+    runs.append(auto.decode(scores, lengths, lattice=True))
+    assert auto.search_frames == {"dense": 107, "sparse": 107}
+    per_frame = {k: auto.search_seconds[k] / 107 for k in ("dense", "sparse")}
+    assert auto.dense == (per_frame["dense"] <= per_frame["sparse"])
+    # Pretend the sparse search was the faster one, then the dense one.
+    auto.search_seconds = {"dense": 2.0, "sparse": 1.0}
+    assert not auto.dense
+    runs.append(auto.decode(scores, lengths, lattice=True))
+    auto.search_seconds = {"dense": 1.0, "sparse": 9.0}
+    assert auto.dense
+
+    def arcs(lat):  # the raw lattices' arcs come in another order from the two searches
+        return sorted(zip(lat.arcs[:, 2].tolist(), lat.arcs[:, 3].tolist(), lat.weights.tolist()))
+    ref = Decoder(graph, DecoderConfig(**cfg, max_active=size, search="dense")).decode(scores, lengths, lattice=True)
+    for out in runs:  # dense and sparse agree to the bit
+        for a, b in zip(out, ref):
+            assert (a.words, a.ilabels) == (b.words, b.ilabels) and a.total_cost(1.0) == b.total_cost(1.0)
+            assert arcs(a.lattice) == arcs(b.lattice)
+
+
 def test_unknown_search_is_rejected(hlg):
     with pytest.raises(FrugalError, match="search must be"):
         Decoder(DecodingGraph.from_openfst(hlg), DecoderConfig(search="fast"))

@@ -123,7 +123,6 @@ def main(argv=None) -> int:
                         acoustic_scale=args.acoustic_scale, search=args.search)
     decoder = Decoder(graph.to(args.device), cfg)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    print(f"frugal search: {'dense' if decoder.dense else 'sparse'}")
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
 
@@ -189,6 +188,10 @@ def main(argv=None) -> int:
     print(f"1-best agreement with FasterDecoder: {agree}/{args.utts} (where they differ, the lower-cost path is "
           f"frugal's {frugal_better} times, Kaldi's {kaldi_better} times); frugal lattices: {lat_arcs:.0f} arcs/utt "
           f"after lattice-beam pruning")
+    timed = ", ".join(f"{k} {1000 * decoder.search_seconds[k] / decoder.search_frames[k]:.3f} ms"
+                      for k in ("dense", "sparse") if decoder.search_frames[k])
+    print(f"frugal search: {args.search}; per utterance-frame over all calls: {timed}; "
+          f"next call: {'dense' if decoder.dense else 'sparse'}")
     return 0
 
 

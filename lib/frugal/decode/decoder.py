@@ -18,11 +18,19 @@ Per frame t, for the tokens alive after frame t-1:
 4. reduce candidates to the best per (utterance, state) with a segment max, then prune
    by ``beam`` and ``max_active`` (top scores per utterance).
 
-Two searches implement this: the sparse one keeps lists of active tokens; the dense one
-(the default for graphs up to 40 states per max-active token) keeps a score vector over
-all states per utterance and gets each state's best score and backpointer from one integer
-scatter-max of packed (score, candidate) pairs, so a frame is a few dozen tensor ops.
-Both give the same results.
+Two searches implement this: the sparse one keeps lists of active tokens, at a cost per
+frame that grows with them; the dense one keeps a score vector over all states per
+utterance and gets each state's best score and backpointer from one integer scatter-max of
+packed (score, candidate) pairs, so a frame is a few dozen tensor ops whatever the beam, at
+a cost that grows with the graph. Both give the same results, to the bit. Which is faster
+depends on the graph and on how many tokens the beam keeps, more than any size rule
+captures: on egs/mini's HCLG (63k states + non-emitting arcs, one CPU thread) dense took 7.0x
+the time of sparse at 331 tokens a frame (beam 8) and 2.3x at 1130 (beam 11), but 0.74x at
+6500 (beam 20); on tools/bench's 15k HCLG, 0.48x at 808. So ``search="auto"`` measures: its
+first call runs the search a size rule guesses (dense while the graph has at most 12 states
+and non-emitting arcs per ``max_active`` token), its second call the other one, and later
+calls whichever took less time per utterance-frame (calls of fewer than 100 utterance-frames,
+such as a warm-up, are not timed: their fixed costs would dominate).
 
 Every candidate kept (the arc from a surviving token to a surviving token, within the
 beam) is a link of the raw lattice, as in Kaldi's LatticeSimpleDecoder: its graph cost
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -210,13 +219,22 @@ class Decoder:
         self.config = config
         if config.search not in ("auto", "dense", "sparse"):
             raise FrugalError(f"decoder search must be auto, dense or sparse, not {config.search!r}")
-        # Per frame and utterance the dense search costs O(states + non-emitting arcs) on
-        # top of the active arcs, the sparse one only the active arcs but with a larger
-        # constant: dense unless the graph is much larger than its active part (measured
-        # with tools/bench/decode_bench.py).
-        self.dense = config.search == "dense" or (
-            config.search == "auto"
-            and graph.num_states + graph.arcs.num_eps <= _DENSE_SIZE_PER_ACTIVE * config.max_active)
+        # Seconds and utterance-frames of each search in earlier calls (module docstring).
+        self.search_seconds = {"dense": 0.0, "sparse": 0.0}
+        self.search_frames = {"dense": 0, "sparse": 0}
+
+    @property
+    def dense(self) -> bool:
+        """Whether the next ``decode`` call runs the dense search."""
+        if self.config.search != "auto":
+            return self.config.search == "dense"
+        tried = [k for k in ("dense", "sparse") if self.search_frames[k]]
+        if not tried:
+            return self.graph.num_states + self.graph.arcs.num_eps <= _DENSE_SIZE_PER_ACTIVE * self.config.max_active
+        if len(tried) == 1:
+            return tried[0] == "sparse"
+        return (self.search_seconds["dense"] / self.search_frames["dense"]
+                <= self.search_seconds["sparse"] / self.search_frames["sparse"])
 
     @torch.no_grad()
     def decode(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool = False,
@@ -235,8 +253,15 @@ class Decoder:
                               f"{scores.shape[2]} outputs: graph and model do not match")
         scores = scores.to(g.device).float().contiguous()
         lengths = lengths.to(g.device).long()
-        search = self._search_dense if self.dense else self._search_sparse
+        kind = "dense" if self.dense else "sparse"
+        search = self._search_dense if kind == "dense" else self._search_sparse
+        t0 = time.perf_counter()
         finals, tok_keys, tok_scores, tok_frames, tok_best, links = search(scores, lengths, lattice)
+        if g.device.type == "cuda":
+            torch.cuda.synchronize(g.device)
+        if int(lengths.sum()) >= _MIN_TIMED_FRAMES:
+            self.search_seconds[kind] += time.perf_counter() - t0
+            self.search_frames[kind] += int(lengths.sum())
         links = {name: torch.cat(getattr(links, name)) for name in links.names}
         lattices = None
         if lattice:
@@ -721,7 +746,8 @@ class _DenseBuffers:
 
 
 _BIG = torch.iinfo(torch.long).max
-_DENSE_SIZE_PER_ACTIVE = 40
+_DENSE_SIZE_PER_ACTIVE = 12
+_MIN_TIMED_FRAMES = 100
 # Ids in the low word of packed pairs: emitting candidates count from 0, non-emitting arcs
 # from _EPS_ID (a candidate wins a tie against a non-emitting arc, as in the sparse search),
 # and _NO_ARC marks the start token.
