@@ -32,7 +32,9 @@ def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale:
     (Kaldi's DeterminizeLattice): a subset is a set of (state, residual weight, residual
     string) elements, words are the symbols, arcs without a word are followed inside a
     subset (epsilon closure) and only the best element per state is kept. A compact
-    lattice is returned unchanged if it already is deterministic.
+    lattice is expanded and rebuilt even when it already is deterministic: pruning and
+    rebuilding it place its weights as a fresh determinisation does, which the union
+    of frugal.semisup.lattices relies on for reproducible supervision lattices.
     """
     if lat.is_compact:
         lat = _expand_compact(lat)
