@@ -60,3 +60,17 @@ def test_wav_cut_short_then_fixed(yesno_dir, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"yesno_{kind}_{part}.jsonl.gz" for kind in ("recordings", "supervisions", "cuts")
         for part in ("train", "test"))
+
+
+def test_one_recording_holds_fewer_words_than_its_name(yesno_dir, repo_dir):
+    # The single error of the yesno recipe (README, Results): 0_1_0_1_0_0_0_0.wav has 7 bursts of
+    # speech energy for the 8 words of its name; every other file has one a word (one file a
+    # noise burst more). Counted by the recipe's local script, on the real corpus.
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(repo_dir / "egs/yesno/local/count_word_bursts.py"),
+                        "--corpus-dir", str(yesno_dir)], capture_output=True, text=True, check=True)
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "60 recordings, 2 whose bursts and words differ in number", r.stdout
+    assert lines[0].startswith("0_1_0_1_0_0_0_0.wav: 8 words, 7 bursts starting at 0.86 ")
+    assert lines[1].startswith("1_1_0_1_1_1_1_0.wav: 8 words, 9 bursts")
