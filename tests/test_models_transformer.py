@@ -262,6 +262,13 @@ def test_build_model_dispatches_and_checks():
     assert error({"type": "transformer", "num_layers": True}) == \
         "conf.yaml: transformer option num_layers must be an integer (got True)"
     assert "frontend_context 0 leaves input frames unseen" in error({"type": "transformer", "frontend_context": 0})
+    # TDNN-F sections are checked the same way (one helper for both model types).
+    assert error({"preset": "tdnnf-small", "frame_shift": "yes"}) == \
+        "conf.yaml: TDNN-F option frame_shift must be true or false (got 'yes')"
+    assert error({"time_strides": [1, 3.5]}) == \
+        "conf.yaml: TDNN-F option time_strides must be a list of integers (got [1, 3.5])"
+    assert error({"input_norm": 0}) == "conf.yaml: TDNN-F option input_norm must be a string (got 0)"
+    assert "conf.yaml: unknown TDNN-F preset 'tdnnf-xl'" in error({"preset": "tdnnf-xl"})
 
 
 # ---- LF-MMI on a toy task -------------------------------------------------------------

@@ -37,7 +37,7 @@ import yaml
 
 from frugal.errors import FrugalError
 from frugal.models.frame_shift import frame_shift_augment
-from frugal.models.presets import from_preset
+from frugal.models.presets import config_from_mapping, from_preset
 from frugal.models.input_norm import INPUT_NORMS, utterance_mean_normalize
 from frugal.models.spec_augment import SpecAugmentConfig, spec_augment
 
@@ -130,16 +130,7 @@ def tdnnf_config(preset: str, **overrides) -> TdnnfConfig:
 
 def config_from_dict(d: dict, where: str = "TdnnfConfig") -> TdnnfConfig:
     """Build a config from a mapping; ``preset: name`` starts from a named configuration."""
-    d = dict(d)
-    preset = d.pop("preset", None)
-    known = {f.name for f in dataclasses.fields(TdnnfConfig)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise FrugalError(f"{where}: unknown TDNN-F option(s): {', '.join(unknown)}")
-    cfg = tdnnf_config(preset, **d) if preset is not None else TdnnfConfig(**d)
-    cfg.time_strides = [int(s) for s in cfg.time_strides]
-    cfg.validate(where)
-    return cfg
+    return config_from_mapping(TdnnfConfig, PRESETS, "TDNN-F", d, where)
 
 
 def load_config(path: Union[str, Path], section: Optional[str] = "model") -> TdnnfConfig:

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from frugal.errors import FrugalError
 from frugal.models.frame_shift import frame_shift_augment
-from frugal.models.presets import from_preset
+from frugal.models.presets import config_from_mapping, from_preset
 from frugal.models.input_norm import utterance_mean_normalize
 
 
@@ -109,32 +109,7 @@ def transformer_config(preset: str, **overrides) -> TransformerConfig:
 
 def config_from_dict(d: dict, where: str = "TransformerConfig") -> TransformerConfig:
     """Build a config from a mapping; ``preset: name`` starts from a named configuration."""
-    d = dict(d)
-    preset = d.pop("preset", None)
-    fields = {f.name: f for f in dataclasses.fields(TransformerConfig)}
-    unknown = sorted(set(d) - set(fields))
-    if unknown:
-        raise FrugalError(f"{where}: unknown transformer option(s): {', '.join(unknown)} "
-                          f"(known: preset, {', '.join(fields)})")
-    for name, value in d.items():
-        # YAML gives bool, int and float; bool is an int to Python, so it is checked apart.
-        if name in ("mean_norm", "frame_shift"):
-            ok, what = isinstance(value, bool), "true or false"
-        elif name == "dropout":
-            ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        else:
-            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        if not ok:
-            raise FrugalError(f"{where}: transformer option {name} must be {what} (got {value!r})")
-    if preset is not None:
-        try:
-            cfg = transformer_config(preset, **d)
-        except FrugalError as e:
-            raise FrugalError(f"{where}: {e}") from None
-    else:
-        cfg = TransformerConfig(**d)
-    cfg.validate(where)
-    return cfg
+    return config_from_mapping(TransformerConfig, PRESETS, "transformer", d, where)
 
 
 class Dropout(nn.Module):
