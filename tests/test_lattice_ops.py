@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from decode_testing import edit_distance, enumerate_paths, random_lattice
+from frugal.decode import lattice_ops
 from frugal.decode.lattice_ops import (determinize_lattice, lattice_to_ctm, nbest, oracle_path,
                                        word_posteriors, word_sequences)
 
@@ -121,3 +122,68 @@ def test_ctm_words_are_the_best_path_with_confidences():
 def test_word_sequences_of_determinised_lattice_equal_originals():
     for lat in lattices(4):
         assert set(word_sequences(determinize_lattice(lat))) == set(map(tuple, word_sequences(lat)))
+
+
+def _elements_needed(lat, gs, acs):
+    """The smallest budget under which determinize_lattice needs no pruning."""
+    n = 1
+    while True:
+        try:
+            lattice_ops._determinize(lat, gs, acs, n)
+            return n
+        except lattice_ops._DeterminizeTooLarge:
+            n += 1
+
+
+def test_determinize_over_budget_prunes_by_beam_ratio_and_warns(caplog):
+    """Kaldi's lattice-determinize --max-mem: over the budget, the lattice is pruned to
+    DETERMINIZE_BEAM_RATIO of its width until it fits; the result is the exact determinisation
+    of that pruned lattice, and each pruning is logged with the lattice's name."""
+    gs, acs = 1.0, 0.5
+    checked = 0
+    for lat in lattices(n=30, num_frames=6):
+        need = _elements_needed(lat, gs, acs)
+        if need < 4:
+            continue
+        budget = need - 1
+        with caplog.at_level("WARNING", logger="frugal.decode.lattice_ops"):
+            caplog.clear()
+            got = determinize_lattice(lat, None, gs, acs, max_elements=budget, name="utt7")
+        # The same pruning by hand: shrink the width until the subsets fit the budget.
+        pruned, prunings = lat, 0
+        while _elements_needed(pruned, gs, acs) > budget:
+            width = lattice_ops._path_cost_width(pruned, gs, acs)
+            if width <= lattice_ops.DETERMINIZE_DELTA:
+                pruned = None
+                break
+            pruned = pruned.prune(width * lattice_ops.DETERMINIZE_BEAM_RATIO, gs, acs)
+            prunings += 1
+        if pruned is None:
+            continue
+        assert got == determinize_lattice(pruned, None, gs, acs, max_elements=10**9)
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == prunings >= 1
+        assert all(m.startswith("utt7: determinisation exceeds") for m in messages)
+        # The best path survives every pruning.
+        assert got.best_path(gs, acs).words == lat.best_path(gs, acs).words
+        checked += 1
+    assert checked >= 5
+
+
+def test_determinize_over_budget_at_width_zero_keeps_the_best_path(caplog):
+    """Paths of equal cost with different words and alignments: no pruning can help, so the
+    result is the best path alone (and a warning says so)."""
+    from frugal.decode.lattice import Lattice
+    arcs = np.array([(0, 1, 1, 1), (0, 1, 2, 2), (1, 2, 3, 0), (1, 2, 4, 3)])
+    weights = np.zeros((4, 2), dtype=np.float32)
+    finals = np.full((3, 2), np.inf, dtype=np.float32)
+    finals[2] = 0.0
+    lat = Lattice(arcs, weights, finals)
+    assert len(word_sequences(determinize_lattice(lat))) == 4
+    with caplog.at_level("WARNING", logger="frugal.decode.lattice_ops"):
+        det = determinize_lattice(lat, max_elements=1, name="utt3")
+    best = lat.best_path()
+    assert word_sequences(det) == [tuple(best.words)]
+    assert det.best_path().ilabels == best.ilabels
+    assert any("utt3: determinisation exceeds 1 elements even at width 0" in r.getMessage()
+               for r in caplog.records)

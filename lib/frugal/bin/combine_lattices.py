@@ -39,7 +39,7 @@ def combine_files(inputs: List[Path], output: Path, args) -> None:
         these = [d[key] for d in lats if key in d]
         missing += len(lats) - len(these)
         out[key] = combine_lattices(these, args.beam, args.normalize, args.determinize,
-                                    args.lm_scale, args.acoustic_scale)
+                                    args.lm_scale, args.acoustic_scale, name=key)
     if missing:
         log.warning("%s: %d lattices missing from some inputs; combined the others", output, missing)
     extra = {k for d in lats[1:] for k in d} - set(lats[0])

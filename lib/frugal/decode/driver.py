@@ -245,6 +245,8 @@ def check_graph_matches_model(graph: DecodingGraph, num_outputs: int, objective:
       ``graph.max_label``: it must be below the model's number of outputs;
     - with GRAPH.json of frugal compile-graph: its topology must suit the objective
       (chain for LF-MMI, ctc for CTC) and a chain graph's num_pdfs must equal the model's;
+    - a chain graph's context and HMM states (GRAPH.json) must equal those of the model's den
+      graph (DEN.json of make-den-graph);
     - a chain graph's pdf_map.txt must equal the one beside the model's den graph (both come
       from the same tree-less PdfMap of the lang's phones, so they differ only when the
       graph and the model were built from different lang directories or topologies).
@@ -262,6 +264,15 @@ def check_graph_matches_model(graph: DecodingGraph, num_outputs: int, objective:
         if topo == "chain" and int(info.get("num_pdfs", num_outputs)) != num_outputs:
             raise FrugalError(f"graph {graph_path} has {info['num_pdfs']} pdfs but model {model_path} has "
                               f"{num_outputs} outputs: they were not built for each other")
+        if topo == "chain" and objective == "lfmmi" and den_graph:
+            # The pdf maps of 1- and 2-state topologies look alike (two pdfs a phone), so the
+            # topology is compared as compile-graph and make-den-graph wrote it down.
+            den_info = graph_info(den_graph)
+            for field in ("context", "hmm_states"):
+                if field in info and field in den_info and info[field] != den_info[field]:
+                    raise FrugalError(f"graph {graph_path} has {field} {info[field]} but model {model_path} "
+                                      f"was trained on den graph {den_graph} with {field} {den_info[field]}: "
+                                      f"compile the graph with the den graph's topology")
     graph_map = Path(graph_path).parent / "pdf_map.txt"
     den_map = Path(den_graph).parent / "pdf_map.txt" if den_graph else None
     if objective == "lfmmi" and den_map is not None and graph_map.is_file() and den_map.is_file():
@@ -333,14 +344,14 @@ class UttOutput:
     reached_final: bool
 
 
-def word_lattice(result: DecodeResult, options: DecodeOptions) -> Optional[Lattice]:
+def word_lattice(result: DecodeResult, options: DecodeOptions, name: str = "lattice") -> Optional[Lattice]:
     """The decoder's raw lattice determinised on words (one path per word sequence, with its
     best alignment) and its acoustic costs scaled by ``post_decode_acwt``; None when
     no token survived."""
     raw = result.lattice
     if raw is None or raw.num_arcs == 0:
         return None
-    det = determinize_lattice(raw, acoustic_scale=options.acoustic_scale)
+    det = determinize_lattice(raw, acoustic_scale=options.acoustic_scale, name=name)
     return det.scale(1.0, options.post_decode_acwt)
 
 
@@ -418,7 +429,8 @@ def decode_cuts(cuts, options: DecodeOptions, am: AcousticModel, graph: Decoding
         for k in range(num_passes):
             with times("word lattices (dropout off)" if k == 0 else "word lattices (dropout on)"):
                 for cut_id, r in zip(batch["cut_ids"], results[k * B:(k + 1) * B]):
-                    out[k][cut_id] = UttOutput(r.words, word_lattice(r, options), r.reached_final)
+                    name = cut_id if k == 0 else f"{cut_id} (dropout pass {k})"
+                    out[k][cut_id] = UttOutput(r.words, word_lattice(r, options, name), r.reached_final)
         if progress is not None:
             progress(len(results))
     order = {c.id: k for k, c in enumerate(cuts)}

@@ -6,6 +6,7 @@ path's total cost under scales is ``graph_scale * graph + acoustic_scale * acous
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,6 +16,15 @@ import numpy as np
 from frugal.decode.lattice import Alignment, Lattice, LatticePath, arcs_by_state
 from frugal.graph.fstutil import fst_arcs
 
+log = logging.getLogger(__name__)
+
+# Budget of determinize_lattice (as Kaldi's --max-mem), in subset elements: about 1.2 KB
+# each with their keys and alignment strings, so 6M is about 7 GB. The largest seen in
+# egs/mini (stage 18's union of 5 lattices) is 3.6M; a model decoded with a graph of
+# another HMM topology went past 20 GB. Beyond it the lattice is pruned to
+# DETERMINIZE_BEAM_RATIO of its width and determinised again (Kaldi's --beam-ratio).
+DETERMINIZE_MAX_ELEMENTS = 6_000_000
+DETERMINIZE_BEAM_RATIO = 0.5
 # Residual weights of determinisation subsets are compared after rounding to this step
 # (OpenFst's and Kaldi's determinisation also use a comparison delta).
 DETERMINIZE_DELTA = 1e-4
@@ -22,7 +32,8 @@ DETERMINIZE_DELTA = 1e-4
 
 # ------------------------------------------------------------------ determinisation
 def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale: float = 1.0,
-                        acoustic_scale: float = 1.0) -> Lattice:
+                        acoustic_scale: float = 1.0, max_elements: int = DETERMINIZE_MAX_ELEMENTS,
+                        name: str = "lattice") -> Lattice:
     """Word-level determinisation, as Kaldi's lattice-determinize: a compact lattice with
     exactly one path per word sequence of ``lat``, whose weight is the (graph, acoustic)
     pair of the best path (lowest scaled total) with that word sequence and whose
@@ -35,11 +46,63 @@ def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale:
     lattice is expanded and rebuilt even when it already is deterministic: pruning and
     rebuilding it place its weights as a fresh determinisation does, which the union
     of frugal.semisup.lattices relies on for reproducible supervision lattices.
+
+    Determinisation can blow up (paths of one word sequence with many distinct alignments
+    make many subsets). As Kaldi's lattice-determinize with --max-mem, when the subsets hold
+    more than ``max_elements`` elements in all, the lattice is pruned to
+    DETERMINIZE_BEAM_RATIO of its current width (the cost spread of its paths) and
+    determinised again, with a warning; if even the best paths alone (width 0) exceed it,
+    the result is the single best path. ``name`` (e.g. the utterance id) heads the warnings.
     """
     if lat.is_compact:
         lat = _expand_compact(lat)
     if beam is not None:
         lat = lat.prune(beam, graph_scale, acoustic_scale)
+    while True:
+        try:
+            return _determinize(lat, graph_scale, acoustic_scale, max_elements)
+        except _DeterminizeTooLarge:
+            pass
+        width = _path_cost_width(lat, graph_scale, acoustic_scale)
+        if width <= DETERMINIZE_DELTA:
+            log.warning("%s: determinisation exceeds %d elements even at width 0: keeping "
+                        "its best path only", name, max_elements)
+            best = lat.best_path(graph_scale, acoustic_scale)
+            return _determinize(_single_path(lat, best), graph_scale, acoustic_scale, None)
+        log.warning("%s: determinisation exceeds %d elements: pruning the lattice from width "
+                    "%.3g to %.3g", name, max_elements, width, width * DETERMINIZE_BEAM_RATIO)
+        lat = lat.prune(width * DETERMINIZE_BEAM_RATIO, graph_scale, acoustic_scale)
+
+
+class _DeterminizeTooLarge(Exception):
+    """Raised inside _determinize when its subsets exceed the element budget."""
+
+
+def _path_cost_width(lat: Lattice, graph_scale: float, acoustic_scale: float) -> float:
+    """How much worse than the best path the worst path through any arc is (scaled cost)."""
+    alpha, beta, best = lat.forward_backward(graph_scale, acoustic_scale, viterbi=True)
+    if best == -math.inf or lat.num_arcs == 0:
+        return 0.0
+    through = alpha[lat.arcs[:, 0]] - lat.arc_costs(graph_scale, acoustic_scale) + beta[lat.arcs[:, 1]]
+    through = through[np.isfinite(through)]
+    return float(best - through.min()) if through.size else 0.0
+
+
+def _single_path(lat: Lattice, path: Optional[LatticePath]) -> Lattice:
+    """``lat`` restricted to the arcs (and final state) of ``path``; empty when None."""
+    keep = np.zeros(lat.num_arcs, dtype=bool)
+    keep_finals = np.zeros(lat.num_states, dtype=bool)
+    if path is not None:
+        keep[list(path.arcs)] = True
+        keep_finals[int(lat.arcs[path.arcs[-1], 1]) if path.arcs else 0] = True
+    return lat.subset(keep, keep_finals)
+
+
+def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
+                 max_elements: Optional[int]) -> Lattice:
+    """The subset construction of determinize_lattice on a state-level lattice; raises
+    _DeterminizeTooLarge when its subsets hold more than ``max_elements`` elements in all
+    (None: no limit)."""
     by_src = arcs_by_state(lat)
     arcs = lat.arcs.tolist()
     weights = lat.weights.astype(np.float64).tolist()
@@ -82,12 +145,13 @@ def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale:
     start = closure({0: (0.0, 0.0, ())})
     subsets = [start]
     index = {key(start): 0}
+    held = len(start)
     out_arcs, out_weights, out_aligns = [], [], []
     out_finals: List[Tuple[float, float]] = []
     out_final_aligns: Dict[int, Alignment] = {}
     i = 0
     while i < len(subsets):
-        elems = subsets[i]
+        elems, subsets[i] = subsets[i], None  # only its key in index is needed from now on
         best_final = None
         for q, (g, a, s) in elems.items():
             if is_final[q]:
@@ -118,6 +182,9 @@ def determinize_lattice(lat: Lattice, beam: Optional[float] = None, graph_scale:
             if k not in index:
                 index[k] = len(subsets)
                 subsets.append(residual)
+                held += len(residual)
+                if max_elements is not None and held > max_elements:
+                    raise _DeterminizeTooLarge
             out_arcs.append((i, index[k], word, word))
             out_weights.append((best[0], best[1]))
             out_aligns.append(prefix)

@@ -126,15 +126,17 @@ def union_lattices(lats: Sequence[Lattice], graph_scale: float = 1.0, acoustic_s
 
 
 def combine_lattices(lats: Sequence[Lattice], beam: Optional[float] = DEFAULT_BEAM, normalize: str = "best",
-                     determinize: bool = True, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> Lattice:
+                     determinize: bool = True, graph_scale: float = 1.0, acoustic_scale: float = 1.0,
+                     name: str = "lattice") -> Lattice:
     """Prune each lattice with ``beam``, normalise it, unite them and (with ``determinize``)
-    prune and determinise the union (see the module docstring). ``beam`` None: no pruning."""
-    prepared = [normalize_lattice(determinize_lattice(lat, beam, graph_scale, acoustic_scale), normalize,
-                                  graph_scale, acoustic_scale) for lat in lats]
+    prune and determinise the union (see the module docstring). ``beam`` None: no pruning.
+    ``name`` (the utterance id) heads determinisation warnings."""
+    prepared = [normalize_lattice(determinize_lattice(lat, beam, graph_scale, acoustic_scale, name=name),
+                                  normalize, graph_scale, acoustic_scale) for lat in lats]
     union = union_lattices(prepared, graph_scale, acoustic_scale)
     if not determinize:
         return union.connect()
-    return determinize_lattice(union, beam, graph_scale, acoustic_scale)
+    return determinize_lattice(union, beam, graph_scale, acoustic_scale, name=f"{name} (union)")
 
 
 def regular_supervision(lat: Lattice, beam: Optional[float] = DEFAULT_BEAM, graph_scale: float = 1.0,
