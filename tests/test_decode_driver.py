@@ -154,3 +154,28 @@ def test_ctc_model_over_hlg_and_topology_mismatch(setup, tmp_path):
     with pytest.raises(FrugalError, match=r"HCLG\.fst .* model .*ctc\.pt"):
         decode_dir(cuts, str(tmp_path / "y"), DecodeOptions(**{**opts.__dict__, "graph": str(d / "graph/HCLG.fst")}),
                    nj=1, show_progress=False)
+
+
+def test_graph_of_another_hmm_topology_than_the_den_graph_is_refused(setup, tmp_path):
+    """1- and 2-state chain topologies have equally many pdfs; the graph's and the den
+    graph's JSON say which, and a mismatch is refused (it once let a 2-state model decode
+    with a 1-state graph, whose lattices then exhausted memory in determinisation)."""
+    d = setup
+    graph_meta = json.loads((d / "graph/HCLG.fst.json").read_text())
+    assert (graph_meta["context"], graph_meta["hmm_states"]) == ("biphone", 1)
+    state = torch.load(d / "model.pt", weights_only=True)
+    cuts = str(d / "fbank/cuts_test.jsonl.gz")
+    for field, value in (("hmm_states", 2), ("context", "mono")):
+        den = tmp_path / field / "den.pt"
+        den.parent.mkdir()
+        meta = {"context": "biphone", "hmm_states": 1, field: value}
+        (tmp_path / field / "den.pt.json").write_text(json.dumps(meta))
+        torch.save({**state, "den_graph": str(den)}, tmp_path / field / "model.pt")
+        opts = DecodeOptions(**{**options(d).__dict__, "model": str(tmp_path / field / "model.pt")})
+        with pytest.raises(FrugalError, match=rf"graph .*HCLG\.fst has {field} .* but model .*model\.pt "
+                                              rf"was trained on den graph .*den\.pt with {field} {value}"):
+            decode_dir(cuts, str(tmp_path / field / "dec"), opts, nj=1, show_progress=False)
+    # The same den graph metadata as the graph's: accepted.
+    (tmp_path / "hmm_states" / "den.pt.json").write_text(json.dumps({"context": "biphone", "hmm_states": 1}))
+    opts = DecodeOptions(**{**options(d).__dict__, "model": str(tmp_path / "hmm_states" / "model.pt")})
+    assert decode_dir(cuts, str(tmp_path / "ok"), opts, nj=1, show_progress=False) == [1]

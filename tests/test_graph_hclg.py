@@ -184,3 +184,30 @@ def test_compile_graph_input_errors(setup, tmp_path, capsys):
                         "--topo", "ctc", "--output", str(out)]) == 1
     assert "no.arpa: no such ARPA file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_compile_graph_takes_the_den_graph_topology(setup, tmp_path, capsys):
+    """--den-graph: context and HMM states come from make-den-graph's DEN.json, so the graph
+    is the one compiled with those options given by hand; options that disagree are refused."""
+    d, lang, _ = setup
+    (tmp_path / "den.pt.json").write_text(json.dumps({"context": "mono", "hmm_states": 2}))
+    common = ["compile-graph", "--lang", str(lang.path), "--arpa", str(d / "lm.arpa"), "--topo", "chain"]
+    assert frugal_main(common + ["--den-graph", str(tmp_path / "den.pt"),
+                                 "--output", str(tmp_path / "a/HCLG.fst")]) == 0
+    assert frugal_main(common + ["--context", "mono", "--hmm-states", "2",
+                                 "--output", str(tmp_path / "b/HCLG.fst")]) == 0
+    info = json.loads((tmp_path / "a/HCLG.fst.json").read_text())
+    assert (info["context"], info["hmm_states"]) == ("mono", 2)
+    assert (tmp_path / "a/HCLG.fst").read_bytes() == (tmp_path / "b/HCLG.fst").read_bytes()
+    assert (tmp_path / "a/pdf_map.txt").read_text() == (tmp_path / "b/pdf_map.txt").read_text()
+    capsys.readouterr()
+    assert frugal_main(common + ["--den-graph", str(tmp_path / "den.pt"), "--hmm-states", "1",
+                                 "--output", str(tmp_path / "c/HCLG.fst")]) == 1
+    assert "--hmm-states 1 disagrees with --den-graph" in capsys.readouterr().err
+    assert frugal_main(common + ["--den-graph", str(tmp_path / "none.pt"),
+                                 "--output", str(tmp_path / "c/HCLG.fst")]) == 1
+    assert "none.pt.json" in capsys.readouterr().err
+    assert frugal_main(["compile-graph", "--lang", str(lang.path), "--arpa", str(d / "lm.arpa"), "--topo", "ctc",
+                        "--den-graph", str(tmp_path / "den.pt"), "--output", str(tmp_path / "c/HLG.fst")]) == 1
+    assert "apply to --topo chain only" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

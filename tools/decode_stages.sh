@@ -1,6 +1,6 @@
 # Decoding stages shared by the recipes; sourced by egs/<corpus>/run.sh after the seed stages.
 # The recipe sets:
-#   corpus, nj, objective (lfmmi|ctc), context (biphone|mono, as the den graph), seed_dir
+#   corpus, nj, objective (lfmmi|ctc), seed_dir
 #   lm_texts        cut manifests whose transcripts train the word LM
 #   lm_text_files   optionally, Kaldi text files (id, words) the word LM is trained on as well
 #   decode_sets     parts to decode, dev first: the test rows use the LM weight and insertion
@@ -39,8 +39,8 @@ if stage_begin 7 "word LM (order $lm_order)" "$lm.done"; then
 fi
 
 if stage_begin 8 "decoding graph ($topo, $graph_name)" "$graph_dir/.done"; then
-  graph_opts=()   # phone context applies to chain graphs only (CTC: one token a phone)
-  [ "$topo" = chain ] && graph_opts+=(--context "$context")
+  graph_opts=()   # a chain graph takes the seed den graph's phone context and HMM states
+  [ "$topo" = chain ] && graph_opts+=(--den-graph exp/chain/den.pt)
   stage_run graph frugal compile-graph --lang data/lang --arpa "$lm" --topo "$topo" \
     "${graph_opts[@]}" --output "$graph"
   stage_end

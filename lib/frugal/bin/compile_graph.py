@@ -29,22 +29,49 @@ def get_parser() -> argparse.ArgumentParser:
                    help="ctc: compact topology (one frame a token, linear size) instead of the standard one")
     p.add_argument("--remove-epsilons", action="store_true",
                    help="ctc: remove the LM's backoff epsilons (large graphs with large LMs)")
-    p.add_argument("--context", choices=["biphone", "mono"], default="biphone",
+    p.add_argument("--context", choices=["biphone", "mono"], default=None,
                    help="chain: phonetic context (default biphone)")
-    p.add_argument("--hmm-states", type=int, choices=[1, 2], default=1,
+    p.add_argument("--hmm-states", type=int, choices=[1, 2], default=None,
                    help="chain: 1 = forward + self-loop pdfs a phone (default); "
                         "2 = two states, one pdf each")
+    p.add_argument("--den-graph", default=None,
+                   help="chain: take --context and --hmm-states from this den graph's JSON "
+                        "(frugal make-den-graph), so that the graph suits models trained on it")
     p.add_argument("--output", required=True, help="graph file, e.g. exp/graph/HCLG.fst")
     return p
+
+
+def den_topology(args: argparse.Namespace) -> None:
+    """Set args.context and args.hmm_states from --den-graph's JSON; options given as well
+    must agree with it."""
+    path = Path(f"{args.den_graph}.json")
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FrugalError(f"--den-graph {args.den_graph}: no {path} (written by frugal make-den-graph)") from None
+    except json.JSONDecodeError as e:
+        raise FrugalError(f"{path}: not JSON: {e}") from None
+    for field in ("context", "hmm_states"):
+        if field not in info:
+            raise FrugalError(f"{path}: no '{field}' (not written by frugal make-den-graph?)")
+        given = getattr(args, field)
+        if given is not None and given != info[field]:
+            raise FrugalError(f"--{field.replace('_', '-')} {given} disagrees with --den-graph "
+                              f"{args.den_graph}, whose {field} is {info[field]}")
+        setattr(args, field, info[field])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.topo == "ctc" and (args.context != "biphone" or args.hmm_states != 1):
-        raise FrugalError("--context and --hmm-states apply to --topo chain only")
+    if args.topo == "ctc" and (args.context or args.hmm_states or args.den_graph):
+        raise FrugalError("--context, --hmm-states and --den-graph apply to --topo chain only")
     if args.topo == "chain" and (args.ctc_compact or args.remove_epsilons):
         raise FrugalError("--ctc-compact and --remove-epsilons apply to --topo ctc only")
+    if args.den_graph:
+        den_topology(args)
+    args.context = args.context or "biphone"
+    args.hmm_states = args.hmm_states or 1
     lang = LangDir.read(args.lang)
     info = CompileInfo()
     G = make_grammar_fst(args.arpa, lang.path / "words.txt", info)
