@@ -25,7 +25,10 @@ split=icefall               # 30/30 split: icefall (alternate sorted files; lhot
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
-den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
+# Two HMM states a phone (each word is one phone, so at least 2 output frames = 60 ms a word):
+# over training seeds 1-8, 0.42% WER 6 times and 0.83% twice, against 0.42-2.92% with the
+# chain topology's one state (stage 8 compiles the graph with the same topology).
+den_graph_opts="--hmm-states 2"  # more frugal make-den-graph options (phone LM order, silence probabilities)
 lm_order=1                  # word LM order
 beam=15                     # decoding beam
 lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
