@@ -68,14 +68,21 @@ def test_yesno_data_stages(sandbox, yesno_dir, monkeypatch):
     assert r.returncode == 0, r.stdout + r.stderr
     info = json.loads((d / "exp/chain/den.pt.json").read_text())
     assert (info["ngram_order"], info["no_prune_ngram_order"], info["between_sil_prob"]) == (2, 2, 0.5)
-    assert info["hmm_states"] == 1  # the options given replace the recipe's ("--hmm-states 2")
-    # Stage 8's HCLG takes the den graph's context and HMM states: the recipe's default den
-    # graph has two states a phone, and so has the graph.
+    assert info["hmm_states"] == 2  # the recipe's --hmm-states stays
+    # Stage 8's HCLG takes the den graph's context and HMM states: two states a phone by
+    # default (egs/yesno's hmm_states=2), one with --hmm-states 1.
+    def den_and_graph_topology():
+        den = json.loads((d / "exp/chain/den.pt.json").read_text())
+        graph = json.loads((d / "exp/chain/graph_1g/HCLG.fst.json").read_text())
+        return (den["context"], den["hmm_states"]), (graph["context"], graph["hmm_states"])
+
     r = run_recipe(sandbox, "yesno", "--stage", "4", "--stop-stage", "8", "--force")
     assert r.returncode == 0, r.stdout + r.stderr
-    den = json.loads((d / "exp/chain/den.pt.json").read_text())
-    graph = json.loads((d / "exp/chain/graph_1g/HCLG.fst.json").read_text())
-    assert (den["context"], den["hmm_states"]) == (graph["context"], graph["hmm_states"]) == ("mono", 2)
+    assert den_and_graph_topology() == (("mono", 2), ("mono", 2))
+    for stage in ("4", "8"):  # the den graph, then the decoding graph (no training needed)
+        r = run_recipe(sandbox, "yesno", "--stage", stage, "--stop-stage", stage, "--force", "--hmm-states", "1")
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert den_and_graph_topology() == (("mono", 1), ("mono", 1))
 
 
 def test_recipe_rejects_unknown_option(sandbox):

@@ -23,7 +23,7 @@ if stage_begin 11 "oracle data and den graph ($(basename "$train_cuts") + $(base
   stage_run combine bash -c "lhotse combine $train_cuts $unsup_cuts $tmp_cuts && mv $tmp_cuts $all_cuts"
   # shellcheck disable=SC2086  # den_graph_opts (seed_stages.sh) is a list of options
   stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$all_cuts" --context "$context" \
-    ${den_graph_opts:-} --output exp/chain_oracle/den.pt
+    --hmm-states "${hmm_states:-1}" ${den_graph_opts:-} --output exp/chain_oracle/den.pt
   stage_end
 fi
 

@@ -1,7 +1,8 @@
 # Seed-model stages shared by the recipes; sourced by egs/<corpus>/run.sh after data_stages.sh.
 # The recipe sets: corpus, nj, force, objective (lfmmi|ctc), context (biphone|mono),
 #   train_conf, num_valid, train_threads, seed_dir, train_cuts (the transcribed training cuts),
-#   and optionally den_graph_opts (more frugal make-den-graph options, e.g. silence probabilities).
+#   and optionally hmm_states (1, the chain topology, or 2; default 1) and den_graph_opts (more
+#   frugal make-den-graph options, e.g. silence probabilities).
 # Stages:
 #   4  den graph: phone LM of the train_cuts transcripts -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
 #   5  seed TDNN-F, flat-start LF-MMI (or CTC)           -> $seed_dir/final.pt
@@ -26,7 +27,7 @@ train_model() {
 if stage_begin 4 "denominator graph (phone LM of $(basename "$train_cuts"))" exp/chain/.done; then
   # shellcheck disable=SC2086  # den_graph_opts is a list of options
   stage_run den_graph frugal make-den-graph --lang data/lang --cuts "$train_cuts" --context "$context" \
-    ${den_graph_opts:-} --output exp/chain/den.pt
+    --hmm-states "${hmm_states:-1}" ${den_graph_opts:-} --output exp/chain/den.pt
   stage_end
 fi
 

@@ -69,7 +69,7 @@ if stage_begin 17 "semi-supervised data and den graph (sup 1.5, unsup 1-best 1.0
     --output "$unsup_1best_cuts"
   # shellcheck disable=SC2086  # den_graph_opts (seed_stages.sh) is a list of options
   stage_run den_graph frugal make-den-graph --lang data/lang --context "$context" --output "$semisup_den" \
-    ${den_graph_opts:-} --cuts "$train_cuts:1.5" "$unsup_1best_cuts:1.0"
+    --hmm-states "${hmm_states:-1}" ${den_graph_opts:-} --cuts "$train_cuts:1.5" "$unsup_1best_cuts:1.0"
   tmp_cuts=${semisup_cuts%.jsonl.gz}.tmp.jsonl.gz
   stage_run combine bash -c "lhotse combine $train_cuts $unsup_1best_cuts $tmp_cuts && mv $tmp_cuts $semisup_cuts"
   stage_end

@@ -32,6 +32,7 @@ speed_perturb=true          # 3-way speed perturbation (0.9/1.0/1.1) of training
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=biphone             # phone context of the chain model: biphone or mono
+hmm_states=1                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 train_conf=conf/train.yaml  # seed model (tdnnf-s): model, train and loss sections
 oracle_conf=conf/train_oracle.yaml    # oracle model (sup + unsup, true transcripts)

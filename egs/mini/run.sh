@@ -43,6 +43,7 @@ corpus_conf=conf/corpus.yaml  # corpus sizes and voices
 fbank_conf=conf/fbank.yaml  # feature options
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
+hmm_states=1                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 lm_order=3                  # word LM order
 beam=11                     # decoding beam

@@ -27,8 +27,9 @@ objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
 # Two HMM states a phone (each word is one phone, so at least 2 output frames = 60 ms a word):
 # over training seeds 1-8, 0.42% WER 6 times and 0.83% twice, against 0.42-2.92% with the
-# chain topology's one state (stage 8 compiles the graph with the same topology).
-den_graph_opts="--hmm-states 2"  # more frugal make-den-graph options (phone LM order, silence probabilities)
+# chain topology's one state (stage 8 compiles the graph with the den graph's topology).
+hmm_states=2                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
+den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 lm_order=1                  # word LM order
 beam=15                     # decoding beam
 lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
