@@ -229,7 +229,8 @@ def load_graph(path: str, device: str = "cpu") -> DecodingGraph:
 
 
 def graph_info(graph_path: str) -> Dict:
-    """``frugal compile-graph``'s GRAPH.json (topology, number of pdfs), or {} without one."""
+    """The JSON that ``frugal compile-graph`` (topology, context, HMM states, number of pdfs)
+    or ``frugal make-den-graph`` writes beside GRAPH_PATH, or {} without one."""
     p = Path(f"{graph_path}.json")
     try:
         return json.loads(p.read_text()) if p.is_file() else {}
