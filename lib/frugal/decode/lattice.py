@@ -243,15 +243,21 @@ class Lattice:
         src, dst = self.arcs[:, 0], self.arcs[:, 1]
         return np.exp(alpha[src] - self.arc_costs(graph_scale, acoustic_scale) + beta[dst] - total)
 
+    def best_through(self, graph_scale: float = 1.0, acoustic_scale: float = 1.0
+                     ) -> Tuple[np.ndarray, np.ndarray, float]:
+        """(arcs [A], finals [S], best): the log-score (negated scaled cost) of the best
+        path through each arc and ending in each state, and of the best path overall."""
+        alpha, beta, best = self.forward_backward(graph_scale, acoustic_scale, viterbi=True)
+        src, dst = self.arcs[:, 0], self.arcs[:, 1]
+        through = alpha[src] - self.arc_costs(graph_scale, acoustic_scale) + beta[dst]
+        return through, alpha - self.final_costs(graph_scale, acoustic_scale), best
+
     def prune(self, beam: float, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> "Lattice":
         """Keep arcs on some path within ``beam`` (in scaled cost) of the best path (Kaldi's
         lattice-prune); beam is in the scaled cost domain."""
-        alpha, beta, best = self.forward_backward(graph_scale, acoustic_scale, viterbi=True)
+        through, finals_through, best = self.best_through(graph_scale, acoustic_scale)
         if best == -math.inf:
             return self.subset(np.zeros(self.num_arcs, dtype=bool))
-        src, dst = self.arcs[:, 0], self.arcs[:, 1]
-        through = alpha[src] - self.arc_costs(graph_scale, acoustic_scale) + beta[dst]
-        finals_through = alpha - self.final_costs(graph_scale, acoustic_scale)
         return self.subset(through >= best - beam, finals_through >= best - beam)
 
     def best_path(self, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> Optional[LatticePath]:

@@ -80,10 +80,9 @@ class _DeterminizeTooLarge(Exception):
 
 def _path_cost_width(lat: Lattice, graph_scale: float, acoustic_scale: float) -> float:
     """How much worse than the best path the worst path through any arc is (scaled cost)."""
-    alpha, beta, best = lat.forward_backward(graph_scale, acoustic_scale, viterbi=True)
-    if best == -math.inf or lat.num_arcs == 0:
+    through, _, best = lat.best_through(graph_scale, acoustic_scale)
+    if best == -math.inf:
         return 0.0
-    through = alpha[lat.arcs[:, 0]] - lat.arc_costs(graph_scale, acoustic_scale) + beta[lat.arcs[:, 1]]
     through = through[np.isfinite(through)]
     return float(best - through.min()) if through.size else 0.0
 
