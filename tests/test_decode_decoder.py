@@ -13,6 +13,7 @@ from frugal.decode.lattice import Lattice
 from frugal.decode.lattice_ops import determinize_lattice, nbest
 from frugal.errors import FrugalError
 from frugal.fsa import Fsa
+from frugal.fsa.openfst import from_openfst
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -167,23 +168,37 @@ def test_determinised_lattices_from_the_decoder(hlg):
         assert best.total_cost(1.0, 0.7) == pytest.approx(r.total_cost(0.7), abs=1e-3)
 
 
+@pytest.mark.parametrize("positive_eps", [False, True])
 @pytest.mark.parametrize("acoustic_scale", [1.0, 0.5])
-def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale):
-    # The two searches prune alike, so their 1-best and lattices are the same; the
-    # max-active limit is low enough to cut most frames.
-    graph = DecodingGraph.from_openfst(hlg_large)
+def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale, positive_eps):
+    # The two searches prune alike, so their 1-best and lattices are the same, whether
+    # utterances are decoded in a batch or one at a time; the max-active limit is low
+    # enough to cut most frames. With positive_eps, some non-emitting arcs gain score (an
+    # ARPA backoff weight can be positive), so a token can score more than the token it
+    # comes from, and the dense search takes its general path.
+    fsa = from_openfst(hlg_large, label_offset=1)
+    if positive_eps:
+        eps = torch.nonzero(fsa.labels == -1).squeeze(1)
+        fsa.scores[eps[::2]] += 2.0
+    graph = DecodingGraph(fsa)
+    assert graph.arcs.eps_scores_negative != positive_eps
     lengths = [30, 12, 25, 1, 30]
     scores = structured_scores(graph.max_label + 1, lengths, seed=17)
     out = {}
     for search in ("dense", "sparse"):
         cfg = DecoderConfig(beam=9.0, max_active=150, lattice_beam=4.0, acoustic_scale=acoustic_scale, search=search)
-        out[search] = Decoder(graph, cfg).decode(scores, torch.tensor(lengths), lattice=True)
-    for a, b in zip(out["dense"], out["sparse"]):
-        assert (a.words, a.ilabels, a.reached_final) == (b.words, b.ilabels, b.reached_final)
-        assert a.total_cost(acoustic_scale) == pytest.approx(b.total_cost(acoustic_scale), abs=1e-4)
-        assert (a.lattice.num_states, a.lattice.num_arcs) == (b.lattice.num_states, b.lattice.num_arcs)
-        key = lambda lat: sorted(zip(lat.arcs[:, 2].tolist(), lat.arcs[:, 3].tolist(), lat.weights.round(4).tolist()))
-        assert key(a.lattice) == key(b.lattice)
+        decoder = Decoder(graph, cfg)
+        out[search] = decoder.decode(scores, torch.tensor(lengths), lattice=True)
+        out[search + " one by one"] = [decoder.decode(scores[u:u + 1, :n], torch.tensor([n]), lattice=True)[0]
+                                       for u, n in enumerate(lengths)]
+    ref = out.pop("dense")
+    for run in out.values():
+        for a, b in zip(ref, run):
+            assert (a.words, a.ilabels, a.reached_final) == (b.words, b.ilabels, b.reached_final)
+            assert a.total_cost(acoustic_scale) == pytest.approx(b.total_cost(acoustic_scale), abs=1e-4)
+            assert (a.lattice.num_states, a.lattice.num_arcs) == (b.lattice.num_states, b.lattice.num_arcs)
+            key = lambda lat: sorted(zip(lat.arcs[:, 2].tolist(), lat.arcs[:, 3].tolist(), lat.weights.round(4).tolist()))
+            assert key(a.lattice) == key(b.lattice)
 
 
 def test_auto_search_times_both_searches_and_changes_no_result(hlg_large, monkeypatch):

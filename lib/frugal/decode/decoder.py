@@ -236,7 +236,7 @@ class Decoder:
         return (self.search_seconds["dense"] / self.search_frames["dense"]
                 <= self.search_seconds["sparse"] / self.search_frames["sparse"])
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool = False,
                determinize: bool = False) -> List[DecodeResult]:
         """Decode log-likelihoods ``scores`` (B, T, D) with ``lengths`` [B].
@@ -423,9 +423,10 @@ class Decoder:
         ac = float(cfg.acoustic_scale)
         inf = math.inf
         select = torch.index_select
-        eps_groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.eps_comp[lo - E:hi - E], B))
+        eps_groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.eps_comp[lo - E:hi - E].expand(B, hi - lo)))
                       for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
         no_candidate = _packed_constant(-inf, _NO_ARC)
+        cand_pairs = None
         links = _Columns()
         tok_keys: List[torch.Tensor] = []
         tok_best: List[torch.Tensor] = []
@@ -452,47 +453,61 @@ class Decoder:
                     keys, utt, tok_sc, ids = (select(x, 0, alive) for x in (keys, utt, tok_sc, ids))
                 # Candidates: the emitting arcs of the tokens, in token order (what is
                 # per token is computed per token, then spread to its arcs).
-                key_base = utt * S
-                states = keys - key_base
+                # (a key is utt * S + state: with one utterance, just the state)
+                states = keys if B == 1 else keys - utt * S
                 deg = select(A.emit_degree, 0, states)
                 c_tok = torch.repeat_interleave(deg)
                 first_arc = select(A.emit_start, 0, states) - torch.cumsum(deg, 0) + deg
                 c_arc = select(first_arc, 0, c_tok) + torch.arange(c_tok.numel(), device=device)
                 c_score = select(tok_sc, 0, c_tok) + select(A.score, 0, c_arc)
-                row = (utt * T + (t - 1)) * D
-                loglik = select(frames_flat, 0, select(row, 0, c_tok) + select(A.label, 0, c_arc))
+                if B == 1:
+                    loglik = select(scores[0, t - 1], 0, select(A.label, 0, c_arc))
+                else:
+                    row = (utt * T + (t - 1)) * D
+                    loglik = select(frames_flat, 0, select(row, 0, c_tok) + select(A.label, 0, c_arc))
                 c_score += loglik * ac if ac != 1.0 else loglik
-                c_key = select(key_base, 0, c_tok) + select(A.dst, 0, c_arc)
-                negative = bool(c_score.numel() == 0 or c_score.max() < 0)
-                packed_flat.scatter_reduce_(0, c_key, _pack_candidates(c_score, negative), reduce="amax")
+                c_key = select(A.dst, 0, c_arc)
+                if B > 1:
+                    c_key += select(utt * S, 0, c_tok)
                 # Beam around the best candidate of each utterance.
-                cutoff = _unpack_scores(packed, negative).amax(1, keepdim=True) - cfg.beam
+                if c_score.numel() == 0:
+                    c_best = torch.full((B,), -inf, device=device)
+                elif B == 1:
+                    c_best = c_score.max().view(1)
+                else:
+                    c_best = _segment_max(c_score, select(utt, 0, c_tok), B)
+                negative = bool((c_best if B == 1 else c_best.max()) < 0)
+                cand_pairs = _candidate_pairs(cand_pairs, c_score.numel(), device)
+                packed_flat.scatter_reduce_(0, c_key, cand_pairs.pack(c_score.view(-1, 1), negative).view(-1), reduce="amax")
+                cutoff = c_best.view(B, 1) - cfg.beam
                 negative &= A.eps_scores_negative
             # Epsilon closure, rank by rank: a state's score is final when its rank comes.
+            # Candidates below the beam cutoff are dropped, as in the sparse search. With
+            # no positive non-emitting arc score that changes no token: such a candidate
+            # only wins in a state that stays below the cutoff, and so is pruned, as is
+            # everything reached from it.
             for lo, hi, dst, pairs in eps_groups:
                 src_sc = _unpack_scores(select(packed, 1, A.src[lo:hi]), negative)
                 e_sc = src_sc + A.score[lo:hi]
-                drop = e_sc < cutoff
                 if not A.eps_scores_negative:
-                    drop |= src_sc < cutoff
-                e_sc.masked_fill_(drop, -inf)
-                pairs.pack(e_sc, negative)
-                packed.scatter_reduce_(1, dst, pairs.pairs, reduce="amax")
+                    e_sc.masked_fill_((e_sc < cutoff) | (src_sc < cutoff), -inf)
+                packed.scatter_reduce_(1, dst, pairs.pack(e_sc, negative), reduce="amax")
             score = _unpack_scores(packed, negative)
             # Tokens: the states within the beam of the best one (hence within the beam of
             # the best candidate: states whose candidates all fell below `cutoff` never
             # qualify), then the max-active best of each utterance.
             best = score.amax(1, keepdim=True)
-            keep = score >= torch.where(best > -inf, best - cfg.beam, inf)
-            if cfg.max_active < S:
-                over = torch.nonzero(torch.count_nonzero(keep, 1) > cfg.max_active).squeeze(1)
-                if over.numel():
-                    sc_over = select(score, 0, over)
-                    kth = torch.topk(sc_over, cfg.max_active, dim=1, sorted=False).values.amin(1, keepdim=True)
-                    keep.index_copy_(0, over, select(keep, 0, over) & (sc_over >= kth))
+            keep = score >= (best - cfg.beam).nan_to_num_(neginf=inf)  # (no state reached: none kept)
             keep_flat = keep.view(-1)
             new_keys = torch.nonzero(keep_flat).squeeze(1)
-            new_utt = new_keys // S
+            new_utt = new_keys // S if B > 1 else torch.zeros_like(new_keys)
+            new_sc = select(score.view(-1), 0, new_keys)
+            if new_keys.numel() > cfg.max_active:  # (the k-th best of a row is among its tokens)
+                stays = new_sc >= _max_active_cutoff(new_sc, new_utt, B, cfg.max_active)
+                if not bool(stays.all()):
+                    keep_flat.index_copy_(0, new_keys, stays)
+                    stay = torch.nonzero(stays).squeeze(1)
+                    new_keys, new_utt, new_sc = (select(x, 0, stay) for x in (new_keys, new_utt, new_sc))
             # Each token's best incoming: an emitting candidate (id < _EPS_ID), a
             # non-emitting arc (_EPS_ID + its row among them), or none (the start); the
             # table row of that arc and the key of the state it leaves.
@@ -501,12 +516,16 @@ class Decoder:
             has_arc = win < _NO_ARC
             if c_arc.numel():
                 cw = win.clamp(max=c_arc.numel() - 1)
-                tok_arc = torch.where(is_emit, select(c_arc, 0, cw), win - _EPS_ID + E)
+                tok_arc = torch.where(is_emit, select(c_arc, 0, cw), win - (_EPS_ID - E))
             else:
-                cw, tok_arc = win, torch.where(has_arc, win - _EPS_ID + E, 0)
-            src_key = new_utt * S + select(A.src, 0, tok_arc)
+                cw, tok_arc = win, torch.where(has_arc, win - (_EPS_ID - E), 0)
+            src_key = select(A.src, 0, tok_arc)
+            if B > 1:
+                src_key += new_utt * S
             # A token whose best arc is a non-emitting arc from a pruned token goes too.
-            while A.num_eps:
+            # (Never when no such arc has a positive score: the token's score is at most
+            # that of the pruned one.)
+            while A.num_eps and not A.eps_scores_negative:
                 bad = ~(is_emit | select(keep_flat, 0, src_key))
                 if t == 0:
                     bad &= has_arc
@@ -514,10 +533,9 @@ class Decoder:
                     break
                 keep_flat[new_keys[bad]] = False
                 good = ~bad
-                new_keys, new_utt, win, is_emit, has_arc, cw, tok_arc, src_key = (
-                    x[good] for x in (new_keys, new_utt, win, is_emit, has_arc, cw, tok_arc, src_key))
-            new_sc = select(score.view(-1), 0, new_keys)
-            new_ids = num_tokens + torch.arange(new_keys.numel(), device=device)
+                new_keys, new_utt, new_sc, win, is_emit, has_arc, cw, tok_arc, src_key = (
+                    x[good] for x in (new_keys, new_utt, new_sc, win, is_emit, has_arc, cw, tok_arc, src_key))
+            new_ids = torch.arange(num_tokens, num_tokens + new_keys.numel(), device=device)
             cur_pos.fill_(-1)
             cur_pos.index_copy_(0, new_keys, new_ids)
             src_tok = select(cur_pos, 0, src_key)
@@ -551,8 +569,9 @@ class Decoder:
                 num_links += l_arc.numel()
             else:
                 if t > 0:  # every token has its link
-                    best_link = num_links + torch.arange(new_keys.numel(), device=device)
-                    links.add(src=src_tok, arc=tok_arc, frame_row=new_utt * T + (t - 1))
+                    best_link = torch.arange(num_links, num_links + new_keys.numel(), device=device)
+                    links.add(src=src_tok, arc=tok_arc,
+                              frame_row=new_utt * T + (t - 1) if B > 1 else torch.full_like(new_keys, t - 1))
                     num_links += new_keys.numel()
                 else:  # only tokens reached by non-emitting arcs
                     li = torch.nonzero(has_arc).squeeze(1)
@@ -784,54 +803,45 @@ def _unpack_scores(packed: torch.Tensor, all_negative: bool = False) -> torch.Te
 
 
 class _PackedPairs:
-    """A reusable (batch, arcs) int64 buffer of packed (score, arc) pairs whose low words
-    (the arc ids) are written once; `pack` writes the high words (the scores).
-    Viewing int32 pairs as int64 assumes a little-endian machine, as all torch devices are."""
+    """A reusable (rows, cols) int64 buffer of packed (score, id) pairs whose low words
+    (the ids, given as int64 below 2**32) are written once; `pack` writes the high words
+    (the scores) of the first rows. Viewing int32 pairs as int64 assumes a little-endian
+    machine, as all torch devices are."""
 
-    def __init__(self, comp: torch.Tensor, batch: int):
+    def __init__(self, low: torch.Tensor):
         assert sys.byteorder == "little"
-        self.words = torch.empty((batch, comp.numel(), 2), dtype=torch.int32, device=comp.device)
-        self.words[:, :, 0] = comp.view(torch.int32).view(-1, 2)[:, 0]
+        rows, cols = low.shape
+        self.words = torch.empty((rows, cols, 2), dtype=torch.int32, device=low.device)
+        self.words[:, :, 0] = low.contiguous().view(torch.int32).view(rows, cols, 2)[:, :, 0]
         self.high = self.words[:, :, 1]
-        self.pairs = self.words.view(torch.int64).view(batch, comp.numel())
-        self.work = torch.empty((batch, comp.numel()), dtype=torch.int32, device=comp.device)
+        self.pairs = self.words.view(torch.int64).view(rows, cols)
+        self.work = torch.empty((rows, cols), dtype=torch.int32, device=low.device)
 
-    def pack(self, scores: torch.Tensor, all_negative: bool, rows: Optional[int] = None) -> None:
-        """Write the high words of the first ``rows`` rows from float32 ``scores``."""
+    @property
+    def rows(self) -> int:
+        return self.pairs.shape[0]
+
+    def pack(self, scores: torch.Tensor, all_negative: bool) -> torch.Tensor:
+        """The first ``len(scores)`` rows, their high words written from float32 ``scores``."""
+        n = scores.shape[0]
         bits = scores.view(torch.int32)
-        high, work = self.high[:rows], self.work[:rows]
+        high, work = self.high[:n], self.work[:n]
         if all_negative:  # the flip of every negative float: one pass
             torch.bitwise_xor(bits, 0x7FFFFFFF, out=high)
-            return
-        torch.bitwise_right_shift(bits, 31, out=work)
-        work &= 0x7FFFFFFF
-        torch.bitwise_xor(work, bits, out=high)
+        else:
+            torch.bitwise_right_shift(bits, 31, out=work)
+            work &= 0x7FFFFFFF
+            torch.bitwise_xor(work, bits, out=high)
+        return self.pairs[:n]
 
 
-def _pack_candidates(scores: torch.Tensor, all_negative: bool) -> torch.Tensor:
-    """Packed (score, candidate index) pairs: the lowest index wins ties."""
-    n = scores.numel()
-    words = torch.empty((n, 2), dtype=torch.int32, device=scores.device)
-    words[:, 0] = _candidate_low_words(n, scores.device)
-    bits = scores.view(torch.int32)
-    if all_negative:
-        torch.bitwise_xor(bits, 0x7FFFFFFF, out=words[:, 1])
-    else:
-        torch.bitwise_xor((bits >> 31) & 0x7FFFFFFF, bits, out=words[:, 1])
-    return words.view(torch.int64).view(n)
-
-
-_LOW_WORDS = {}
-
-
-def _candidate_low_words(n: int, device) -> torch.Tensor:
-    """Low words of packed pairs for candidates 0..n-1 (int32), from a table grown on demand."""
-    table = _LOW_WORDS.get(device)
-    if table is None or table.numel() < n:
-        size = max(n, 2 * (0 if table is None else table.numel()), 1 << 16)
-        table = (_LOW_MASK - torch.arange(size, device=device)).view(torch.int32).view(-1, 2)[:, 0].contiguous()
-        _LOW_WORDS[device] = table
-    return table[:n]
+def _candidate_pairs(pairs: Optional[_PackedPairs], n: int, device) -> _PackedPairs:
+    """A buffer for the packed pairs of candidates 0..n-1 (the lowest index wins ties):
+    ``pairs`` if it has room, else a larger one."""
+    if pairs is not None and pairs.rows >= n:
+        return pairs
+    size = max(n, 2 * (0 if pairs is None else pairs.rows), 1 << 14)
+    return _PackedPairs((_LOW_MASK - torch.arange(size, device=device)).view(size, 1))
 
 
 def _packed_constant(score: float, arc: int) -> int:
@@ -855,10 +865,13 @@ def _segment_max(values: torch.Tensor, segment: torch.Tensor, num_segments: int)
 def _max_active_cutoff(scores: torch.Tensor, utt: torch.Tensor, num_utts: int, max_active: int) -> torch.Tensor:
     """Per token, the score of the ``max_active``-th best token of its utterance (-inf where
     an utterance has no more tokens than that); ties at the cutoff all stay, as in Kaldi."""
+    if num_utts == 1:
+        n = scores.numel()
+        return torch.kthvalue(scores, n - max_active + 1).values.expand(n) if n > max_active \
+            else torch.full_like(scores, -math.inf)
     cutoff = torch.full((num_utts,), -math.inf, device=scores.device, dtype=scores.dtype)
     counts = torch.bincount(utt, minlength=num_utts)
     for u in torch.nonzero(counts > max_active).flatten().tolist():
-        cutoff[u] = torch.topk(scores[utt == u], max_active, sorted=False).values.min()
+        own = scores[utt == u]
+        cutoff[u] = torch.kthvalue(own, own.numel() - max_active + 1).values
     return cutoff.index_select(0, utt)
-
-
