@@ -495,9 +495,14 @@ class Decoder:
             score = _unpack_scores(packed, negative)
             # Tokens: the states within the beam of the best one (hence within the beam of
             # the best candidate: states whose candidates all fell below `cutoff` never
-            # qualify), then the max-active best of each utterance.
-            best = score.amax(1, keepdim=True)
-            keep = score >= (best - cfg.beam).nan_to_num_(neginf=inf)  # (no state reached: none kept)
+            # qualify), then the max-active best of each utterance. With no positive
+            # non-emitting arc score, the best state holds the best candidate: that beam
+            # is `cutoff`.
+            if t > 0 and A.eps_scores_negative:
+                threshold = cutoff.nan_to_num(neginf=inf)  # (no state reached: none kept)
+            else:
+                threshold = (score.amax(1, keepdim=True) - cfg.beam).nan_to_num_(neginf=inf)
+            keep = score >= threshold
             keep_flat = keep.view(-1)
             new_keys = torch.nonzero(keep_flat).squeeze(1)
             new_utt = new_keys // S if B > 1 else torch.zeros_like(new_keys)
