@@ -2,13 +2,14 @@
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from frugal.bin.main import main as frugal_main
-from frugal.decode.driver import (DecodeOptions, decode_dir, job_paths, load_acoustic_model,
-                                  split_jobs)
+from frugal.decode.driver import (MAX_BATCH_STATES, DecodeOptions, auto_batch_size, decode_dir, job_paths,
+                                  load_acoustic_model, split_jobs)
 from frugal.decode.lattice_io import read_lattices
 from frugal.decode.scoring import read_text
 from frugal.errors import FrugalError
@@ -179,3 +180,17 @@ def test_graph_of_another_hmm_topology_than_the_den_graph_is_refused(setup, tmp_
     (tmp_path / "hmm_states" / "den.pt.json").write_text(json.dumps({"context": "biphone", "hmm_states": 1}))
     opts = DecodeOptions(**{**options(d).__dict__, "model": str(tmp_path / "hmm_states" / "model.pt")})
     assert decode_dir(cuts, str(tmp_path / "ok"), opts, nj=1, show_progress=False) == [1]
+
+
+def test_automatic_batch_size():
+    # Up to 8 utterance-passes a call on CPU (larger batches only slowed lattices down), 32 on
+    # a GPU, and never more (utterance, state) pairs than MAX_BATCH_STATES. (It only reads
+    # the graph's size and device.)
+    def graph(num_states, device="cpu"):
+        return SimpleNamespace(num_states=num_states, device=torch.device(device))
+
+    assert auto_batch_size(graph(100)) == 8
+    assert auto_batch_size(graph(100, "cuda")) == 32
+    assert auto_batch_size(graph(MAX_BATCH_STATES // 3)) == 3
+    assert auto_batch_size(graph(MAX_BATCH_STATES // 20, "cuda")) == 20
+    assert auto_batch_size(graph(2 * MAX_BATCH_STATES)) == 1

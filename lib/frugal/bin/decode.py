@@ -50,7 +50,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="factor on the lattices' acoustic costs when written (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=0,
                    help="utterances decoded together, counting each dropout pass as one "
-                        "(default 0: up to 32, fewer for large graphs)")
+                        "(default 0: up to 8 on CPU, 32 on GPU, fewer for large graphs)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--text-lattices", action="store_true", help="also write lat.J.txt (Kaldi text)")
     p.add_argument("--dropout-samples", type=int, default=0,

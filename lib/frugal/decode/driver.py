@@ -68,6 +68,11 @@ DROPOUT_JSON = "dropout.json"
 # Batches hold at most this many (utterance, graph state) pairs: the decoder keeps a few
 # dense per-pair arrays (about 25 bytes a pair).
 MAX_BATCH_STATES = 20_000_000
+# Utterance-passes per decoder call without --batch-size. On CPU, batches beyond 8 gained
+# nothing in tools/bench/decode_bench.py and made lattices up to twice as slow per utterance
+# (a batch's raw lattice is pruned at once: 30M links for 32 utterances of 300 frames); a GPU
+# needs large batches to keep busy.
+MAX_AUTO_BATCH = {"cpu": 8, "cuda": 32}
 
 
 @dataclass
@@ -82,7 +87,7 @@ class DecodeOptions:
     lattice_beam: float = 8.0
     acoustic_scale: float = 1.0
     post_decode_acwt: float = 10.0
-    batch_size: int = 0          # utterance-passes per decoder call; 0: as many as MAX_BATCH_STATES allows (<= 32)
+    batch_size: int = 0          # utterance-passes per decoder call; 0: as many as MAX_BATCH_STATES allows (<= MAX_AUTO_BATCH)
     device: str = "cpu"
     text_lattices: bool = False
     dropout_samples: int = 0     # N: passes with dropout active besides the dropout-off one
@@ -332,7 +337,7 @@ def dropout_active(am: AcousticModel, options: DecodeOptions):
 
 
 def auto_batch_size(graph: DecodingGraph) -> int:
-    return max(1, min(32, MAX_BATCH_STATES // max(1, graph.num_states)))
+    return max(1, min(MAX_AUTO_BATCH[graph.device.type], MAX_BATCH_STATES // max(1, graph.num_states)))
 
 
 # ----------------------------------------------------------------------- one job
