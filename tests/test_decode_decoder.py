@@ -1,8 +1,6 @@
 """The beam-search decoder against OpenFst shortest paths and Kaldi's decoders (kaldi-decoder)."""
-import math
 
 import kaldi_decoder
-import kaldifst
 import numpy as np
 import pytest
 import torch
