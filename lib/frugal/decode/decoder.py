@@ -21,7 +21,7 @@ Per frame t, for the tokens alive after frame t-1:
 Two searches implement this: the sparse one keeps lists of active tokens, at a cost per
 frame that grows with them; the dense one keeps a score vector over all states per
 utterance and gets each state's best score and backpointer from one integer scatter-max of
-packed (score, candidate) pairs, so a frame is a few dozen tensor ops whatever the beam, at
+packed (score, arc) pairs, so a frame is a few dozen tensor ops whatever the beam, at
 a cost that grows with the graph. Both give the same results, to the bit. Which is faster
 depends on the graph and on how many tokens the beam keeps, more than any size rule
 captures: on egs/mini's HCLG (63k states + non-emitting arcs, one CPU thread) dense took 7.0x
@@ -41,7 +41,7 @@ by forward-backward (Kaldi's lattice-prune), optionally determinised to a word l
 from __future__ import annotations
 
 import math
-import sys
+import struct
 import time
 from dataclasses import dataclass
 from typing import List, Optional
@@ -157,8 +157,10 @@ class _ArcTable:
         self.eps_scores_negative = bool((p_score <= 0).all())  # (a path through them only loses score)
         self.emit_start = emit.start[:-1].to(device)
         self.emit_degree = (emit.start[1:] - emit.start[:-1]).to(device)
-        # Low words of packed (score, id) pairs for non-emitting arcs (see _EPS_ID).
-        self.eps_comp = (_LOW_MASK - _EPS_ID - torch.arange(self.num_eps)).to(device)
+        if self.num_arcs >= _NO_ARC:
+            raise FrugalError(f"decoding graph has {self.num_arcs} arcs: the decoder takes fewer than 2**32 - 1")
+        # The low word of each row's packed (score, row) pairs (see _LOW_MASK).
+        self.comp = (_LOW_MASK - torch.arange(self.num_arcs)).to(device)
 
     def to(self, device) -> "_ArcTable":
         out = object.__new__(_ArcTable)
@@ -412,7 +414,7 @@ class Decoder:
     def _search_dense(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool):
         """Beam search with a score vector over all graph states per utterance. A frame
         expands the emitting arcs of the active tokens, and one integer scatter-max of
-        packed (score, candidate) pairs gives every state its best score and backpointer;
+        packed (score, arc) pairs gives every state its best score and backpointer;
         the epsilon closure is one such scatter per epsilon rank over all non-emitting
         arcs. No per-token bookkeeping: pruned states just hold -inf. The pruning is the
         sparse search's, and so are the float operations and their order."""
@@ -423,32 +425,43 @@ class Decoder:
         ac = float(cfg.acoustic_scale)
         inf = math.inf
         select = torch.index_select
-        eps_groups = [(lo, hi, A.dst[lo:hi].expand(B, hi - lo), _PackedPairs(A.eps_comp[lo - E:hi - E].expand(B, hi - lo)))
-                      for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
         no_candidate = _packed_constant(-inf, _NO_ARC)
-        cand_pairs = None
         links = _Columns()
         tok_keys: List[torch.Tensor] = []
         tok_best: List[torch.Tensor] = []
         tok_scores: List[torch.Tensor] = []
         tok_frames: List[torch.Tensor] = []
+        best_src, best_arc, best_utt, best_count = [], [], [], []  # 1-best links after frame 0
         finals: List = [None] * B
         num_tokens = num_links = 0
         lengths_list = lengths.tolist()
+        last_frames = set(lengths_list)
         packed = torch.empty((B, S), dtype=torch.long, device=device)
         packed_flat = packed.view(-1)
-        cur_pos = torch.full((B * S,), -1, dtype=torch.long, device=device)
+        # Word 2 * key + 1 of `high_words` is the high word (the score) of key's pair:
+        # the closure gathers those, half the bytes of the pairs and no strided unpack.
+        high_words = packed.view(torch.int32).view(-1)
+        row_words = (torch.arange(B, device=device) * (2 * S) + 1).view(B, 1)
+        if lattice:  # (see the links below)
+            p_src, p_dst, p_score = A.src[E:], A.dst[E:], A.score[E:]
+            p_src_words = (row_words + 2 * p_src).view(-1)
+            arc_link = torch.empty(B * N, dtype=torch.long, device=device)
+        eps_groups = [((row_words + 2 * A.src[lo:hi]).view(-1), A.score[lo:hi], A.dst[lo:hi].expand(B, hi - lo),
+                       _PackedPairs(A.comp[lo:hi].expand(B, hi - lo)))
+                      for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
+        pos = torch.full((2, B * S), -1, dtype=torch.long, device=device)  # token ids by key, two frames
         frames_flat = scores.view(-1)
-        keys = utt = tok_sc = ids = None
+        keys = utt = tok_sc = None
+        ids = torch.zeros(0, dtype=torch.long, device=device)
         for t in range(T + 1):
             packed.fill_(no_candidate)
             if t == 0:  # the start tokens, no incoming arc
                 packed[:, 0] = _packed_constant(0.0, _NO_ARC)
-                cutoff = torch.full((B, 1), -cfg.beam, device=device)
+                cutoff = float(np.float32(-cfg.beam)) if B == 1 else torch.full((B, 1), -cfg.beam, device=device)
                 negative = False
                 c_tok = c_arc = c_key = c_score = keys[:0] if keys is not None else torch.zeros(0, dtype=torch.long)
             else:
-                if any(lengths_list[u] == t - 1 for u in range(B)):  # utterances that ended
+                if t - 1 in last_frames:  # utterances that ended
                     alive = torch.nonzero(select(lengths, 0, utt) >= t).squeeze(1)
                     keys, utt, tok_sc, ids = (select(x, 0, alive) for x in (keys, utt, tok_sc, ids))
                 # Candidates: the emitting arcs of the tokens, in token order (what is
@@ -469,61 +482,59 @@ class Decoder:
                 c_key = select(A.dst, 0, c_arc)
                 if B > 1:
                     c_key += select(utt * S, 0, c_tok)
-                # Beam around the best candidate of each utterance.
-                if c_score.numel() == 0:
-                    c_best = torch.full((B,), -inf, device=device)
-                elif B == 1:
-                    c_best = c_score.max().view(1)
+                # Beam around the best candidate of each utterance (with one utterance, a
+                # Python float: fewer tensor ops a frame).
+                if B == 1:  # (float32 arithmetic, as on tensors)
+                    c_best = float(c_score.max()) if c_score.numel() else -inf
+                    negative = c_best < 0
+                    cutoff = float(np.float32(c_best) - np.float32(cfg.beam))
                 else:
                     c_best = _segment_max(c_score, select(utt, 0, c_tok), B)
-                negative = bool((c_best if B == 1 else c_best.max()) < 0)
-                cand_pairs = _candidate_pairs(cand_pairs, c_score.numel(), device)
-                packed_flat.scatter_reduce_(0, c_key, cand_pairs.pack(c_score.view(-1, 1), negative).view(-1), reduce="amax")
-                cutoff = c_best.view(B, 1) - cfg.beam
+                    negative = bool(c_best.max() < 0)
+                    cutoff = c_best.view(B, 1) - cfg.beam
+                c_pairs = select(A.comp, 0, c_arc)
+                _write_high_words(_high_words(c_pairs), c_score, negative)
+                packed_flat.scatter_reduce_(0, c_key, c_pairs, reduce="amax")
                 negative &= A.eps_scores_negative
             # Epsilon closure, rank by rank: a state's score is final when its rank comes.
             # Candidates below the beam cutoff are dropped, as in the sparse search. With
             # no positive non-emitting arc score that changes no token: such a candidate
             # only wins in a state that stays below the cutoff, and so is pruned, as is
             # everything reached from it.
-            for lo, hi, dst, pairs in eps_groups:
-                src_sc = _unpack_scores(select(packed, 1, A.src[lo:hi]), negative)
-                e_sc = src_sc + A.score[lo:hi]
+            for src_words, arc_score, dst, pairs in eps_groups:
+                src_sc = _high_word_scores(select(high_words, 0, src_words), negative).view(B, -1)
+                e_sc = src_sc + arc_score
                 if not A.eps_scores_negative:
                     e_sc.masked_fill_((e_sc < cutoff) | (src_sc < cutoff), -inf)
                 packed.scatter_reduce_(1, dst, pairs.pack(e_sc, negative), reduce="amax")
-            score = _unpack_scores(packed, negative)
             # Tokens: the states within the beam of the best one (hence within the beam of
             # the best candidate: states whose candidates all fell below `cutoff` never
             # qualify), then the max-active best of each utterance. With no positive
             # non-emitting arc score, the best state holds the best candidate: that beam
-            # is `cutoff`.
+            # is `cutoff`, and the packed pairs are compared with it as they are (they
+            # order like their scores), so only the tokens' scores are unpacked.
             if t > 0 and A.eps_scores_negative:
-                threshold = cutoff.nan_to_num(neginf=inf)  # (no state reached: none kept)
+                keep = packed >= _packed_threshold(cutoff)
             else:
-                threshold = (score.amax(1, keepdim=True) - cfg.beam).nan_to_num_(neginf=inf)
-            keep = score >= threshold
+                score = _unpack_scores(packed, negative)
+                keep = score >= (score.amax(1, keepdim=True) - cfg.beam).nan_to_num_(neginf=inf)
             keep_flat = keep.view(-1)
             new_keys = torch.nonzero(keep_flat).squeeze(1)
             new_utt = new_keys // S if B > 1 else torch.zeros_like(new_keys)
-            new_sc = select(score.view(-1), 0, new_keys)
+            tok_pairs = select(packed_flat, 0, new_keys)
+            new_sc = _unpack_scores(tok_pairs, negative)
             if new_keys.numel() > cfg.max_active:  # (the k-th best of a row is among its tokens)
                 stays = new_sc >= _max_active_cutoff(new_sc, new_utt, B, cfg.max_active)
                 if not bool(stays.all()):
                     keep_flat.index_copy_(0, new_keys, stays)
                     stay = torch.nonzero(stays).squeeze(1)
-                    new_keys, new_utt, new_sc = (select(x, 0, stay) for x in (new_keys, new_utt, new_sc))
-            # Each token's best incoming: an emitting candidate (id < _EPS_ID), a
-            # non-emitting arc (_EPS_ID + its row among them), or none (the start); the
-            # table row of that arc and the key of the state it leaves.
-            win = _LOW_MASK - (select(packed_flat, 0, new_keys) & _LOW_MASK)
-            is_emit = win < _EPS_ID
+                    new_keys, new_utt, new_sc, tok_pairs = (select(x, 0, stay) for x in (new_keys, new_utt, new_sc, tok_pairs))
+            # Each token's best incoming arc (its table row: emitting below E) or none (a
+            # start token), and the key of the state it leaves.
+            win = torch.bitwise_not(tok_pairs).bitwise_and_(_LOW_MASK)  # (_LOW_MASK - row is ~row)
+            is_emit = win < E
             has_arc = win < _NO_ARC
-            if c_arc.numel():
-                cw = win.clamp(max=c_arc.numel() - 1)
-                tok_arc = torch.where(is_emit, select(c_arc, 0, cw), win - (_EPS_ID - E))
-            else:
-                cw, tok_arc = win, torch.where(has_arc, win - (_EPS_ID - E), 0)
+            tok_arc = win if t > 0 else torch.where(has_arc, win, 0)
             src_key = select(A.src, 0, tok_arc)
             if B > 1:
                 src_key += new_utt * S
@@ -538,66 +549,80 @@ class Decoder:
                     break
                 keep_flat[new_keys[bad]] = False
                 good = ~bad
-                new_keys, new_utt, new_sc, win, is_emit, has_arc, cw, tok_arc, src_key = (
-                    x[good] for x in (new_keys, new_utt, new_sc, win, is_emit, has_arc, cw, tok_arc, src_key))
+                new_keys, new_utt, new_sc, win, is_emit, has_arc, tok_arc, src_key = (
+                    x[good] for x in (new_keys, new_utt, new_sc, win, is_emit, has_arc, tok_arc, src_key))
+            # A token's source: a token of the last frame (emitting arc) or of this one.
             new_ids = torch.arange(num_tokens, num_tokens + new_keys.numel(), device=device)
+            last_pos, cur_pos = pos[(t + 1) % 2], pos[t % 2]
             cur_pos.fill_(-1)
             cur_pos.index_copy_(0, new_keys, new_ids)
             src_tok = select(cur_pos, 0, src_key)
-            if c_arc.numel():
-                src_tok = torch.where(is_emit, select(ids, 0, select(c_tok, 0, cw)), src_tok)
+            if t > 0:
+                src_tok = torch.where(is_emit, select(last_pos, 0, src_key), src_tok)
             # Links: the best arc of each token (1-best), or every arc within the beam
             # between kept tokens (lattice). Labels and scores are looked up after the search.
             if lattice:
                 # emitting: candidates within the beam into kept states, in candidate order
-                e_link = (c_score >= select(cutoff.view(-1), 0, c_key // S)) & select(keep_flat, 0, c_key)
-                e_link_id = torch.cumsum(e_link, 0) - 1
+                e_link = c_score >= (cutoff if B == 1 else select(cutoff.view(-1), 0, c_key // S))
+                e_link &= select(keep_flat, 0, c_key)
                 e_li = torch.nonzero(e_link).squeeze(1)
-                n_e = e_li.numel()
                 # non-emitting: by (utterance, arc row)
-                p_src, p_dst = A.src[E:], A.dst[E:]
                 m = select(keep, 1, p_src) & select(keep, 1, p_dst)
-                m &= select(score, 1, p_src) + A.score[E:] >= cutoff
+                m &= _high_word_scores(select(high_words, 0, p_src_words), negative).view(B, -1) + p_score >= cutoff
                 u_p = torch.nonzero(m)
-                p_code = u_p[:, 0] * (N - E) + u_p[:, 1]
-                tok_eps_code = new_utt * (N - E) + (tok_arc - E).clamp(min=0)
-                best_link = torch.where(is_emit, select(e_link_id, 0, cw) if c_arc.numel() else win,
-                                        n_e + torch.searchsorted(p_code, tok_eps_code))
-                tok_best.append(torch.where(has_arc, best_link + num_links, -1))
-                l_arc = torch.cat([select(c_arc, 0, e_li), u_p[:, 1] + E])
-                l_utt = torch.cat([select(c_key, 0, e_li) // S, u_p[:, 0]])
-                l_src = torch.cat([select(ids, 0, select(c_tok, 0, e_li)) if n_e else e_li,
-                                   select(cur_pos, 0, u_p[:, 0] * S + select(p_src, 0, u_p[:, 1]))])
-                l_dst = torch.cat([select(cur_pos, 0, select(c_key, 0, e_li)),
-                                   select(cur_pos, 0, u_p[:, 0] * S + select(p_dst, 0, u_p[:, 1]))])
-                links.add(src=l_src, dst=l_dst, arc=l_arc, frame_row=l_utt * T + (t - 1))
+                p_utt, p_row = u_p[:, 0], u_p[:, 1]
+                e_key, p_src_key, p_dst_key = select(c_key, 0, e_li), select(p_src, 0, p_row), select(p_dst, 0, p_row)
+                l_arc = torch.cat([select(c_arc, 0, e_li), p_row + E])
+                if B > 1:
+                    l_utt = torch.cat([e_key // S, p_utt])
+                    p_src_key += p_utt * S
+                    p_dst_key += p_utt * S
+                l_src = torch.cat([select(ids, 0, select(c_tok, 0, e_li)), select(cur_pos, 0, p_src_key)])
+                l_dst = torch.cat([select(cur_pos, 0, e_key), select(cur_pos, 0, p_dst_key)])
+                links.add(src=l_src, dst=l_dst, arc=l_arc,
+                          frame_row=torch.full_like(l_arc, t - 1) if B == 1 else l_utt * T + (t - 1))
+                # Each token's best link: the link of its best arc, found by (utterance, arc
+                # row) in `arc_link`; a kept token's best arc is always a link.
+                l_code = l_arc if B == 1 else l_utt * N + l_arc
+                arc_link.index_copy_(0, l_code, torch.arange(num_links, num_links + l_arc.numel(), device=device))
+                best_link = select(arc_link, 0, tok_arc if B == 1 else new_utt * N + tok_arc)
+                tok_best.append(torch.where(has_arc, best_link, -1))
                 num_links += l_arc.numel()
-            else:
-                if t > 0:  # every token has its link
-                    best_link = torch.arange(num_links, num_links + new_keys.numel(), device=device)
-                    links.add(src=src_tok, arc=tok_arc,
-                              frame_row=new_utt * T + (t - 1) if B > 1 else torch.full_like(new_keys, t - 1))
-                    num_links += new_keys.numel()
-                else:  # only tokens reached by non-emitting arcs
-                    li = torch.nonzero(has_arc).squeeze(1)
-                    best_link = torch.full_like(new_keys, -1)
-                    best_link[li] = num_links + torch.arange(li.numel(), device=device)
-                    links.add(src=select(src_tok, 0, li), arc=select(tok_arc, 0, li),
-                              frame_row=select(new_utt, 0, li) * T + (t - 1))
-                    num_links += li.numel()
+            elif t > 0:  # every token has its link, numbered in token order (see below)
+                best_src.append(src_tok)
+                best_arc.append(tok_arc)
+                if B > 1:
+                    best_utt.append(new_utt)
+                best_count.append(new_keys.numel())
+            else:  # only tokens reached by non-emitting arcs
+                li = torch.nonzero(has_arc).squeeze(1)
+                best_link = torch.full_like(new_keys, -1)
+                best_link[li] = num_links + torch.arange(li.numel(), device=device)
+                links.add(src=select(src_tok, 0, li), arc=select(tok_arc, 0, li),
+                          frame_row=select(new_utt, 0, li) * T + (t - 1))
+                num_links += li.numel()
                 tok_best.append(best_link)
             keys, utt, tok_sc, ids = new_keys, new_utt, new_sc, new_ids
             if lattice:  # the tokens themselves are lattice states
                 tok_keys.append(keys)
                 tok_scores.append(tok_sc)
                 tok_frames.append(torch.full_like(keys, t))
-            for u in range(B):
-                if lengths_list[u] == t:
-                    m = utt == u
-                    finals[u] = (ids[m], keys[m] % S, tok_sc[m])
+            if t in last_frames:
+                for u in range(B):
+                    if lengths_list[u] == t:
+                        m = utt == u
+                        finals[u] = (ids[m], keys[m] % S, tok_sc[m])
             num_tokens += keys.numel()
             if keys.numel() == 0:
                 break
+        if best_count:
+            # The 1-best links of frames 0, 1, ..., one per token in token order: link ids
+            # and frames are made here at once, not a tensor op each per frame.
+            frame = torch.repeat_interleave(torch.arange(len(best_count), device=device),
+                                            torch.tensor(best_count, device=device))
+            links.add(src=torch.cat(best_src), arc=torch.cat(best_arc),
+                      frame_row=frame if B == 1 else torch.cat(best_utt) * T + frame)
+            tok_best.append(torch.arange(num_links, num_links + frame.numel(), device=device))
         return finals, tok_keys, tok_scores, tok_frames, tok_best, links
 
     def _results(self, B, finals, tok_best, links, scores, lattices, determinize):
@@ -772,17 +797,15 @@ class _DenseBuffers:
 _BIG = torch.iinfo(torch.long).max
 _DENSE_SIZE_PER_ACTIVE = 12
 _MIN_TIMED_FRAMES = 100
-# Ids in the low word of packed pairs: emitting candidates count from 0, non-emitting arcs
-# from _EPS_ID (a candidate wins a tie against a non-emitting arc, as in the sparse search),
-# and _NO_ARC marks the start token.
-_EPS_ID = 1 << 31
-_NO_ARC = (1 << 32) - 1
-
-# A (score, arc id) pair packed into one int64, ordered like the score, then by lowest arc
-# id: one integer scatter-max then yields each state's best score and its best arc (its
+# A (score, arc row) pair packed into one int64, ordered like the score, then by lowest arc
+# row: one integer scatter-max then yields each state's best score and its best arc (its
 # backpointer). A float32's bits, read as int32, order like the float for non-negative
 # floats and reversed for negative ones; flipping the 31 low bits of negative ones fixes that.
+# The low word is _LOW_MASK - row, so that the lowest row wins a tie: the lowest candidate,
+# as in the sparse search, since candidates come in (utterance, state, arc) order, and an
+# emitting arc (rows below num_emit) before a non-emitting one. _NO_ARC marks a start token.
 _LOW_MASK = (1 << 32) - 1
+_NO_ARC = (1 << 32) - 1
 
 
 def _pack(scores: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
@@ -796,9 +819,26 @@ def _pack(scores: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _packed_threshold(cutoff):
+    """The least packed pair whose score is at least ``cutoff`` (a float, or a (B, 1)
+    tensor of them), -inf meaning that nothing is kept: packed pairs compare with it as
+    their scores compare with ``cutoff`` (-0.0 included, which a float compare equates
+    with 0.0)."""
+    if isinstance(cutoff, float):
+        cutoff = math.inf if cutoff == -math.inf else (-0.0 if cutoff == 0.0 else cutoff)
+        bits = struct.unpack("<i", struct.pack("<f", cutoff))[0]
+        return (bits ^ ((bits >> 31) & 0x7FFFFFFF)) << 32
+    cutoff = torch.where(cutoff == 0.0, -0.0, cutoff.nan_to_num(neginf=math.inf))
+    return _pack(cutoff, 0)
+
+
 def _unpack_scores(packed: torch.Tensor, all_negative: bool = False) -> torch.Tensor:
     """The scores of packed pairs (given that all are negative, faster)."""
-    key = packed.view(torch.int32).view(*packed.shape, 2)[..., 1]
+    return _high_word_scores(_high_words(packed), all_negative)
+
+
+def _high_word_scores(key: torch.Tensor, all_negative: bool = False) -> torch.Tensor:
+    """The scores of the high words (int32) of packed pairs."""
     if all_negative:
         return torch.bitwise_xor(key, 0x7FFFFFFF).view(torch.float32)
     bits = key >> 31
@@ -808,45 +848,37 @@ def _unpack_scores(packed: torch.Tensor, all_negative: bool = False) -> torch.Te
 
 
 class _PackedPairs:
-    """A reusable (rows, cols) int64 buffer of packed (score, id) pairs whose low words
-    (the ids, given as int64 below 2**32) are written once; `pack` writes the high words
-    (the scores) of the first rows. Viewing int32 pairs as int64 assumes a little-endian
-    machine, as all torch devices are."""
+    """A reusable int64 buffer of packed (score, arc row) pairs whose low words are written
+    once, from ``low`` (int64 below 2**32); `pack` writes the high words (the scores)."""
 
     def __init__(self, low: torch.Tensor):
-        assert sys.byteorder == "little"
-        rows, cols = low.shape
-        self.words = torch.empty((rows, cols, 2), dtype=torch.int32, device=low.device)
-        self.words[:, :, 0] = low.contiguous().view(torch.int32).view(rows, cols, 2)[:, :, 0]
-        self.high = self.words[:, :, 1]
-        self.pairs = self.words.view(torch.int64).view(rows, cols)
-        self.work = torch.empty((rows, cols), dtype=torch.int32, device=low.device)
-
-    @property
-    def rows(self) -> int:
-        return self.pairs.shape[0]
+        self.pairs = low.contiguous().clone()
+        self.high = _high_words(self.pairs)
+        self.work = torch.empty(low.shape, dtype=torch.int32, device=low.device)
 
     def pack(self, scores: torch.Tensor, all_negative: bool) -> torch.Tensor:
-        """The first ``len(scores)`` rows, their high words written from float32 ``scores``."""
-        n = scores.shape[0]
-        bits = scores.view(torch.int32)
-        high, work = self.high[:n], self.work[:n]
-        if all_negative:  # the flip of every negative float: one pass
-            torch.bitwise_xor(bits, 0x7FFFFFFF, out=high)
-        else:
-            torch.bitwise_right_shift(bits, 31, out=work)
-            work &= 0x7FFFFFFF
-            torch.bitwise_xor(work, bits, out=high)
-        return self.pairs[:n]
+        _write_high_words(self.high, scores, all_negative, self.work)
+        return self.pairs
 
 
-def _candidate_pairs(pairs: Optional[_PackedPairs], n: int, device) -> _PackedPairs:
-    """A buffer for the packed pairs of candidates 0..n-1 (the lowest index wins ties):
-    ``pairs`` if it has room, else a larger one."""
-    if pairs is not None and pairs.rows >= n:
-        return pairs
-    size = max(n, 2 * (0 if pairs is None else pairs.rows), 1 << 14)
-    return _PackedPairs((_LOW_MASK - torch.arange(size, device=device)).view(size, 1))
+def _high_words(pairs: torch.Tensor) -> torch.Tensor:
+    """The high words (int32) of int64 ``pairs``, as a view (the torch devices are all
+    little-endian: the high word of an int64 is its second int32)."""
+    words = pairs.view(torch.int32)
+    return words[1::2] if words.dim() == 1 else words[..., 1::2]
+
+
+def _write_high_words(high: torch.Tensor, scores: torch.Tensor, all_negative: bool,
+                      work: Optional[torch.Tensor] = None) -> None:
+    """Writes the packed form of float32 ``scores`` into the high words ``high``."""
+    bits = scores.view(torch.int32)
+    if all_negative:  # the flip of every negative float: one pass
+        torch.bitwise_xor(bits, 0x7FFFFFFF, out=high)
+    else:
+        work = torch.empty_like(bits) if work is None else work
+        torch.bitwise_right_shift(bits, 31, out=work)
+        work &= 0x7FFFFFFF
+        torch.bitwise_xor(work, bits, out=high)
 
 
 def _packed_constant(score: float, arc: int) -> int:
