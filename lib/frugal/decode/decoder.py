@@ -449,7 +449,10 @@ class Decoder:
         eps_groups = [((row_words + 2 * A.src[lo:hi]).view(-1), A.score[lo:hi], A.dst[lo:hi].expand(B, hi - lo),
                        _PackedPairs(A.comp[lo:hi].expand(B, hi - lo)))
                       for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
-        pos = torch.full((2, B * S), -1, dtype=torch.long, device=device)  # token ids by key, two frames
+        # Token ids by key, of this frame and the last. Only the entries of kept tokens
+        # are ever read, so the rest is left as it was.
+        pos = torch.full((2, B * S), -1, dtype=torch.long, device=device)
+        no_utt = torch.zeros(S if B == 1 else 0, dtype=torch.long, device=device)  # (utterance 0)
         frames_flat = scores.view(-1)
         keys = utt = tok_sc = None
         ids = torch.zeros(0, dtype=torch.long, device=device)
@@ -520,7 +523,7 @@ class Decoder:
                 keep = score >= (score.amax(1, keepdim=True) - cfg.beam).nan_to_num_(neginf=inf)
             keep_flat = keep.view(-1)
             new_keys = torch.nonzero(keep_flat).squeeze(1)
-            new_utt = new_keys // S if B > 1 else torch.zeros_like(new_keys)
+            new_utt = new_keys // S if B > 1 else no_utt[:new_keys.numel()]
             tok_pairs = select(packed_flat, 0, new_keys)
             new_sc = _unpack_scores(tok_pairs, negative)
             if new_keys.numel() > cfg.max_active:  # (the k-th best of a row is among its tokens)
@@ -533,7 +536,7 @@ class Decoder:
             # start token), and the key of the state it leaves.
             win = torch.bitwise_not(tok_pairs).bitwise_and_(_LOW_MASK)  # (_LOW_MASK - row is ~row)
             is_emit = win < E
-            has_arc = win < _NO_ARC
+            has_arc = win < _NO_ARC if t == 0 else None  # (after the start, every token has one)
             tok_arc = win if t > 0 else torch.where(has_arc, win, 0)
             src_key = select(A.src, 0, tok_arc)
             if B > 1:
@@ -549,12 +552,13 @@ class Decoder:
                     break
                 keep_flat[new_keys[bad]] = False
                 good = ~bad
-                new_keys, new_utt, new_sc, win, is_emit, has_arc, tok_arc, src_key = (
-                    x[good] for x in (new_keys, new_utt, new_sc, win, is_emit, has_arc, tok_arc, src_key))
+                new_keys, new_utt, new_sc, win, is_emit, tok_arc, src_key = (
+                    x[good] for x in (new_keys, new_utt, new_sc, win, is_emit, tok_arc, src_key))
+                if t == 0:
+                    has_arc = has_arc[good]
             # A token's source: a token of the last frame (emitting arc) or of this one.
             new_ids = torch.arange(num_tokens, num_tokens + new_keys.numel(), device=device)
             last_pos, cur_pos = pos[(t + 1) % 2], pos[t % 2]
-            cur_pos.fill_(-1)
             cur_pos.index_copy_(0, new_keys, new_ids)
             src_tok = select(cur_pos, 0, src_key)
             if t > 0:
@@ -586,7 +590,7 @@ class Decoder:
                 l_code = l_arc if B == 1 else l_utt * N + l_arc
                 arc_link.index_copy_(0, l_code, torch.arange(num_links, num_links + l_arc.numel(), device=device))
                 best_link = select(arc_link, 0, tok_arc if B == 1 else new_utt * N + tok_arc)
-                tok_best.append(torch.where(has_arc, best_link, -1))
+                tok_best.append(best_link if t > 0 else torch.where(has_arc, best_link, -1))
                 num_links += l_arc.numel()
             elif t > 0:  # every token has its link, numbered in token order (see below)
                 best_src.append(src_tok)
