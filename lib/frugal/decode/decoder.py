@@ -24,9 +24,9 @@ utterance and gets each state's best score and backpointer from one integer scat
 packed (score, arc) pairs, so a frame is a few dozen tensor ops whatever the beam, at
 a cost that grows with the graph. Both give the same results, to the bit. Which is faster
 depends on the graph and on how many tokens the beam keeps, more than any size rule
-captures: on egs/mini's HCLG (63k states + non-emitting arcs, one CPU thread) dense took 7.0x
-the time of sparse at 331 tokens a frame (beam 8) and 2.3x at 1130 (beam 11), but 0.74x at
-6500 (beam 20); on tools/bench's 15k HCLG, 0.48x at 808. So ``search="auto"`` measures: its
+captures: on egs/mini's HCLG (63k states + non-emitting arcs; dev set, lattices, batches of
+8, one CPU thread) dense took 1.9x the time of sparse at beam 8, 1.0x at beam 11 and 0.64x at
+beam 20; on tools/bench's 15k HCLG, 0.34x at beam 12. So ``search="auto"`` measures: its
 first call runs the search a size rule guesses (dense while the graph has at most 12 states
 and non-emitting arcs per ``max_active`` token), its second call the other one, and later
 calls whichever took less time per utterance-frame (calls of fewer than 100 utterance-frames,
