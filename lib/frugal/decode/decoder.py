@@ -462,7 +462,8 @@ class Decoder:
                 packed[:, 0] = _packed_constant(0.0, _NO_ARC)
                 cutoff = float(np.float32(-cfg.beam)) if B == 1 else torch.full((B, 1), -cfg.beam, device=device)
                 negative = False
-                c_tok = c_arc = c_key = c_score = keys[:0] if keys is not None else torch.zeros(0, dtype=torch.long)
+                c_tok = c_arc = c_key = torch.zeros(0, dtype=torch.long, device=device)
+                c_score = torch.zeros(0, device=device)
             else:
                 if t - 1 in last_frames:  # utterances that ended
                     alive = torch.nonzero(select(lengths, 0, utt) >= t).squeeze(1)
