@@ -179,3 +179,35 @@ def test_mini_every_stage_quick(sandbox, monkeypatch):
     # A second run finds every stage done.
     r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf")
     assert r.returncode == 0 and not re.search(r"stage \d+: ", r.stdout), r.stdout  # "stage N (..): done already"
+
+
+def test_yesno_seed_sweep(sandbox, yesno_dir):
+    """local/seed_sweep.sh runs the recipe once per seed in scratch copies and tabulates the WERs."""
+    d = sandbox / "egs/yesno"
+    # Whole runs (about a minute for both seeds): a model of one or two epochs decodes into
+    # lattices that take half a minute each to determinise.
+    sweep = [str(d / "local/seed_sweep.sh")]
+    r = subprocess.run(sweep + ["--seeds", "3 2", "--corpus-dir", str(yesno_dir)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    table = (d / "exp/seed_sweep.txt").read_text()
+    assert table == r.stdout
+    rows = [line.split() for line in table.splitlines() if not line.startswith("#")]
+    assert [row[0] for row in rows] == ["3", "2"]  # in the order asked for
+    wers = []
+    for seed, wer, errors, slash, words in rows:
+        assert (slash, words) == ("/", "240") and float(wer) == pytest.approx(100 * int(errors) / 240, abs=0.01)
+        wers.append(float(wer))
+    assert f"# mean {sum(wers) / 2:.2f}% over 2 seeds" in table
+    assert not list(sandbox.glob("egs/.yesno_seed_*"))  # scratch copies gone
+
+    # A run that gives no WER keeps its copy, with the seed in its config, and says why.
+    r = subprocess.run(sweep + ["--seeds", "4", "--corpus-dir", str(yesno_dir), "--stop-stage", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    copy = sandbox / "egs/.yesno_seed_4"
+    assert f"4 no RESULTS.md: {copy}/run.log" in r.stdout and "# mean" not in r.stdout
+    assert "  seed: 4\n" in (copy / "conf/train.yaml").read_text()
+
+    r = subprocess.run(sweep + ["--seeds"], capture_output=True, text=True)
+    assert r.returncode == 1 and "option --seeds needs a value" in r.stderr
