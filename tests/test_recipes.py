@@ -211,3 +211,5 @@ def test_yesno_seed_sweep(sandbox, yesno_dir):
 
     r = subprocess.run(sweep + ["--seeds"], capture_output=True, text=True)
     assert r.returncode == 1 and "option --seeds needs a value" in r.stderr
+    r = subprocess.run(sweep + ["--seeds", "1 x"], capture_output=True, text=True)
+    assert r.returncode == 1 and "take whole numbers, got 'x'" in r.stderr

@@ -26,6 +26,10 @@ while [ $# -gt 0 ]; do
     *) run_opts+=("$1" "$2"); shift 2 ;;
   esac
 done
+for n in $seeds $jobs; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "$0: --seeds and --jobs take whole numbers, got '$n'" >&2; exit 1; }
+done
+[ "$jobs" -ge 1 ] || { echo "$0: --jobs must be at least 1" >&2; exit 1; }
 grep -q '^  seed: ' "$here/conf/train.yaml" || { echo "$here/conf/train.yaml: no 'seed:' line in its train section" >&2; exit 1; }
 
 run_seed() {  # run_seed SEED: writes the seed's row (SEED %WER errors, or why there is none)
@@ -57,7 +61,7 @@ table=$here/exp/seed_sweep.txt
 {
   echo "# yesno seed sweep, $(date '+%F %T'), run.sh$(printf ' %q' "${run_opts[@]+"${run_opts[@]}"}")"
   echo "# seed %WER errors"
-  for seed in $seeds; do cat "$rows/$seed"; done
+  for seed in $seeds; do cat "$rows/$seed" 2>/dev/null || echo "$seed no row: see $egs/.yesno_seed_$seed"; done
   cat "$rows"/* | awk '$2 ~ /^[0-9.]+$/ {n++; s += $2; z += ($2 == 0)}
     END {if (n) printf "# mean %.2f%% over %d seeds, %d at 0%%\n", s / n, n, z}'
 } > "$table.tmp"
