@@ -187,3 +187,48 @@ def test_determinize_over_budget_at_width_zero_keeps_the_best_path(caplog):
     assert det.best_path().ilabels == best.ilabels
     assert any("utt3: determinisation exceeds 1 elements even at width 0" in r.getMessage()
                for r in caplog.records)
+
+
+def test_string_trie_matches_tuple_strings():
+    """The determiniser's residual strings (trie node ids) against plain tuples: equal
+    strings are one id, and common prefix and suffix are those of the tuples."""
+    rng = random.Random(3)
+    trie = lattice_ops._StringTrie(label_bound=4)
+
+    def build(s):
+        sid = trie.EMPTY
+        for label in s:
+            sid = trie.append(sid, label)
+        return sid
+
+    ids = {}
+    for _ in range(300):
+        s = tuple(rng.randint(1, 3) for _ in range(rng.randint(0, 6)))
+        sid = build(s)
+        assert ids.setdefault(s, sid) == sid
+        assert trie.string(sid) == s
+    strings = list(ids)
+    for _ in range(300):
+        group = rng.sample(strings, rng.randint(1, 4))
+        n = 0
+        while all(len(s) > n and s[n] == group[0][n] for s in group):
+            n += 1
+        prefix = trie.common_prefix([ids[s] for s in group])
+        assert trie.string(prefix) == group[0][:n]
+        for s in group:
+            assert trie.suffix(ids[s], prefix) == build(s[n:])
+            assert trie.string(trie.suffix(ids[s], prefix)) == s[n:]
+
+
+def test_determinize_breaks_exact_ties_by_the_smaller_alignment():
+    """Paths of one word sequence with equal graph and acoustic costs: the determinised arc
+    keeps the lexicographically smallest alignment (ilabels), whichever path comes first."""
+    from frugal.decode.lattice import Lattice
+    for order in ([(0, 1, 5, 7), (0, 2, 3, 7)], [(0, 2, 3, 7), (0, 1, 5, 7)]):
+        arcs = order + [(1, 3, 2, 0), (2, 3, 4, 0)]
+        weights = [(1.0, 2.0), (1.0, 2.0), (0.5, 0.5), (0.5, 0.5)]
+        finals = np.full((4, 2), np.inf, dtype=np.float32)
+        finals[3] = (0.0, 0.0)
+        det = determinize_lattice(Lattice(np.array(arcs), np.array(weights), finals))
+        (path,) = [p for p in enumerate_paths(det)]
+        assert path[1] == [7] and tuple(path[2]) == (3, 4)

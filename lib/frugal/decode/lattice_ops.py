@@ -18,10 +18,10 @@ from frugal.graph.fstutil import fst_arcs
 
 log = logging.getLogger(__name__)
 
-# Budget of determinize_lattice (as Kaldi's --max-mem), in subset elements: about 1.2 KB
-# each with their keys and alignment strings, so 6M is about 7 GB. The largest seen in
-# egs/mini (stage 18's union of 5 lattices) is 3.6M; a model decoded with a graph of
-# another HMM topology went past 20 GB. Beyond it the lattice is pruned to
+# Budget of determinize_lattice (as Kaldi's --max-mem), in subset elements: about 0.35 KB
+# each with their keys and their share of the string trie, so 6M is about 2 GB. The
+# largest seen in egs/mini (stage 18's union of 5 lattices) is 3.6M; with no budget, a
+# model decoded with a graph of another HMM topology went past 20 GB. Beyond it the lattice is pruned to
 # DETERMINIZE_BEAM_RATIO of its width and determinised again (Kaldi's --beam-ratio).
 DETERMINIZE_MAX_ELEMENTS = 6_000_000
 DETERMINIZE_BEAM_RATIO = 0.5
@@ -101,7 +101,7 @@ def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
                  max_elements: Optional[int]) -> Lattice:
     """The subset construction of determinize_lattice on a state-level lattice; raises
     _DeterminizeTooLarge when its subsets hold more than ``max_elements`` elements in all
-    (None: no limit)."""
+    (None: no limit). Residual strings are ids of a _StringTrie."""
     by_src = arcs_by_state(lat)
     arcs = lat.arcs.tolist()
     weights = lat.weights.astype(np.float64).tolist()
@@ -110,14 +110,20 @@ def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
     rank = np.empty(lat.num_states, dtype=np.int64)
     rank[lat.topo_order()] = np.arange(lat.num_states)
     rank = rank.tolist()
+    trie = _StringTrie(int(lat.arcs[:, 2].max(initial=0)) + 1)
 
     def total(g: float, a: float) -> float:
         return graph_scale * g + acoustic_scale * a
 
-    def better(x, y) -> bool:  # x, y = (g, a, string)
-        return (total(x[0], x[1]), x[0], x[2]) < (total(y[0], y[1]), y[0], y[2])
+    def better(x, y) -> bool:  # x, y = (g, a, string id): by total cost, graph cost, string
+        tx, ty = total(x[0], x[1]), total(y[0], y[1])
+        if tx != ty:
+            return tx < ty
+        if x[0] != y[0]:
+            return x[0] < y[0]
+        return x[2] != y[2] and trie.string(x[2]) < trie.string(y[2])
 
-    def closure(elems: Dict[int, Tuple[float, float, Alignment]]):
+    def closure(elems: Dict[int, Tuple[float, float, int]]):
         heap = [(rank[q], q) for q in elems]
         heapq.heapify(heap)
         done = set()
@@ -131,17 +137,20 @@ def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
                 _, d, il, ol = arcs[k]
                 if ol != 0:
                     continue
-                cand = (g + weights[k][0], a + weights[k][1], s + (il,) if il else s)
+                cand = (g + weights[k][0], a + weights[k][1], trie.append(s, il) if il else s)
                 if d not in elems or better(cand, elems[d]):
                     elems[d] = cand
                     heapq.heappush(heap, (rank[d], d))
         return elems
 
-    def key(elems) -> tuple:
-        return tuple(sorted((q, round(g / DETERMINIZE_DELTA), round(a / DETERMINIZE_DELTA), s)
-                            for q, (g, a, s) in elems.items()))
+    # Every subset made keeps its key (the index of the output states): (state, rounded
+    # graph, rounded acoustic, string id) rows in state order, packed into 32 bytes a row.
+    def key(elems) -> bytes:
+        rows = [(q, round(g / DETERMINIZE_DELTA), round(a / DETERMINIZE_DELTA), s)
+                for q, (g, a, s) in sorted(elems.items())]
+        return np.array(rows, dtype=np.int64).tobytes()
 
-    start = closure({0: (0.0, 0.0, ())})
+    start = closure({0: (0.0, 0.0, _StringTrie.EMPTY)})
     subsets = [start]
     index = {key(start): 0}
     held = len(start)
@@ -158,25 +167,27 @@ def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
                 if best_final is None or better(cand, best_final):
                     best_final = cand
         out_finals.append((best_final[0], best_final[1]) if best_final else (math.inf, math.inf))
-        if best_final and best_final[2]:
-            out_final_aligns[i] = best_final[2]
-        by_word: Dict[int, Dict[int, Tuple[float, float, Alignment]]] = {}
+        if best_final and best_final[2] != _StringTrie.EMPTY:
+            out_final_aligns[i] = trie.string(best_final[2])
+        by_word: Dict[int, Dict[int, Tuple[float, float, int]]] = {}
         for q in sorted(elems):
             g, a, s = elems[q]
             for k in by_src[q].tolist():
                 _, d, il, ol = arcs[k]
                 if ol == 0:
                     continue
-                cand = (g + weights[k][0], a + weights[k][1], s + (il,) if il else s)
+                cand = (g + weights[k][0], a + weights[k][1], trie.append(s, il) if il else s)
                 nxt = by_word.setdefault(ol, {})
                 if d not in nxt or better(cand, nxt[d]):
                     nxt[d] = cand
         for word in sorted(by_word):
             nxt = closure(by_word[word])
-            best = min(nxt.values(), key=lambda e: (total(e[0], e[1]), e[0], e[2]))
-            prefix = _common_prefix([e[2] for e in nxt.values()])
-            n = len(prefix)
-            residual = {q: (g - best[0], a - best[1], s[n:]) for q, (g, a, s) in nxt.items()}
+            best = None
+            for e in nxt.values():
+                if best is None or better(e, best):
+                    best = e
+            prefix = trie.common_prefix([e[2] for e in nxt.values()])
+            residual = {q: (g - best[0], a - best[1], trie.suffix(s, prefix)) for q, (g, a, s) in nxt.items()}
             k = key(residual)
             if k not in index:
                 index[k] = len(subsets)
@@ -186,7 +197,7 @@ def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
                     raise _DeterminizeTooLarge
             out_arcs.append((i, index[k], word, word))
             out_weights.append((best[0], best[1]))
-            out_aligns.append(prefix)
+            out_aligns.append(trie.string(prefix))
         i += 1
     return Lattice(np.array(out_arcs, dtype=np.int32).reshape(-1, 4),
                    np.array(out_weights, dtype=np.float32).reshape(-1, 2),
@@ -194,15 +205,67 @@ def _determinize(lat: Lattice, graph_scale: float, acoustic_scale: float,
                    out_aligns, out_final_aligns).connect()
 
 
-def _common_prefix(strings: List[Alignment]) -> Alignment:
-    first = min(strings, key=len)
-    n = len(first)
-    for s in strings:
-        k = 0
-        while k < n and s[k] == first[k]:
-            k += 1
-        n = k
-    return first[:n]
+class _StringTrie:
+    """The residual strings of determinisation as nodes of a trie (Kaldi's
+    LatticeStringRepository): a string is the id of its node, appending a label is one dict
+    look-up, and equal strings are one id. As tuples, the long residual strings of a lattice
+    with many alignments per word sequence took about 1 KB an element of each subset."""
+
+    EMPTY = 0
+
+    def __init__(self, label_bound: int) -> None:
+        self.label_bound = label_bound  # labels are < label_bound: a child's key is id * bound + label
+        self.parent = [-1]
+        self.label = [0]
+        self.depth = [0]
+        self.first = [0]   # the node of a string's first label: strings with different ones share no prefix
+        self.children: Dict[int, int] = {}
+
+    def append(self, s: int, label: int) -> int:
+        k = s * self.label_bound + label
+        child = self.children.get(k)
+        if child is None:
+            child = self.children[k] = len(self.parent)
+            self.parent.append(s)
+            self.label.append(label)
+            self.depth.append(self.depth[s] + 1)
+            self.first.append(child if s == self.EMPTY else self.first[s])
+        return child
+
+    def string(self, s: int) -> Alignment:
+        labels = []
+        while s != self.EMPTY:
+            labels.append(self.label[s])
+            s = self.parent[s]
+        return tuple(reversed(labels))
+
+    def common_prefix(self, strings: Sequence[int]) -> int:
+        """The longest common prefix of ``strings``: their deepest common ancestor."""
+        parent, depth, first = self.parent, self.depth, self.first
+        p = strings[0]
+        if any(first[s] != first[p] for s in strings):
+            return self.EMPTY  # the usual case: walking up long strings would take most of the time
+        for s in strings[1:]:
+            while depth[s] > depth[p]:
+                s = parent[s]
+            while depth[p] > depth[s]:
+                p = parent[p]
+            while s != p:
+                s, p = parent[s], parent[p]
+        return p
+
+    def suffix(self, s: int, prefix: int) -> int:
+        """``s`` without ``prefix`` (an ancestor of it)."""
+        if prefix == self.EMPTY:
+            return s
+        labels = []
+        while s != prefix:
+            labels.append(self.label[s])
+            s = self.parent[s]
+        out = self.EMPTY
+        for label in reversed(labels):
+            out = self.append(out, label)
+        return out
 
 
 def _expand_compact(lat: Lattice) -> Lattice:
