@@ -13,7 +13,7 @@ from frugal.errors import FrugalError
 from frugal.fileio import atomic_path, atomic_write_text
 
 
-def _script(tmp_path, repo_dir, body):
+def _script(tmp_path, repo_dir, body, stage_lib=True):
     script = tmp_path / "recipe.sh"
     script.write_text(textwrap.dedent(f"""\
         #!/usr/bin/env bash
@@ -25,8 +25,7 @@ def _script(tmp_path, repo_dir, body):
         lm_order=3
         help_message="Usage: recipe.sh [options]"
         . {repo_dir}/tools/parse_options.sh
-        . {repo_dir}/tools/stage_lib.sh
-        """) + textwrap.dedent(body))
+        """) + (f". {repo_dir}/tools/stage_lib.sh\n" if stage_lib else "") + textwrap.dedent(body))
     script.chmod(0o755)
     return script
 
@@ -36,7 +35,8 @@ def _run(script, *args, cwd):
 
 
 def test_parse_options_sets_declared_variables(tmp_path, repo_dir):
-    s = _script(tmp_path, repo_dir, 'echo "$stage $stop_stage $nj $force $lm_order $*"\n')
+    # Without stage_lib.sh (a script with positional arguments): they are left in "$@".
+    s = _script(tmp_path, repo_dir, 'echo "$stage $stop_stage $nj $force $lm_order $*"\n', stage_lib=False)
     r = _run(s, "--stage", "3", "--stop-stage=5", "--nj", "4", "--force", "--lm-order", "4", "a", "b",
              cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -56,6 +56,20 @@ def test_parse_options_rejects_unknown_and_lists_help(tmp_path, repo_dir):
     assert r.returncode == 0
     assert "Usage: recipe.sh" in r.stdout
     assert "--stop-stage" in r.stdout and "last stage to run" in r.stdout and "[100]" in r.stdout
+
+
+def test_recipe_rejects_a_bad_boolean_and_leftover_words(tmp_path, repo_dir):
+    """`--force yes` and a bare word used to end the options silently: the options after
+    them (here --stop-stage) were dropped and the recipe ran with its defaults."""
+    s = _script(tmp_path, repo_dir, 'echo "ran $stop_stage"\n')
+    r = _run(s, "--force", "yes", "--stop-stage", "3", cwd=tmp_path)
+    assert r.returncode != 0 and "ran" not in r.stdout
+    assert "option --force takes true or false, not 'yes'" in r.stderr
+    r = _run(s, "5", "--stop-stage", "3", cwd=tmp_path)
+    assert r.returncode != 0 and "ran" not in r.stdout
+    assert "unexpected argument '5'" in r.stderr
+    r = _run(s, "--force", "--stop-stage", "3", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ran 3", r.stderr
 
 
 def test_parse_options_config_file(tmp_path, repo_dir):

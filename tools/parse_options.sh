@@ -7,7 +7,8 @@
 #
 # `--stop-stage 5` sets stop_stage=5 (dashes become underscores); only variables that
 # the calling script declared before sourcing this file can be set, anything else is an
-# error. A variable whose value is true/false may be given alone (`--force` = `--force true`).
+# error. A variable whose value is true/false may be given alone (`--force` = `--force true`),
+# followed by another option or nothing; any other value for it is an error.
 # `--config FILE` reads `name=value` lines (no code is executed). `--help` lists the options
 # with their defaults and the comments that follow them. Positional arguments are left in "$@".
 # shellcheck shell=bash
@@ -72,6 +73,10 @@ while [ $# -gt 0 ]; do
       if [ "$__po_old" = true ] || [ "$__po_old" = false ]; then
         if [ $# -ge 2 ] && { [ "$2" = true ] || [ "$2" = false ]; }; then
           printf -v "$__po_name" '%s' "$2"; shift 2
+        elif [ $# -ge 2 ] && [[ "$2" != --* ]]; then
+          # `--force yes` would otherwise set force=true and end the options at "yes",
+          # silently dropping every option after it.
+          echo "$0: option $1 takes true or false, not '$2'" >&2; exit 1
         else
           printf -v "$__po_name" '%s' true; shift
         fi

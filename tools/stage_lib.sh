@@ -17,6 +17,13 @@
 # shellcheck shell=bash
 set -o pipefail
 
+# Recipes take options only: a word parse_options.sh left over (`run.sh 5` for `--stage 5`)
+# would otherwise be ignored, and the options after it with it.
+if [ $# -gt 0 ]; then
+  echo "$0: unexpected argument '$1': recipes take --name value options only (see --help)" >&2
+  exit 1
+fi
+
 : "${stage:=0}" "${stop_stage:=100}" "${force:=false}" "${log_dir:=exp/log}"
 __stage_n=""; __stage_marker=""; __stage_desc=""
 
