@@ -23,6 +23,7 @@ force=false                 # redo stages that are done already
 corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 split=icefall               # 30/30 split: icefall (alternate sorted files; lhotse) or kaldi (first half trains)
 fbank_conf=conf/fbank.yaml  # feature options
+speed_perturb=false         # 3-way speed perturbation (0.9/1.0/1.1) of train (see README: yesno and the 0% target)
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
 # Two HMM states a phone (each word is one phone, so at least 2 output frames = 60 ms a word):
