@@ -65,6 +65,8 @@ def test_recipe_rejects_a_bad_boolean_and_leftover_words(tmp_path, repo_dir):
     r = _run(s, "--force", "yes", "--stop-stage", "3", cwd=tmp_path)
     assert r.returncode != 0 and "ran" not in r.stdout
     assert "option --force takes true or false, not 'yes'" in r.stderr
+    r = _run(s, "--force=yes", cwd=tmp_path)
+    assert r.returncode != 0 and "option --force takes true or false, not 'yes'" in r.stderr
     r = _run(s, "5", "--stop-stage", "3", cwd=tmp_path)
     assert r.returncode != 0 and "ran" not in r.stdout
     assert "unexpected argument '5'" in r.stderr

@@ -64,6 +64,10 @@ while [ $# -gt 0 ]; do
     --*=*)
       __po_name=${1%%=*}; __po_name=${__po_name#--}; __po_name=${__po_name//-/_}
       __po_is_option "$__po_name" || { echo "$0: unknown option ${1%%=*} (see --help)" >&2; exit 1; }
+      __po_old=${!__po_name}
+      if { [ "$__po_old" = true ] || [ "$__po_old" = false ]; } && [ "${1#*=}" != true ] && [ "${1#*=}" != false ]; then
+        echo "$0: option ${1%%=*} takes true or false, not '${1#*=}'" >&2; exit 1
+      fi
       printf -v "$__po_name" '%s' "${1#*=}"
       shift ;;
     --*)

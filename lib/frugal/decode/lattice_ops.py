@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 # Budget of determinize_lattice (as Kaldi's --max-mem), in subset elements: about 0.35 KB
 # each with their keys and their share of the string trie, so 6M is about 2 GB. The
 # largest seen in egs/mini (stage 18's union of 5 lattices) is 3.6M; with no budget, a
-# model decoded with a graph of another HMM topology went past 20 GB. Beyond it the lattice is pruned to
-# DETERMINIZE_BEAM_RATIO of its width and determinised again (Kaldi's --beam-ratio).
+# model decoded with a graph of another HMM topology went past 20 GB. Beyond it the
+# lattice is pruned to DETERMINIZE_BEAM_RATIO of its width and determinised again (Kaldi's
+# --beam-ratio).
 DETERMINIZE_MAX_ELEMENTS = 6_000_000
 DETERMINIZE_BEAM_RATIO = 0.5
 # Residual weights of determinisation subsets are compared after rounding to this step
