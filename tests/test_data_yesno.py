@@ -1,4 +1,4 @@
-"""yesno preparation from the real corpus (../shared/data/yesno): 30/30 split, transcripts."""
+"""yesno preparation from the real corpus (../shared/data/yesno): splits, transcripts."""
 import pytest
 import soundfile as sf
 from lhotse import load_manifest
@@ -14,14 +14,15 @@ def test_prepare_yesno(yesno_dir, tmp_path, split_name):
                         "--lexicon-dir", str(lex), *option]) == 0
     waves = sorted(p.name for p in yesno_dir.glob("*.wav"))
     assert len(waves) == 60
-    if split_name == "kaldi":  # Kaldi's: the first half of the sorted names trains
-        split = {"train": waves[:30], "test": waves[30:]}
+    if split_name == "kaldi":  # Kaldi's: the 31 files that begin with NO train (232 test words)
+        split = {"train": [w for w in waves if w.startswith("0")], "test": [w for w in waves if w.startswith("1")]}
+        assert len(split["train"]) == 31
     else:  # lhotse's (icefall's, the default): sorted names, alternately train and test
         split = {"train": waves[0::2], "test": waves[1::2]}
     for part, names in split.items():
         sups = load_manifest(out / f"yesno_supervisions_{part}.jsonl.gz")
         cuts = load_manifest(out / f"yesno_cuts_{part}.jsonl.gz")
-        assert len(load_manifest(out / f"yesno_recordings_{part}.jsonl.gz")) == 30 == len(cuts)
+        assert len(load_manifest(out / f"yesno_recordings_{part}.jsonl.gz")) == len(names) == len(cuts)
         assert sorted(s.recording_id + ".wav" for s in sups) == names
         for s in sups:
             digits = s.recording_id.split("_")

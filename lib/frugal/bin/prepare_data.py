@@ -33,11 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("yesno", help="yesno (OpenSLR 1): parts train, test (30 files each)",
                        description="yesno: a directory of the 60 files like 0_1_1_0_0_1_1_0.wav; "
-                                   "parts train and test (30 files each); lexicon YES Y, NO N, <SIL> SIL.")
+                                   "parts train and test (30/30 or 31/29, --split); lexicon YES Y, NO N, <SIL> SIL.")
     _common(p)
     p.add_argument("--split", choices=["icefall", "kaldi"], default="icefall",
-                   help="icefall: alternate sorted files (lhotse's recipe); kaldi: first 30 sorted files train, "
-                        "last 30 test (Kaldi's egs/yesno) (default: %(default)s)")
+                   help="icefall: alternate sorted files (lhotse's recipe); kaldi: first 31 sorted files train, "
+                        "last 29 test (Kaldi's egs/yesno, 232 test words) (default: %(default)s)")
     p.add_argument("--download", action="store_true",
                    help="download the corpus (openslr.org/1) into --corpus-dir and stop")
 

@@ -1,10 +1,14 @@
 """The yesno corpus (OpenSLR 1): 60 files of 8 Hebrew yes/no words, transcript in the name.
 
-Two 30/30 splits of the 60 files sorted by name: Kaldi's (egs/yesno: the first half
-trains, the second half tests) and lhotse's, which icefall uses (even positions train, odd
-positions test). They differ in which files are test data: icefall's test set holds
-0_1_0_1_0_0_0_0.wav, whose last NO is barely audible (icefall's one deletion in 240 words).
-Words are YES and NO as in Kaldi's yesno.
+Two splits of the 60 files sorted by name. lhotse's, which icefall uses: even positions
+train, odd positions test (30/30). Kaldi's (egs/yesno, create_yesno_waves_test_train.pl):
+the first half of ``ls`` of the corpus directory trains, the rest tests; that listing also
+holds the corpus's two non-wav files, which sort after the wavs, so Kaldi trains on the
+first 31 wavs and tests on the last 29 (232 words: Kaldi's published ``%WER 0.00 [ 0 / 232 ]``
+and its decode log's "(utt2spk,feats.scp) is (31,29)"). Those are exactly the 31 files that
+begin with NO and the 29 that begin with YES. icefall's test set holds 0_1_0_1_0_0_0_0.wav,
+whose last NO is barely audible (icefall's one deletion in 240 words). Words are YES and NO
+as in Kaldi's yesno.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ NUM_FILES = 60
 FILE_NAME = re.compile(r"^[01](_[01]){7}\.wav$")
 LEXICON = [("YES", ["Y"]), ("NO", ["N"]), ("<SIL>", ["SIL"])]
 SPLITS = ("kaldi", "icefall")
+# Training files of Kaldi's split: half of the 62 entries of its corpus listing (60 wavs and
+# two non-wav files that sort last).
+KALDI_NUM_TRAIN = 31
 
 
 def check_yesno_dir(corpus_dir: Path) -> List[Path]:
@@ -57,7 +64,7 @@ def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None, split="icefall") -> 
 
 def _kaldi_split(manifests, sorted_ids: List[str]):
     """Re-partition lhotse's parts as Kaldi's create_yesno_waves_test_train.pl does."""
-    train_ids = set(sorted_ids[: len(sorted_ids) // 2])
+    train_ids = set(sorted_ids[:KALDI_NUM_TRAIN])
     recordings = manifests["train"]["recordings"] + manifests["test"]["recordings"]
     supervisions = manifests["train"]["supervisions"] + manifests["test"]["supervisions"]
     return {
