@@ -2,7 +2,7 @@
 # yesno: the 60-file yes/no corpus (8 words a file), Kaldi's and icefall's smoke test.
 # Stages:
 #   0  download the corpus into --corpus-dir when it holds no .wav (openslr.org/1; needs internet)
-#   1  data preparation: lhotse manifests, 30 train / 30 test (--split), lexicon -> data/manifests, data/local
+#   1  data preparation: lhotse manifests, 30/30 or Kaldi's 31/29 train/test (--split), lexicon -> data/manifests, data/local
 #   2  lang: phone set, symbol tables, L.fst                          -> data/lang
 #   3  features: log-mel fbank                                        -> data/fbank
 #   4  den graph: phone LM of the train transcripts                   -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
@@ -21,7 +21,7 @@ stop_stage=100              # last stage to run
 nj=1                        # parallel jobs (yesno is so small that a second process costs more than it saves)
 force=false                 # redo stages that are done already
 corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
-split=icefall               # 30/30 split: icefall (alternate sorted files; lhotse) or kaldi (first half trains)
+split=icefall               # icefall (alternate sorted files, 30/30; lhotse) or kaldi (first 31 sorted files train)
 fbank_conf=conf/fbank.yaml  # feature options
 speed_perturb=false         # 3-way speed perturbation (0.9/1.0/1.1) of train (see README: yesno and the 0% target)
 objective=lfmmi             # seed model objective: lfmmi or ctc
