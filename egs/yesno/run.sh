@@ -31,6 +31,7 @@ context=mono                # phone context of the chain model: biphone or mono
 # chain topology's one state (stage 8 compiles the graph with the den graph's topology).
 hmm_states=2                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
+sil_prob=0.5                # optional-silence probability of L.fst (Kaldi's default; see README: yesno and the 0% target)
 lm_order=1                  # word LM order
 beam=15                     # decoding beam
 lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
@@ -54,7 +55,8 @@ corpus=yesno
 parts="train test"
 prepare_cmd=(frugal prepare-data yesno --corpus-dir "$corpus_dir" --split "$split" --output-dir data/manifests
              --lexicon-dir data/local)
-lang_cmd=(frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL)
+lang_cmd=(frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL
+          --sil-prob "$sil_prob")
 . "$FRUGAL_ROOT/tools/data_stages.sh"
 seed_dir=exp/tdnnf_seed
 [ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc
