@@ -6,6 +6,9 @@
 #   decode_sets     parts to decode, dev first: the test rows use the LM weight and insertion
 #                   penalty chosen on the first set (Kaldi's recipes report it so)
 #   lm_order, beam, lattice_beam, and optionally max_active (default 7000)
+#   acoustic_scale  optionally (default 1.0, the chain models' scale): the search's acoustic
+#                   scale; lattices keep 10 x it as their acoustic scale (--post-decode-acwt),
+#                   so that the LM-weight sweep 7-17 of stage 10 brackets it
 #   num_dropout_samples, dropout_proportion, dropout_seed: optionally, Monte-Carlo dropout
 #                   samples of the seed model's decodes (stage 9; see tools/semisup_stages.sh)
 # Stages:
@@ -58,7 +61,8 @@ decode_and_score() {
       stage_run "decode_${name}_$part" frugal decode --model "$model_dir/final.pt" --graph "$graph" \
         --words data/lang/words.txt --cuts "data/fbank/${corpus}_cuts_$part.jsonl.gz" \
         --output-dir "$model_dir/decode_${graph_name}_$part" --nj "$nj" \
-        --beam "$beam" --max-active "${max_active:-7000}" --lattice-beam "$lattice_beam" "$@"
+        --beam "$beam" --max-active "${max_active:-7000}" --lattice-beam "$lattice_beam" \
+        --acoustic-scale "${acoustic_scale:-1.0}" --post-decode-acwt "$(awk "BEGIN {print 10 * ${acoustic_scale:-1.0}}")" "$@"
     done
     stage_end
   fi
