@@ -24,14 +24,15 @@ corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 # The defaults below (Kaldi's split, optional silence 0.9, bigram den-graph phone LM, acoustic
 # scale 0.2) give 0.00% test WER for training seeds 1-6 and 0.43% for 7-8 (README: yesno and the
 # 0% target); with icefall's split one test file holds 7 words for the 8 of its name.
-split=kaldi                 # kaldi (first 31 sorted files train, 29 test; Kaldi's egs/yesno) or icefall (alternate, 30/30; lhotse)
+split=kaldi                 # kaldi (first 31 sorted files train, 29 test; Kaldi's) or icefall (alternate, 30/30)
 fbank_conf=conf/fbank.yaml  # feature options
 speed_perturb=false         # 3-way speed perturbation (0.9/1.0/1.1) of train (see README: yesno and the 0% target)
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
 # Two HMM states a phone (each word is one phone, so at least 2 output frames = 60 ms a word):
-# over training seeds 1-8 (icefall split, acoustic scale 1), 0.42% WER 6 times and 0.83% twice, against 0.42-2.92% with the
-# chain topology's one state (stage 8 compiles the graph with the den graph's topology).
+# over training seeds 1-8 (icefall split, acoustic scale 1), 0.42% WER 6 times and 0.83% twice,
+# against 0.42-2.92% with the chain topology's one state (stage 8 compiles the graph with the den
+# graph's topology).
 hmm_states=2                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts="--ngram-order 2 --no-prune-ngram-order 2"   # more frugal make-den-graph options: a bigram phone LM
 sil_prob=0.9                # optional-silence probability of L.fst (Kaldi's default is 0.5)

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
 
-    p = sub.add_parser("yesno", help="yesno (OpenSLR 1): parts train, test (30 files each)",
+    p = sub.add_parser("yesno", help="yesno (OpenSLR 1): parts train, test (30/30 or 31/29 files)",
                        description="yesno: a directory of the 60 files like 0_1_1_0_0_1_1_0.wav; "
                                    "parts train and test (30/30 or 31/29, --split); lexicon YES Y, NO N, <SIL> SIL.")
     _common(p)
