@@ -95,7 +95,7 @@ def random_lattice(rng: random.Random, num_frames: int = 4, width: int = 3, num_
                    num_ilabels: int = 5, word_prob: float = 0.4, eps_prob: float = 0.3):
     """A small random state-level lattice: ``width`` states per frame, emitting arcs between
     consecutive frames, some non-emitting arcs inside a frame; words on some arcs."""
-    from frugal.decode.lattice import Lattice
+    from frugal.lattice.lattice import Lattice
     layers = [[0]] + [[1 + t * width + k for k in range(width)] for t in range(num_frames)]
     num_states = 1 + num_frames * width
     arcs, weights = [], []

@@ -7,8 +7,9 @@ import torch
 
 from decode_testing import make_hclg, make_hlg, reference_best, structured_scores
 from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_ops import determinize_lattice, nbest
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.determinize import determinize_lattice
+from frugal.lattice.paths import nbest
 from frugal.errors import FrugalError
 from frugal.fsa import Fsa
 from frugal.fsa.openfst import from_openfst

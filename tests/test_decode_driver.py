@@ -10,7 +10,7 @@ import torch
 from frugal.bin.main import main as frugal_main
 from frugal.decode.driver import (MAX_BATCH_STATES, DecodeOptions, auto_batch_size, decode_dir, job_paths,
                                   load_acoustic_model, split_jobs)
-from frugal.decode.lattice_io import read_lattices
+from frugal.lattice.io import read_lattices
 from frugal.decode.scoring import read_text
 from frugal.errors import FrugalError
 from frugal.lang.symbols import SymbolTable

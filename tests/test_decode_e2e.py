@@ -14,10 +14,10 @@ from frugal.bin.main import main as frugal_main
 from frugal.decode import Decoder, DecoderConfig
 from frugal.decode.best_paths import read_decode_dir_lattices
 from frugal.decode.driver import load_acoustic_model, load_graph, log_likelihoods
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_ops import oracle_path, word_sequences
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.paths import oracle_path, word_sequences
 from frugal.decode.scoring import read_text, score
-from frugal.graph.fstutil import read_fst
+from frugal.fsa.openfst import read_fst
 from frugal.lang.symbols import SymbolTable
 from frugal.train.data import FeatureDataset, load_cuts
 

@@ -5,7 +5,7 @@ import kaldifst
 import pytest
 
 from frugal.graph.ctc_topo import ctc_topo
-from frugal.graph.fstutil import fst_arcs, iter_paths, linear_fst
+from frugal.fsa.openfst import fst_arcs, iter_paths, linear_fst
 
 TOKENS = [1, 2, 3]
 

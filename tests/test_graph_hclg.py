@@ -13,7 +13,7 @@ import pytest
 
 from frugal.bin.main import main as frugal_main
 from frugal.graph.compile import CompileInfo, LangDir, compile_hclg, compile_hlg, make_grammar_fst
-from frugal.graph.fstutil import fst_arcs, iter_paths, linear_fst, read_fst
+from frugal.fsa.openfst import fst_arcs, iter_paths, linear_fst, read_fst
 from frugal.graph.hmm_topo import TWO_STATE_TOPOLOGY
 
 SIL_PROB = 0.3

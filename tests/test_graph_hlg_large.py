@@ -15,7 +15,7 @@ import pytest
 from frugal.graph.compile import CompileInfo, LangDir, compile_hlg, make_grammar_fst
 from frugal.lang.lang_dir import phone_set_for_lexicon, write_lang_dir
 from frugal.lang.lexicon import Lexicon, Pron, add_oov_word
-from frugal.graph.fstutil import linear_fst
+from frugal.fsa.openfst import linear_fst
 
 log = logging.getLogger(__name__)
 

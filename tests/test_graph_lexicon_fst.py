@@ -8,7 +8,7 @@ import pytest
 
 from frugal.bin.main import main as frugal_main
 from frugal.graph.compile import LangDir, make_grammar_fst
-from frugal.graph.fstutil import iter_paths, read_fst
+from frugal.fsa.openfst import iter_paths, read_fst
 
 SIL_PROB = 0.3
 # Two pronunciations of "a" (probabilities as in lexiconp.txt), "b", and <UNK> whose

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from decode_testing import enumerate_paths, random_lattice
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import read_lattices, write_lattices
-from frugal.decode.lattice_ops import determinize_lattice
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import read_lattices, write_lattices
+from frugal.lattice.determinize import determinize_lattice
 from frugal.errors import FrugalError
 
 # As Kaldi's lattice-copy prints them (key followed by a space, tabs, blank line after each).

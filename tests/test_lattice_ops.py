@@ -1,15 +1,13 @@
 """Lattice algorithms against brute-force path enumeration (float64) on small random lattices."""
-import itertools
-import math
 import random
 
 import numpy as np
 import pytest
 
 from decode_testing import edit_distance, enumerate_paths, random_lattice
-from frugal.decode import lattice_ops
-from frugal.decode.lattice_ops import (determinize_lattice, lattice_to_ctm, nbest, oracle_path,
-                                       word_posteriors, word_sequences)
+from frugal.lattice import determinize
+from frugal.lattice.determinize import determinize_lattice
+from frugal.lattice.paths import lattice_to_ctm, nbest, oracle_path, word_posteriors, word_sequences
 
 SCALES = [(1.0, 1.0), (0.7, 0.3)]  # (graph/LM scale, acoustic scale)
 
@@ -129,9 +127,9 @@ def _elements_needed(lat, gs, acs):
     n = 1
     while True:
         try:
-            lattice_ops._determinize(lat, gs, acs, n)
+            determinize._determinize(lat, gs, acs, n)
             return n
-        except lattice_ops._DeterminizeTooLarge:
+        except determinize._DeterminizeTooLarge:
             n += 1
 
 
@@ -146,17 +144,17 @@ def test_determinize_over_budget_prunes_by_beam_ratio_and_warns(caplog):
         if need < 4:
             continue
         budget = need - 1
-        with caplog.at_level("WARNING", logger="frugal.decode.lattice_ops"):
+        with caplog.at_level("WARNING", logger="frugal.lattice.determinize"):
             caplog.clear()
             got = determinize_lattice(lat, None, gs, acs, max_elements=budget, name="utt7")
         # The same pruning by hand: shrink the width until the subsets fit the budget.
         pruned, prunings = lat, 0
         while _elements_needed(pruned, gs, acs) > budget:
-            width = lattice_ops._path_cost_width(pruned, gs, acs)
-            if width <= lattice_ops.DETERMINIZE_DELTA:
+            width = determinize._path_cost_width(pruned, gs, acs)
+            if width <= determinize.DETERMINIZE_DELTA:
                 pruned = None
                 break
-            pruned = pruned.prune(width * lattice_ops.DETERMINIZE_BEAM_RATIO, gs, acs)
+            pruned = pruned.prune(width * determinize.DETERMINIZE_BEAM_RATIO, gs, acs)
             prunings += 1
         if pruned is None:
             continue
@@ -173,14 +171,14 @@ def test_determinize_over_budget_prunes_by_beam_ratio_and_warns(caplog):
 def test_determinize_over_budget_at_width_zero_keeps_the_best_path(caplog):
     """Paths of equal cost with different words and alignments: no pruning can help, so the
     result is the best path alone (and a warning says so)."""
-    from frugal.decode.lattice import Lattice
+    from frugal.lattice.lattice import Lattice
     arcs = np.array([(0, 1, 1, 1), (0, 1, 2, 2), (1, 2, 3, 0), (1, 2, 4, 3)])
     weights = np.zeros((4, 2), dtype=np.float32)
     finals = np.full((3, 2), np.inf, dtype=np.float32)
     finals[2] = 0.0
     lat = Lattice(arcs, weights, finals)
     assert len(word_sequences(determinize_lattice(lat))) == 4
-    with caplog.at_level("WARNING", logger="frugal.decode.lattice_ops"):
+    with caplog.at_level("WARNING", logger="frugal.lattice.determinize"):
         det = determinize_lattice(lat, max_elements=1, name="utt3")
     best = lat.best_path()
     assert word_sequences(det) == [tuple(best.words)]
@@ -193,7 +191,7 @@ def test_string_trie_matches_tuple_strings():
     """The determiniser's residual strings (trie node ids) against plain tuples: equal
     strings are one id, and common prefix and suffix are those of the tuples."""
     rng = random.Random(3)
-    trie = lattice_ops._StringTrie(label_bound=4)
+    trie = determinize._StringTrie(label_bound=4)
 
     def build(s):
         sid = trie.EMPTY
@@ -223,7 +221,7 @@ def test_string_trie_matches_tuple_strings():
 def test_determinize_breaks_exact_ties_by_the_smaller_alignment():
     """Paths of one word sequence with equal graph and acoustic costs: the determinised arc
     keeps the lexicographically smallest alignment (ilabels), whichever path comes first."""
-    from frugal.decode.lattice import Lattice
+    from frugal.lattice.lattice import Lattice
     for order in ([(0, 1, 5, 7), (0, 2, 3, 7)], [(0, 2, 3, 7), (0, 1, 5, 7)]):
         arcs = order + [(1, 3, 2, 0), (2, 3, 4, 0)]
         weights = [(1.0, 2.0), (1.0, 2.0), (0.5, 0.5), (0.5, 0.5)]

@@ -1,7 +1,7 @@
 """Phone LM (Kaldi chain-est-phone-lm semantics) against hand counts and invariants."""
 import math
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import kaldifst
 import pytest

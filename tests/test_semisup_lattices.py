@@ -1,6 +1,6 @@
 """Supervision lattices: combination of dropout lattices, neural-LM n-best rescoring, n-best
 WER/SER, and the combine-lattices / nnlm-rescore tools, against brute-force enumeration and
-independent references (lattice_ops.lm_rescore, ARPA scoring by hand)."""
+independent references (frugal.lattice.rescore.lm_rescore, ARPA scoring by hand)."""
 import math
 import random
 
@@ -10,9 +10,11 @@ import torch
 
 from decode_testing import enumerate_paths, random_lattice
 from frugal.bin.main import main as frugal_main
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import read_lattices, write_lattices
-from frugal.decode.lattice_ops import BackoffLm, determinize_lattice, lm_rescore, nbest, word_sequences
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import read_lattices, write_lattices
+from frugal.lattice.determinize import determinize_lattice
+from frugal.lattice.paths import nbest, word_sequences
+from frugal.lattice.rescore import BackoffLm, lm_rescore
 from frugal.graph.compile import make_grammar_fst
 from frugal.lang.symbols import SymbolTable
 from frugal.lm.arpa import read_arpa

@@ -15,8 +15,8 @@ import pytest
 
 from decode_testing import edit_distance, enumerate_paths
 from frugal.bin.main import main as frugal_main
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import write_lattices
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import write_lattices
 from frugal.decode.scoring import ErrorCounts, update_results_table
 from frugal.semisup.lattices import combine_lattices
 

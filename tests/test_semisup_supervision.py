@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from decode_testing import enumerate_paths, random_lattice
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_ops import determinize_lattice
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.determinize import determinize_lattice
 from frugal.graph.chain import NumeratorBuilder, NumeratorGraphs, make_den_graph
 from frugal.graph.hmm_topo import CHAIN_TOPOLOGY, PdfMap
 from frugal.losses.lfmmi import lfmmi_loss

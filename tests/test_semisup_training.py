@@ -23,8 +23,8 @@ from lhotse import CutSet
 from lhotse.utils import fastcopy
 
 from frugal.bin.main import main as frugal_main
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import write_lattices
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import write_lattices
 from frugal.errors import FrugalError
 from frugal.fsa.leaky_hmm import denominator_log_likelihood
 from frugal.graph.chain import ChainDenGraph, ChainLexicon

@@ -5,7 +5,7 @@ import json
 import torch
 
 from dropout_testing import DECODE_OPTS, make_yesno_model, run
-from frugal.decode.lattice_io import read_lattices
+from frugal.lattice.io import read_lattices
 
 
 def _hyps(path):

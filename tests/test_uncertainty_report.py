@@ -11,8 +11,8 @@ import pytest
 from decode_testing import edit_distance
 from dropout_testing import DECODE_OPTS, make_yesno_model, run
 from frugal.bin.main import main as frugal_main
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import write_lattices
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import write_lattices
 from frugal.decode.scoring import read_text
 
 # Thesis fig. 3.2: dropout-off 1-best, truth, and N = 4 dropout 1-bests.

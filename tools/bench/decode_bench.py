@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     t_k1, t_kl = rows[0][2], rows[1][2]
     kres, res1, resl = outputs[0], outputs[2], outputs[3]
 
-    from frugal.decode.lattice import Lattice
+    from frugal.lattice.lattice import Lattice
     agree = frugal_better = kaldi_better = 0
     for r, (ok, lat) in zip(res1, kres):
         best = Lattice.from_kaldifst(lat).best_path() if ok else None

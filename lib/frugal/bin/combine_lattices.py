@@ -23,8 +23,8 @@ from typing import Dict, List
 
 from tqdm import tqdm
 
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import read_lattices, write_lattices
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import read_lattices, write_lattices
 from frugal.errors import FrugalError
 from frugal.semisup.lattices import DEFAULT_BEAM, NORMALIZE_MODES, combine_lattices
 

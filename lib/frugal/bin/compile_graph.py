@@ -10,7 +10,7 @@ from typing import List, Optional
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_write_text
 from frugal.graph.compile import CompileInfo, LangDir, compile_hclg, compile_hlg, make_grammar_fst
-from frugal.graph.fstutil import num_input_epsilon_arcs, write_fst
+from frugal.fsa.openfst import num_input_epsilon_arcs, write_fst
 from frugal.graph.hmm_topo import HmmTopology
 
 log = logging.getLogger("frugal.compile_graph")

@@ -30,10 +30,11 @@ from typing import Dict, List, Optional
 
 from tqdm import tqdm
 
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import lattice_to_text, read_lattices, write_lattices
-from frugal.decode.lattice_ops import (BackoffLm, determinize_lattice, lattice_to_ctm, lm_rescore, nbest,
-                                       oracle_path, word_posteriors)
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import lattice_to_text, read_lattices, write_lattices
+from frugal.lattice.determinize import determinize_lattice
+from frugal.lattice.paths import lattice_to_ctm, nbest, oracle_path, word_posteriors
+from frugal.lattice.rescore import BackoffLm, lm_rescore
 from frugal.decode.scoring import read_text
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_path, atomic_write_text

@@ -23,9 +23,9 @@ from typing import Dict, List
 
 from tqdm import tqdm
 
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import BINARY_SUFFIX, read_lattices, write_lattices
-from frugal.decode.lattice_ops import BackoffLm
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import BINARY_SUFFIX, read_lattices, write_lattices
+from frugal.lattice.rescore import BackoffLm
 from frugal.errors import FrugalError
 from frugal.lang.symbols import SymbolTable
 from frugal.semisup.lattices import NbestRescoreConfig, nnlm_rescore, utterance_seed

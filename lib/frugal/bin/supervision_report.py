@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Tuple
 from tqdm import tqdm
 
 from frugal.decode.best_paths import refs_from_cuts
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import read_lattices
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import read_lattices
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_write_text
 from frugal.lang.symbols import SymbolTable

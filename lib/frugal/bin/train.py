@@ -40,7 +40,7 @@ import torch.distributed as dist
 import yaml
 from lhotse import CutSet
 
-from frugal.decode.lattice import Lattice
+from frugal.lattice.lattice import Lattice
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_path
 from frugal.models import build_model

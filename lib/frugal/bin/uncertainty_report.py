@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from frugal.decode.best_paths import read_decode_dir_lattices, refs_from_cuts
-from frugal.decode.lattice_ops import nbest
+from frugal.lattice.paths import nbest
 from frugal.decode.scoring import read_text
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_write_text

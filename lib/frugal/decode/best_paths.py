@@ -14,8 +14,8 @@ from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import read_lattices
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import read_lattices
 from frugal.errors import FrugalError, where
 from frugal.lang.symbols import SymbolTable
 

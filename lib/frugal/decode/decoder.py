@@ -49,7 +49,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from frugal.decode.lattice import Lattice
+from frugal.lattice.lattice import Lattice
 from frugal.errors import FrugalError
 from frugal.fsa import Fsa
 from frugal.fsa.openfst import from_openfst
@@ -663,7 +663,7 @@ class Decoder:
             if lattices is not None:
                 lat = lattices[u]
                 if determinize:
-                    from frugal.decode.lattice_ops import determinize_lattice
+                    from frugal.lattice.determinize import determinize_lattice
                     lat = determinize_lattice(lat, acoustic_scale=cfg.acoustic_scale)
             results.append(DecodeResult(words, ilabels, graph_cost, ac_cost, reached, lat))
         return results

@@ -52,9 +52,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from frugal.decode.decoder import DecodeResult, Decoder, DecoderConfig, DecodingGraph
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import write_lattices
-from frugal.decode.lattice_ops import determinize_lattice
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import write_lattices
+from frugal.lattice.determinize import determinize_lattice
 from frugal.errors import FrugalError
 from frugal.fileio import atomic_write_text
 from frugal.lang.symbols import SymbolTable
@@ -229,7 +229,7 @@ def model_output_dim(model: torch.nn.Module) -> int:
 
 
 def load_graph(path: str, device: str = "cpu") -> DecodingGraph:
-    from frugal.graph.fstutil import read_fst
+    from frugal.fsa.openfst import read_fst
     return DecodingGraph.from_openfst(read_fst(path), device)
 
 

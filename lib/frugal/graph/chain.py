@@ -61,7 +61,7 @@ from frugal.errors import FrugalError
 from frugal.fileio import PathLike, atomic_path
 from frugal.fsa.fsa import Fsa, FsaVec
 from frugal.fsa.leaky_hmm import DenominatorGraph, kaldi_initial_probs
-from frugal.graph.fstutil import fst_arcs, read_fst
+from frugal.fsa.openfst import fst_arcs, read_fst
 from frugal.graph.hmm_topo import HmmTopology, PdfMap
 from frugal.lang.lexicon import read_lexicon
 from frugal.lang.symbols import SymbolTable, read_symbol_list

@@ -30,7 +30,7 @@ import kaldilm
 from frugal.errors import FrugalError
 from frugal.fileio import PathLike
 from frugal.graph.ctc_topo import ctc_topo
-from frugal.graph.fstutil import build_fst, fst_size, map_ilabels_to_epsilon, read_fst
+from frugal.fsa.openfst import build_fst, fst_size, map_ilabels_to_epsilon, read_fst
 from frugal.graph.hmm_topo import (CHAIN_TOPOLOGY, HmmTopology, PdfMap, add_hmm_self_loops,
                                    make_h_without_self_loops)
 from frugal.lang.symbols import SymbolTable, read_symbol_list

@@ -18,7 +18,7 @@ from typing import List, Sequence
 
 import kaldifst
 
-from frugal.graph.fstutil import Arc, build_fst
+from frugal.fsa.openfst import Arc, build_fst
 
 
 def ctc_topo(tokens: Sequence[int], compact: bool = False) -> kaldifst.StdVectorFst:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 from frugal.fileio import PathLike, atomic_write_text
-from frugal.graph.fstutil import build_fst, fst_arcs
+from frugal.fsa.openfst import build_fst, fst_arcs
 from frugal.lang.symbols import SymbolTable
 
 

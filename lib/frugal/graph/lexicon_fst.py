@@ -25,7 +25,7 @@ from typing import Iterable, List, Optional, Sequence, Set, Tuple
 import kaldifst
 
 from frugal.errors import FrugalError
-from frugal.graph.fstutil import Arc, build_fst
+from frugal.fsa.openfst import Arc, build_fst
 
 # (word id, phone ids (with the disambiguation symbol last, for L_disambig), pron prob)
 LexEntry = Tuple[int, Sequence[int], float]

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Sequence
 
 from frugal.errors import FrugalError
 from frugal.fileio import PathLike, atomic_path
-from frugal.graph.fstutil import fst_size
+from frugal.fsa.openfst import fst_size
 from frugal.graph.lexicon_fst import add_disambig_self_loops, make_lexicon_fst
 from frugal.lang.lexicon import Lexicon, add_disambig_symbols, disambig_lexicon_text
 from frugal.lang.symbols import SymbolTable

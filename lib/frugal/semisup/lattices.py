@@ -50,8 +50,10 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from frugal.decode.lattice import Lattice, LatticePath
-from frugal.decode.lattice_ops import BackoffLm, determinize_lattice, nbest
+from frugal.lattice.lattice import Lattice, LatticePath
+from frugal.lattice.determinize import determinize_lattice
+from frugal.lattice.paths import nbest
+from frugal.lattice.rescore import BackoffLm
 from frugal.decode.scoring import ErrorCounts, align_words
 from frugal.lang.symbols import SymbolTable
 

@@ -49,9 +49,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from frugal.decode.lattice import Lattice
-from frugal.decode.lattice_io import read_lattices
-from frugal.decode.lattice_ops import determinize_lattice
+from frugal.lattice.lattice import Lattice
+from frugal.lattice.io import read_lattices
+from frugal.lattice.determinize import determinize_lattice
 from frugal.errors import FrugalError
 from frugal.fileio import PathLike
 from frugal.graph.chain import (ChainLexicon, NumeratorBuilder, NumeratorGraph, NumeratorGraphs, PhoneGraph,

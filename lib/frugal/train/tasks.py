@@ -28,7 +28,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from frugal.decode.lattice import Lattice
+from frugal.lattice.lattice import Lattice
 from frugal.errors import FrugalError
 from frugal.graph.chain import ChainDenGraph, ChainLexicon, NumeratorBuilder, NumeratorGraphs
 from frugal.lang.lexicon import read_lexicon

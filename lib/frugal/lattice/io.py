@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from frugal.decode.lattice import Lattice
+from frugal.lattice.lattice import Lattice
 from frugal.errors import FrugalError, where
 from frugal.fileio import PathLike, atomic_path, atomic_write_text
 
