@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from frugal.bin.main import main as frugal_main
-from frugal.graph.compile import LangDir, compile_hclg, compile_hlg, make_grammar_fst
+from frugal.graph.compile import compile_hclg, compile_hlg, make_grammar_fst
+from frugal.lang.lang import Lang
 
 PHONES = ["AA", "B", "D", "EH", "F", "IY", "K", "L", "M", "OW"]
 
@@ -38,7 +39,7 @@ def make_lang(tmp: Path, seed: int = 0, num_words: int = 20, num_bigrams: int = 
     (tmp / "lm.arpa").write_text(arpa)
     assert frugal_main(["prepare-lang", "--lexicon", str(tmp / "lexicon.txt"),
                         "--output-dir", str(tmp / "lang"), "--sil-prob", "0.3"]) == 0
-    lang = LangDir.read(tmp / "lang")
+    lang = Lang(tmp / "lang")
     G = make_grammar_fst(tmp / "lm.arpa", lang.path / "words.txt")
     return lang, G
 

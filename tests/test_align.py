@@ -2,10 +2,12 @@
 import pytest
 import torch
 
-from frugal.bin import show_alignments
+from frugal.bin.main import main as frugal_main
+from frugal.decode.align import show_alignments
 from frugal.decode.align import align, load_alignments, save_alignments
 from frugal.errors import FrugalError
-from frugal.graph.chain import NumeratorBuilder, NumeratorGraphs, make_den_graph
+from frugal.graph.chain import NumeratorBuilder, NumeratorGraphs
+from frugal.graph.den_graph import make_den_graph
 from frugal.graph.hmm_topo import CHAIN_TOPOLOGY, PdfMap
 from test_chain_graphs import A, B, C, PHONES, SIL, toy_lexicon, toy_phone_lm
 
@@ -45,7 +47,7 @@ def test_alignment_is_the_obvious_best_path(tmp_path, capsys):
     lang.mkdir()
     toy_lexicon().phones.write(lang / "phones.txt")
     toy_lexicon().words.write(lang / "words.txt")
-    assert show_alignments.main(["--alignments", str(tmp_path / "ali.1.pt"), "--lang", str(lang),
+    assert frugal_main(["show-alignments", "--alignments", str(tmp_path / "ali.1.pt"), "--lang", str(lang),
                                  "--words", "--times"]) == 0
     out = capsys.readouterr().out
     assert out == (
@@ -62,20 +64,19 @@ def test_alignment_is_the_obvious_best_path(tmp_path, capsys):
         "utt2 Y@0.00\n"
         "utt2 a 0.00 0.09\n"
         "\n")
-    assert show_alignments.main(["--alignments", str(tmp_path / "ali.1.pt"), "--lang", str(lang)]) == 0
+    assert frugal_main(["show-alignments", "--alignments", str(tmp_path / "ali.1.pt"), "--lang", str(lang)]) == 0
     assert capsys.readouterr().out.splitlines()[:3] == [
         "utt1 [ 0 1 ] [ 2 3 ] [ 4 ] [ 6 7 ]", "utt1 SIL     a       b     c", ""]
     # --pdf-map checks that each pdf belongs to the aligned phone.
     pdf_map.write(tmp_path / "pdf_map.txt", toy_lexicon().phones)
-    assert show_alignments.main(["--alignments", str(tmp_path / "ali.1.pt"), "--lang", str(lang),
+    assert frugal_main(["show-alignments", "--alignments", str(tmp_path / "ali.1.pt"), "--lang", str(lang),
                                  "--pdf-map", str(tmp_path / "pdf_map.txt")]) == 0
     capsys.readouterr()
     bad = ali[0]
     bad.pdfs[0] = 2  # a pdf of "a" where SIL is aligned
     save_alignments(tmp_path / "bad.pt", [bad], frame_shift=0.03)
     with pytest.raises(FrugalError, match="frame 0: pdf 2 is not a pdf of phone SIL"):
-        show_alignments.main(["--alignments", str(tmp_path / "bad.pt"), "--lang", str(lang),
-                              "--pdf-map", str(tmp_path / "pdf_map.txt")])
+        list(show_alignments(["--alignments", str(tmp_path / "bad.pt")][1:], lang, tmp_path / "pdf_map.txt"))
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(FrugalError, match="not an alignment file"):
         load_alignments(tmp_path / "junk.pt")

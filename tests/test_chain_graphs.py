@@ -6,8 +6,8 @@ from collections import defaultdict
 import pytest
 import torch
 
-from frugal.graph.chain import (ChainDenGraph, ChainLexicon, NumeratorBuilder, expand_to_pdfs,
-                                make_den_graph, phone_lm_graph, phone_lm_training_sequences)
+from frugal.graph.chain import ChainLexicon, NumeratorBuilder, expand_to_pdfs, phone_lm_graph
+from frugal.graph.den_graph import ChainDenGraph, make_den_graph, phone_lm_training_sequences
 from frugal.graph.hmm_topo import CHAIN_TOPOLOGY, TWO_STATE_TOPOLOGY, PdfMap
 from frugal.lang.symbols import SymbolTable
 from frugal.lm.phone_lm import estimate_phone_lm
@@ -220,25 +220,21 @@ def test_den_graph_save_load_roundtrip(tmp_path):
     assert torch.allclose(back.graph.initial_probs, den.graph.initial_probs)
 
 
-def test_make_den_graph_cli_and_lang_dir_numerators(tmp_path):
-    import gzip
+def test_make_den_graph_cli_and_lang_dir_numerators(tmp_path, capsys):
     import json
 
-    from frugal.bin import make_den_graph as cli
-    from frugal.errors import FrugalError
-    from frugal.lang.lang_dir import phone_set_for_lexicon, write_lang_dir
+    from cuts_testing import write_text_cuts
+    from frugal.bin.main import main as frugal_main
+    from frugal.graph.prepare_lang import phone_set_for_lexicon, write_lang_dir
     from frugal.lang.lexicon import Lexicon, Pron
 
     lexicon = Lexicon([Pron("X", ("a", "b")), Pron("Y", ("c",)), Pron("Y", ("a",), 0.5),
                        Pron("<unk>", ("SPN",))])
     write_lang_dir(tmp_path / "lang", lexicon, phone_set_for_lexicon(lexicon, "SIL", ["SPN"]), "<unk>", 0.3)
-    cuts = tmp_path / "cuts.jsonl.gz"
-    with gzip.open(cuts, "wt") as f:
-        for text in ["X Y", "Y X Y", "X ZZZ"]:
-            f.write(json.dumps({"id": text, "supervisions": [{"id": text, "text": text}]}) + "\n")
+    cuts = write_text_cuts(tmp_path / "cuts.jsonl.gz", {text: text.split() for text in ["X Y", "Y X Y", "X ZZZ"]})
     out = tmp_path / "exp" / "den.pt"
     out.parent.mkdir()
-    assert cli.main(["--lang", str(tmp_path / "lang"), "--cuts", f"{cuts}:1.5", str(cuts),
+    assert frugal_main(["make-den-graph", "--lang", str(tmp_path / "lang"), "--cuts", f"{cuts}:1.5", str(cuts),
                      "--output", str(out), "--context", "mono"]) == 0
     info = json.loads((tmp_path / "exp" / "den.pt.json").read_text())
     den = ChainDenGraph.load(out)
@@ -251,6 +247,6 @@ def test_make_den_graph_cli_and_lang_dir_numerators(tmp_path):
     builder = NumeratorBuilder(lex, den.pdf_map, den.graph)
     assert builder.build(["X", "Y"]).fsa.num_arcs > 0
     assert lex.word_ids(["ZZZ"]) == [lex.words["<unk>"]]
-    with pytest.raises(FrugalError, match="no such file"):
-        cli.main(["--lang", str(tmp_path / "lang"), "--cuts", str(tmp_path / "nope.jsonl"),
-                  "--output", str(out)])
+    assert frugal_main(["make-den-graph", "--lang", str(tmp_path / "lang"), "--cuts", str(tmp_path / "nope.jsonl"),
+                        "--output", str(out)]) == 1
+    assert "nope.jsonl: cut manifest not found" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import soundfile as sf
 from lhotse import load_manifest
 
 from frugal.bin.main import main as frugal_main
-from frugal.data.babel import read_babel_lexicon
+from frugal.data.corpora.babel import read_babel_lexicon
 
 RATE = 8000
 SECONDS = 10.0

@@ -7,7 +7,7 @@ import soundfile as sf
 from lhotse import load_manifest
 
 from frugal.bin.main import main as frugal_main
-from frugal.data.wsj import normalize_wsj_transcript
+from frugal.data.corpora.wsj import normalize_wsj_transcript
 
 RATE = 16000
 

@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from frugal.bin.main import main as frugal_main
-from frugal.decode.driver import (MAX_BATCH_STATES, DecodeOptions, auto_batch_size, decode_dir, job_paths,
-                                  load_acoustic_model, split_jobs)
+from frugal import jobs
+from frugal.decode.acoustic import load_acoustic_model
+from frugal.decode.driver import MAX_BATCH_STATES, DecodeOptions, auto_batch_size, decode
+from frugal.dirs import DecodeDir
 from frugal.lattice.io import read_lattices
-from frugal.decode.scoring import read_text
+from frugal.lang.text import read_text
 from frugal.errors import FrugalError
 from frugal.lang.symbols import SymbolTable
 from frugal.models import TdnnfModel, tdnnf_config
@@ -53,16 +55,16 @@ def options(d: Path, model="model.pt", **kw) -> DecodeOptions:
 @pytest.mark.parametrize("n,nj", [(30, 1), (30, 2), (30, 7), (5, 5), (31, 4)])
 def test_job_split_covers_every_cut_once(n, nj):
     ids = [f"utt{k:03d}" for k in range(n)]
-    jobs = split_jobs(ids, nj)
-    assert len(jobs) == nj
-    assert [u for job in jobs for u in job] == ids  # each once, in order
-    sizes = [len(j) for j in jobs]
+    parts = jobs.split(ids, nj)
+    assert len(parts) == nj
+    assert [u for part in parts for u in part] == ids  # each once, in order
+    sizes = [len(j) for j in parts]
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
 
 
 def test_more_jobs_than_cuts_is_an_error():
-    with pytest.raises(FrugalError, match="--nj 4: more jobs than the 3 cuts"):
-        split_jobs(["a", "b", "c"], 4)
+    with pytest.raises(FrugalError, match="nj 4: more jobs than the 3 cuts"):
+        jobs.split(["a", "b", "c"], 4, "cuts")
 
 
 def test_graph_reading_more_pdfs_than_the_model_has(setup, tmp_path, capsys):
@@ -85,7 +87,7 @@ def test_checkpoint_objective(setup):
 def test_rerun_skips_finished_jobs_and_redoes_killed_ones(setup, tmp_path):
     d, out = setup, tmp_path / "dec"
     opts = options(d, text_lattices=True)
-    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == [1, 2]
+    assert decode(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == [1, 2]
     assert (out / ".done").is_file() and (out / "num_jobs").read_text() == "2\n"
     refs = read_text(d / "text")
     hyps = {**read_text(out / "hyp.1.txt"), **read_text(out / "hyp.2.txt")}
@@ -94,12 +96,12 @@ def test_rerun_skips_finished_jobs_and_redoes_killed_ones(setup, tmp_path):
     assert set(lats) == set(refs)
     assert read_lattices(out / "lat.1.txt") == read_lattices(out / "lat.1.pt")
     for j in (1, 2):
-        log = job_paths(out, j)["log"].read_text()
+        log = DecodeDir(out).job(j).log.read_text()
         assert f"job {j} done: 15 utterances" in log
     stamp = {p: p.stat().st_mtime_ns for p in out.glob("*.[1-2].*")}
 
     # Everything done: nothing is run again, nothing rewritten.
-    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == []
+    assert decode(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == []
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.[1-2].*")} == stamp
 
     # Job 2 killed before its done-marker (its lattices missing, a temporary left): redone alone.
@@ -107,26 +109,26 @@ def test_rerun_skips_finished_jobs_and_redoes_killed_ones(setup, tmp_path):
     (out / ".done.2").unlink()
     (out / ".tmp.999.lat.2.pt").write_bytes(b"partial")
     (out / ".done").unlink()
-    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == [2]
+    assert decode(str(d / "fbank/cuts_test.jsonl.gz"), str(out), opts, nj=2, show_progress=False) == [2]
     assert (out / ".done").is_file() and not (out / ".tmp.999.lat.2.pt").exists()
-    assert job_paths(out, 1)["lattices"].stat().st_mtime_ns == stamp[out / "lat.1.pt"]
+    assert DecodeDir(out).job(1).lattices.stat().st_mtime_ns == stamp[out / "lat.1.pt"]
     assert read_text(out / "hyp.2.txt") == {u: hyps[u] for u in read_text(out / "hyp.2.txt")}
     assert set(read_lattices(out / "lat.2.pt")) == set(read_text(out / "hyp.2.txt"))
 
     # Other options, or a retrained model under the same name: both jobs are redone.
-    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
+    assert decode(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
                       show_progress=False) == [1, 2]
     os.utime(d / "model.pt")
-    assert decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
+    assert decode(str(d / "fbank/cuts_test.jsonl.gz"), str(out), options(d, beam=9.0), nj=2,
                       show_progress=False) == [1, 2]
 
 
 def test_one_job_in_process_matches_two_processes(setup, tmp_path):
     d = setup
     threads = torch.get_num_threads()
-    decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(tmp_path / "a"), options(d), nj=1, show_progress=False)
+    decode(str(d / "fbank/cuts_test.jsonl.gz"), str(tmp_path / "a"), options(d), nj=1, show_progress=False)
     assert torch.get_num_threads() == threads  # the in-process job gives its thread setting back
-    decode_dir(str(d / "fbank/cuts_test.jsonl.gz"), str(tmp_path / "b"), options(d, batch_size=4), nj=2,
+    decode(str(d / "fbank/cuts_test.jsonl.gz"), str(tmp_path / "b"), options(d, batch_size=4), nj=2,
                show_progress=False)
     one = read_text(tmp_path / "a/hyp.1.txt")
     two = {**read_text(tmp_path / "b/hyp.1.txt"), **read_text(tmp_path / "b/hyp.2.txt")}
@@ -146,14 +148,14 @@ def test_ctc_model_over_hlg_and_topology_mismatch(setup, tmp_path):
     opts = DecodeOptions(model=str(tmp_path / "ctc.pt"), graph=str(tmp_path / "HLG.fst"),
                          words=str(d / "lang/words.txt"), beam=10.0, max_active=200, lattice_beam=1.0)
     cuts = str(d / "fbank/cuts_test.jsonl.gz")
-    assert decode_dir(cuts, str(tmp_path / "ctc"), opts, nj=1, show_progress=False) == [1]
+    assert decode(cuts, str(tmp_path / "ctc"), opts, nj=1, show_progress=False) == [1]
     assert set(read_text(tmp_path / "ctc/hyp.1.txt")) == set(read_text(d / "text"))
     # A chain model over the CTC graph, and the CTC model over HCLG: refused, naming both files.
     with pytest.raises(FrugalError, match=r"topology ctc but model .*model\.pt was trained with lfmmi"):
-        decode_dir(cuts, str(tmp_path / "x"), DecodeOptions(**{**opts.__dict__, "model": str(d / "model.pt")}),
+        decode(cuts, str(tmp_path / "x"), DecodeOptions(**{**opts.__dict__, "model": str(d / "model.pt")}),
                    nj=1, show_progress=False)
     with pytest.raises(FrugalError, match=r"HCLG\.fst .* model .*ctc\.pt"):
-        decode_dir(cuts, str(tmp_path / "y"), DecodeOptions(**{**opts.__dict__, "graph": str(d / "graph/HCLG.fst")}),
+        decode(cuts, str(tmp_path / "y"), DecodeOptions(**{**opts.__dict__, "graph": str(d / "graph/HCLG.fst")}),
                    nj=1, show_progress=False)
 
 
@@ -175,11 +177,11 @@ def test_graph_of_another_hmm_topology_than_the_den_graph_is_refused(setup, tmp_
         opts = DecodeOptions(**{**options(d).__dict__, "model": str(tmp_path / field / "model.pt")})
         with pytest.raises(FrugalError, match=rf"graph .*HCLG\.fst has {field} .* but model .*model\.pt "
                                               rf"was trained on den graph .*den\.pt with {field} {value}"):
-            decode_dir(cuts, str(tmp_path / field / "dec"), opts, nj=1, show_progress=False)
+            decode(cuts, str(tmp_path / field / "dec"), opts, nj=1, show_progress=False)
     # The same den graph metadata as the graph's: accepted.
     (tmp_path / "hmm_states" / "den.pt.json").write_text(json.dumps({"context": "biphone", "hmm_states": 1}))
     opts = DecodeOptions(**{**options(d).__dict__, "model": str(tmp_path / "hmm_states" / "model.pt")})
-    assert decode_dir(cuts, str(tmp_path / "ok"), opts, nj=1, show_progress=False) == [1]
+    assert decode(cuts, str(tmp_path / "ok"), opts, nj=1, show_progress=False) == [1]
 
 
 def test_automatic_batch_size():

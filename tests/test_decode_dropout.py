@@ -11,15 +11,19 @@ import torch
 from dropout_testing import DECODE_OPTS, make_yesno_model, run
 from frugal.bin.main import main as frugal_main
 from frugal.decode import Decoder, DecoderConfig
-from frugal.decode.best_paths import read_decode_dir_lattices
-from frugal.decode.driver import (DecodeOptions, decode_cuts, decode_dir, load_checked, load_graph,
-                                  pass_dir, pass_seeds)
-from frugal.decode.scoring import read_text
+from frugal import jobs
+from frugal.decode.acoustic import load_graph
+from frugal.decode.driver import DecodeOptions, decode, decode_cuts, load_checked
+from frugal.decode.dropout import pass_seeds, utterance_seed
+from frugal.dirs import DecodeDir
+from frugal.lang.text import read_texts
+from frugal.lattice.io import read_lattice_files
+from frugal.lang.text import read_text
 from frugal.errors import FrugalError
 from frugal.lang.symbols import SymbolTable
 from frugal.models import TdnnfModel, load_model
-from frugal.semisup.lattices import utterance_seed
-from frugal.train.data import FeatureDataset, load_cuts
+from frugal.data.cuts import load_cuts
+from frugal.data.dataset import FeatureDataset
 
 PROPORTION = 0.2
 
@@ -41,12 +45,8 @@ def options(d: Path, **kw) -> DecodeOptions:
 
 def read_pass(out: Path, k: int):
     """(uttid -> words, uttid -> lattice) of pass k of a decode directory."""
-    p = pass_dir(out, k)
-    nj = int((p / "num_jobs").read_text())
-    hyps = {}
-    for j in range(1, nj + 1):
-        hyps.update(read_text(p / f"hyp.{j}.txt"))
-    return hyps, read_decode_dir_lattices(p)
+    p = DecodeDir(out).pass_dir(k)
+    return read_texts(p.hyp_files()), read_lattice_files(p.lattice_files())
 
 
 def assert_lattices_close(a, b):
@@ -62,7 +62,7 @@ def assert_lattices_close(a, b):
 def one_job(model_dir, tmp_path_factory):
     """N = 2 with one job, automatic batch size."""
     out = tmp_path_factory.mktemp("one_job") / "dec"
-    assert decode_dir(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=2), nj=1,
+    assert decode(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=2), nj=1,
                       show_progress=False) == [1]
     return out
 
@@ -71,7 +71,7 @@ def one_job(model_dir, tmp_path_factory):
 def three_jobs(model_dir, tmp_path_factory):
     """N = 2 with three job processes, 4 utterance-passes a decoder call (one utterance a batch)."""
     out = tmp_path_factory.mktemp("three_jobs") / "dec"
-    assert decode_dir(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=2, batch_size=4), nj=3,
+    assert decode(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=2, batch_size=4), nj=3,
                       show_progress=False) == [1, 2, 3]
     return out
 
@@ -103,7 +103,7 @@ def test_pass_directories_and_dropout_json(model_dir, one_job):
 def test_samples_do_not_depend_on_jobs_batch_size_or_n(model_dir, one_job, three_jobs, tmp_path):
     # One sample, one utterance-pass a decoder call (so one utterance a batch): pass 1 as with N = 2.
     n1 = tmp_path / "n1"
-    decode_dir(cuts_path(model_dir), str(n1), options(model_dir, dropout_samples=1, batch_size=1), nj=1,
+    decode(cuts_path(model_dir), str(n1), options(model_dir, dropout_samples=1, batch_size=1), nj=1,
                show_progress=False)
     for k in (1, 2):
         assert read_pass(one_job, k) == read_pass(three_jobs, k)
@@ -116,7 +116,7 @@ def test_samples_do_not_depend_on_jobs_batch_size_or_n(model_dir, one_job, three
         assert_lattices_close(lats, read_pass(one_job, 0)[1])
 
 
-def test_samples_differ_and_follow_their_seeds(model_dir, one_job):
+def test_samples_differ_and_follow_their_seeds(model_dir, one_job, monkeypatch):
     passes = [read_pass(one_job, k) for k in range(3)]
     uttids = list(passes[0][0])
     # Fresh masks a pass: the samples disagree with each other and with the dropout-off decode.
@@ -138,11 +138,12 @@ def test_samples_differ_and_follow_their_seeds(model_dir, one_job):
                 chain, _, lens = model(batch["features"], batch["feature_lens"])
             (result,) = decoder.decode(chain, lens)
             assert [words.symbol(w) for w in result.words] == passes[k][0][cut.id], (cut.id, k)
-    # The progress callback counts utterance-passes.
+    # Progress counts utterance-passes.
     am, graph = load_checked(options(model_dir, dropout_samples=2))
     counted = []
+    monkeypatch.setattr(jobs, "_report", counted.append)
     out = decode_cuts(load_cuts(cuts_path(model_dir)).subset(first=3), options(model_dir, dropout_samples=2),
-                      am, graph, counted.append)
+                      am, graph)
     assert sum(counted) == 9 and len(out) == 3
 
 
@@ -151,18 +152,18 @@ def test_no_samples_is_a_plain_decode_and_removes_old_samples(model_dir, one_job
     shutil.copytree(one_job, out)
     # Fewer samples: the second sample of an earlier run goes.
     torch.manual_seed(7)
-    decode_dir(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=1), nj=1, show_progress=False)
+    decode(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=1), nj=1, show_progress=False)
     rng_after_samples = torch.get_rng_state()
     assert not (out / "dropout/2").exists() and json.loads((out / "dropout.json").read_text())["dropout_samples"] == 1
     assert read_pass(out, 1) == read_pass(one_job, 1)
     # Another seed: new samples (the job is redone).
-    assert decode_dir(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=1, dropout_seed=5), nj=1,
+    assert decode(cuts_path(model_dir), str(out), options(model_dir, dropout_samples=1, dropout_seed=5), nj=1,
                       show_progress=False) == [1]
     assert json.loads((out / "dropout.json").read_text())["pass_seeds"] == pass_seeds(5, 1) != pass_seeds(0, 1)
     assert read_pass(out, 1)[1] != read_pass(one_job, 1)[1]
     # No samples: today's decode; nothing of dropout is left or recorded.
     torch.manual_seed(7)
-    assert decode_dir(cuts_path(model_dir), str(out), options(model_dir), nj=1, show_progress=False) == [1]
+    assert decode(cuts_path(model_dir), str(out), options(model_dir), nj=1, show_progress=False) == [1]
     # Sampling leaves the caller's RNG as a plain decode does (model building draws from it).
     assert torch.equal(torch.get_rng_state(), rng_after_samples)
     assert not (out / "dropout").exists() and not (out / "dropout.json").exists()
@@ -178,7 +179,7 @@ def test_rerun_skips_done_jobs_and_redoes_incomplete_ones(model_dir, three_jobs,
     out = tmp_path / "dec"
     shutil.copytree(three_jobs, out)
     opts = options(model_dir, dropout_samples=2, batch_size=4)
-    assert decode_dir(cuts_path(model_dir), str(out), opts, nj=3, show_progress=False) == []
+    assert decode(cuts_path(model_dir), str(out), opts, nj=3, show_progress=False) == []
     # Job 2 killed while writing its passes: no done-marker, one pass file missing, a temporary left.
     (out / "dropout/2/lat.2.pt").unlink()
     (out / ".done.2").unlink()
@@ -186,7 +187,7 @@ def test_rerun_skips_done_jobs_and_redoes_incomplete_ones(model_dir, three_jobs,
     # Job 3's marker is there but one of its pass files is not: redone too; job 1 is kept.
     (out / "dropout/1/hyp.3.txt").unlink()
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/*.1.*")}
-    assert decode_dir(cuts_path(model_dir), str(out), opts, nj=3, show_progress=False) == [2, 3]
+    assert decode(cuts_path(model_dir), str(out), opts, nj=3, show_progress=False) == [2, 3]
     assert not (out / "dropout/2/.tmp.999.lat.2.pt").exists()
     assert {p: p.stat().st_mtime_ns for p in out.glob("**/*.1.*")} == stamps
     for k in range(3):
@@ -207,7 +208,7 @@ def test_errors(model_dir, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "x/.done").exists()
     # A model without Monte-Carlo dropout.
     monkeypatch.delattr(TdnnfModel, "set_dropout_active")
-    with pytest.raises(FrugalError, match=r"--model .*final\.pt: a TdnnfModel has no dropout to sample"):
-        decode_dir(cuts, str(tmp_path / "y"), options(model_dir, dropout_samples=1), nj=1, show_progress=False)
+    with pytest.raises(FrugalError, match=r"model .*final\.pt: a TdnnfModel has no dropout to sample"):
+        decode(cuts, str(tmp_path / "y"), options(model_dir, dropout_samples=1), nj=1, show_progress=False)
     # ... decodes as before without samples.
-    assert decode_dir(cuts, str(tmp_path / "z"), options(model_dir), nj=1, show_progress=False) == [1]
+    assert decode(cuts, str(tmp_path / "z"), options(model_dir), nj=1, show_progress=False) == [1]

@@ -12,14 +12,16 @@ import torch
 from decode_testing import reference_best
 from frugal.bin.main import main as frugal_main
 from frugal.decode import Decoder, DecoderConfig
-from frugal.decode.best_paths import read_decode_dir_lattices
-from frugal.decode.driver import load_acoustic_model, load_graph, log_likelihoods
+from frugal.lattice.io import read_dir_lattices
+from frugal.decode.acoustic import load_acoustic_model, load_graph
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.paths import oracle_path, word_sequences
-from frugal.decode.scoring import read_text, score
+from frugal.decode.scoring import score
+from frugal.lang.text import read_text
 from frugal.fsa.openfst import read_fst
 from frugal.lang.symbols import SymbolTable
-from frugal.train.data import FeatureDataset, load_cuts
+from frugal.data.cuts import load_cuts
+from frugal.data.dataset import FeatureDataset
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +98,7 @@ def test_test_wer_and_results_table(recipe):
 
 def test_lattices_against_the_one_best(recipe):
     dec = recipe / "exp/chain/tdnnf/decode_tg_test"
-    lattices = read_decode_dir_lattices(dec)
+    lattices = read_dir_lattices(dec)
     words = SymbolTable.read(recipe / "data/lang/words.txt")
     hyps = {**read_text(dec / "hyp.1.txt"), **read_text(dec / "hyp.2.txt")}
     assert set(lattices) == set(hyps) and len(hyps) == 30
@@ -123,7 +125,7 @@ def test_scores(recipe):
     """The trained model's frame scores on the test set, and the graph."""
     am = load_acoustic_model(str(recipe / "exp/chain/tdnnf/final.pt"))
     batch = FeatureDataset()[list(load_cuts(recipe / "data/fbank/yesno_cuts_test.jsonl.gz"))]
-    scores, lengths = log_likelihoods(am.model, am.objective, batch["features"], batch["feature_lens"])
+    scores, lengths = am.log_likelihoods(batch["features"], batch["feature_lens"])
     fst = read_fst(recipe / "exp/chain/graph_tg/HCLG.fst")
     return scores, lengths, fst, batch["cut_ids"]
 

@@ -12,7 +12,8 @@ import kaldifst
 import pytest
 
 from frugal.bin.main import main as frugal_main
-from frugal.graph.compile import CompileInfo, LangDir, compile_hclg, compile_hlg, make_grammar_fst
+from frugal.graph.compile import CompileInfo, compile_hclg, compile_hlg, make_grammar_fst
+from frugal.lang.lang import Lang
 from frugal.fsa.openfst import fst_arcs, iter_paths, linear_fst, read_fst
 from frugal.graph.hmm_topo import TWO_STATE_TOPOLOGY
 
@@ -53,7 +54,7 @@ def setup(tmp_path_factory):
     (d / "lm.arpa").write_text(arpa_text())
     assert frugal_main(["prepare-lang", "--lexicon", str(d / "lexicon.txt"), "--output-dir",
                         str(d / "lang"), "--sil-prob", str(SIL_PROB)]) == 0
-    lang = LangDir.read(d / "lang")
+    lang = Lang(d / "lang")
     return d, lang, make_grammar_fst(d / "lm.arpa", lang.path / "words.txt")
 
 
@@ -203,11 +204,11 @@ def test_compile_graph_takes_the_den_graph_topology(setup, tmp_path, capsys):
     capsys.readouterr()
     assert frugal_main(common + ["--den-graph", str(tmp_path / "den.pt"), "--hmm-states", "1",
                                  "--output", str(tmp_path / "c/HCLG.fst")]) == 1
-    assert "--hmm-states 1 disagrees with --den-graph" in capsys.readouterr().err
+    assert "--hmm-states 1: disagrees with den graph" in capsys.readouterr().err
     assert frugal_main(common + ["--den-graph", str(tmp_path / "none.pt"),
                                  "--output", str(tmp_path / "c/HCLG.fst")]) == 1
     assert "none.pt.json" in capsys.readouterr().err
     assert frugal_main(["compile-graph", "--lang", str(lang.path), "--arpa", str(d / "lm.arpa"), "--topo", "ctc",
                         "--den-graph", str(tmp_path / "den.pt"), "--output", str(tmp_path / "c/HLG.fst")]) == 1
-    assert "apply to --topo chain only" in capsys.readouterr().err
+    assert "apply to chain graphs only" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()

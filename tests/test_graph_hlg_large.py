@@ -12,8 +12,9 @@ import time
 import kaldifst
 import pytest
 
-from frugal.graph.compile import CompileInfo, LangDir, compile_hlg, make_grammar_fst
-from frugal.lang.lang_dir import phone_set_for_lexicon, write_lang_dir
+from frugal.graph.compile import CompileInfo, compile_hlg, make_grammar_fst
+from frugal.lang.lang import Lang
+from frugal.graph.prepare_lang import phone_set_for_lexicon, write_lang_dir
 from frugal.lang.lexicon import Lexicon, Pron, add_oov_word
 from frugal.fsa.openfst import linear_fst
 
@@ -69,7 +70,7 @@ def test_hlg_20k_words_trigram(tmp_path):
     add_oov_word(lexicon, "<UNK>", "SPN")
     write_lang_dir(tmp_path / "lang", lexicon, phone_set_for_lexicon(lexicon, "SIL", ["SPN"]),
                    "<UNK>", sil_prob=0.5)
-    lang = LangDir.read(tmp_path / "lang")
+    lang = Lang(tmp_path / "lang")
     t_lang = time.perf_counter() - t0
     info = CompileInfo()
     G = make_grammar_fst(tmp_path / "lm.arpa", lang.path / "words.txt", info)

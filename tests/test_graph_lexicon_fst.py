@@ -7,7 +7,8 @@ import kaldifst
 import pytest
 
 from frugal.bin.main import main as frugal_main
-from frugal.graph.compile import LangDir, make_grammar_fst
+from frugal.graph.compile import make_grammar_fst
+from frugal.lang.lang import Lang
 from frugal.fsa.openfst import iter_paths, read_fst
 
 SIL_PROB = 0.3
@@ -24,7 +25,7 @@ def lang(tmp_path_factory):
     (d / "lexiconp.txt").write_text(LEXICONP)
     assert frugal_main(["prepare-lang", "--lexicon", str(d / "lexiconp.txt"), "--output-dir",
                         str(d / "lang"), "--sil-prob", str(SIL_PROB)]) == 0
-    return LangDir.read(d / "lang")
+    return Lang(d / "lang")
 
 
 def expected_l_paths(max_words):
@@ -70,7 +71,7 @@ def test_lexicon_disambig_fst_matches_lexicon_fst(lang):
     # Two words with silence everywhere: 2 + 2 * (2 + 2) arcs (silence is followed by #k).
     dis = set(lang.disambig)
     found = defaultdict(list)
-    for ilabels, olabels, cost in iter_paths(lang.L_disambig, max_arcs=10):
+    for ilabels, olabels, cost in iter_paths(read_fst(lang.dir.file("L_disambig.fst")), max_arcs=10):
         if len(olabels) <= 2:
             key = (tuple(lang.phones.symbol(i) for i in ilabels if i not in dis),
                    tuple(lang.words.symbol(o) for o in olabels if o != lang.words["#0"]))
@@ -108,7 +109,7 @@ LM_LOG10 = {(): -0.3 - 0.6, ("a",): -0.2 - 0.4, ("b",): (-0.3 - 0.8) - 0.25, ("a
 def test_lexicon_composed_with_bigram_lm(lang, tmp_path):
     (tmp_path / "lm.arpa").write_text(ARPA)
     G = make_grammar_fst(tmp_path / "lm.arpa", lang.path / "words.txt")
-    LG = kaldifst.compose(lang.L_disambig, G)
+    LG = kaldifst.compose(read_fst(lang.dir.file("L_disambig.fst")), G)
     dis = set(lang.disambig)
     best = {}
     for ilabels, olabels, cost in iter_paths(LG, max_arcs=12):

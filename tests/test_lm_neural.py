@@ -10,7 +10,8 @@ import torch
 from frugal.bin.main import main as frugal_main
 from frugal.data.mini_text import SentenceGenerator
 from frugal.errors import FrugalError
-from frugal.lm.neural import NeuralLm, TcnLmConfig, TrainOptions, Vocabulary, sampled_dropout, train_tcn_lm
+from frugal.lm.neural import NeuralLm, TcnLmConfig, Vocabulary, sampled_dropout
+from frugal.lm.neural_train import TrainOptions, train_tcn_lm
 
 SMALL = TcnLmConfig(num_layers=3, embed_dim=64, hidden_dim=128, kernel_size=3, dropout=0.2)
 

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraphs, make_den_graph
+from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraphs
+from frugal.graph.den_graph import make_den_graph
 from frugal.graph.hmm_topo import CHAIN_TOPOLOGY, PdfMap
 from frugal.lang.symbols import SymbolTable
 from frugal.lm.phone_lm import estimate_phone_lm

@@ -9,14 +9,15 @@ from lhotse import CutSet, Features, MonoCut, SupervisionSegment
 from lhotse.features.io import NumpyFilesWriter
 
 from frugal.errors import FrugalError
-from frugal.graph.chain import make_den_graph
+from frugal.graph.den_graph import make_den_graph
 from frugal.graph.hmm_topo import CHAIN_TOPOLOGY, PdfMap
 from frugal.lm.phone_lm import estimate_phone_lm
 from frugal.models import (TdnnfModel, TransformerModel, build_model, load_model, model_from_info,
                            transformer_config)
 from frugal.models.transformer import FrameSubsampling, MaskedBatchNorm, sinusoidal_positions
-from frugal.train import FeatureDataset, TrainConfig, Trainer
-from frugal.train.tasks import LfmmiTask
+from frugal.data.dataset import FeatureDataset
+from frugal.train import TrainConfig, Trainer
+from frugal.train.lfmmi import LfmmiObjective
 from test_chain_graphs import A, B, C, PHONES, SIL, toy_lexicon
 
 FEAT_DIM, NUM_PDFS = 5, 7
@@ -311,7 +312,7 @@ def test_lfmmi_training_through_the_trainer_lowers_the_loss(tmp_path):
     # is in the phone LM too), monophone pdfs.
     pdf_map = PdfMap(PHONES, CHAIN_TOPOLOGY, 1)
     den = make_den_graph(estimate_phone_lm([(1.0, train_seqs + valid_seqs)], ngram_order=3), pdf_map, PHONES)
-    task = LfmmiTask(toy_lexicon(), den)
+    task = LfmmiObjective(toy_lexicon(), den)
     torch.manual_seed(0)
     model = build_model({"type": "transformer", "preset": "transformer-small", "d_model": 32, "num_layers": 2,
                          "num_heads": 2, "ff_dim": 64}, FEAT_DIM, task.output_dim, "toy", "the den graph")

@@ -18,6 +18,7 @@ def sandbox(tmp_path, repo_dir):
     shutil.copy(repo_dir / "path.sh", root / "path.sh")
     shutil.copy(repo_dir / "run.sh", root / "run.sh")
     (root / "tools").symlink_to(repo_dir / "tools")
+    (root / "steps").symlink_to(repo_dir / "steps")
     (root / ".venv").symlink_to(repo_dir / ".venv")
     # The recipes without their outputs (a developer's checkout may have run them).
     shutil.copytree(repo_dir / "egs", root / "egs", ignore=shutil.ignore_patterns("data", "exp", "corpus"))

@@ -9,9 +9,9 @@ import kaldialign
 import pytest
 
 from frugal.bin import main as frugal_main
-from frugal.decode.scoring import (EPS, KALDI_EPS, ErrorCounts, bootstrap_ci, format_ops, git_revision,
-                                   format_per_utt, read_text, score, score_sweep,
-                                   update_results_table)
+from frugal.decode.results import git_revision, update_results_table
+from frugal.decode.scoring import (EPS, KALDI_EPS, ErrorCounts, bootstrap_ci, format_ops, format_per_utt, score, score_sweep)
+from frugal.lang.text import read_text
 from frugal.errors import FrugalError
 
 

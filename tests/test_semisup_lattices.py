@@ -19,10 +19,10 @@ from frugal.graph.compile import make_grammar_fst
 from frugal.lang.symbols import SymbolTable
 from frugal.lm.arpa import read_arpa
 from frugal.lm.neural import NeuralLm, TcnLm, TcnLmConfig, Vocabulary
-from frugal.semisup.lattices import (NbestRescoreConfig, am_lm_supervision, am_supervision, combine_lattices,
-                                     lm_supervision, nbest_error_rates, nnlm_rescore, normalize_lattice,
-                                     regular_supervision, supervision_report,
-                                     supervision_table)
+from frugal.dirs import DecodeDir
+from frugal.semisup.lattices import (NbestRescoreConfig, combine_lattices, nbest_error_rates, nnlm_rescore,
+                                     normalize_lattice, supervision_table)
+from frugal.semisup.supervision import SupervisionOptions, utterance_supervision
 
 NUM_WORDS = 4
 WORDS = [f"w{i}" for i in range(1, NUM_WORDS + 1)]  # word id i is w{i}
@@ -122,11 +122,11 @@ def test_cost_removal(seed):
 def test_regular_and_am_supervision():
     rng = random.Random(11)
     best = random_lattice(rng, num_frames=5, num_words=NUM_WORDS)
-    reg = regular_supervision(best, beam=3.0)
+    reg = utterance_supervision("u", best, [], SupervisionOptions("regular", beam=3.0), 1.0)
     assert set(word_sequences(reg)) == {w for w, c in costs_by_words(best).items()
                                        if c <= min(costs_by_words(best).values()) + 3.0 + 1e-4}
     drops = [random_lattice(rng, num_frames=5, num_words=NUM_WORDS) for _ in range(3)]
-    am = am_supervision(best, drops, beam=3.0)
+    am = utterance_supervision("u", best, drops, SupervisionOptions("am", beam=3.0), 1.0)
     assert set(word_sequences(reg)) <= set(word_sequences(am))
     for d in drops:
         assert tuple(d.best_path().words) in set(word_sequences(am))
@@ -149,8 +149,8 @@ def test_nbest_error_rates_hand_computed():
     assert r2.wer == pytest.approx(100 * 0.5 / 3) and r2.ser == pytest.approx(50.0)
     table = supervision_table({"regular": r, "AM": r2}, 10)
     assert "| regular | 16.67 | 33.33 |" in table and "| AM | 16.67 | 50.00 |" in table
-    report = supervision_report({"regular": {"u1": u1, "u2": u2}, "AM": {"u1": u1}}, refs, words, 10)
-    assert "| regular | 16.67 | 33.33 |" in report and "| AM | 22.22 | 66.67 |" in report
+    only_u1 = supervision_table({"AM": nbest_error_rates({"u1": u1}, {"u1": refs["u1"]}, words, n=10)}, 10)
+    assert "| AM | 22.22 | 66.67 |" in only_u1
 
 
 # ----------------------------------------------------------------- neural LM rescoring
@@ -248,37 +248,89 @@ def test_dropout_samples_differ_and_seeds_reproduce(lm_files):
     for r in a + c:
         assert {tuple(p.words): p.ilabels for p in nbest(r, 100)} == top
     # LM and AM+LM supervisions: the union of the dropout-off lattice and the rescored ones.
-    sup = lm_supervision(lat, lm, old, words, 3, seed=1, beam=None, config=config)
+    def rescore(x, n, seed):
+        return nnlm_rescore(x, lm, old, words, n, seed, config=config)
+
+    sup = utterance_supervision("u", lat, [], SupervisionOptions("lm", num_samples=3, beam=None), 1.0, rescore)
     assert set(word_sequences(sup)) == set(costs_by_words(lat))
     drops = [random_lattice(random.Random(20 + i), num_frames=6, num_words=NUM_WORDS) for i in range(2)]
-    both = am_lm_supervision(lat, drops, lm, old, words, seed=1, beam=None, config=config)
+    both = utterance_supervision("u", lat, drops, SupervisionOptions("am_lm", beam=None), 1.0, rescore)
     assert set(word_sequences(both)) == set(costs_by_words(lat)).union(
         *[{tuple(p.words) for p in nbest(d, 6)} for d in drops])
 
 
 # ----------------------------------------------------------------------------- tools
-def test_combine_lattices_cli_dirs_and_files(tmp_path):
+def test_combine_lattices_cli(tmp_path):
     rng = random.Random(7)
-    dirs = [tmp_path / f"d{i}" for i in range(3)]
-    lats = [{f"u{j}": random_lattice(rng, num_frames=4, num_words=NUM_WORDS) for j in range(3)} for _ in dirs]
-    for d, ls in zip(dirs, lats):
-        d.mkdir()
-        write_lattices(d / "lat.1.txt", ls)
-        write_lattices(d / "lat.2.pt", {"v": ls["u0"]})
-    out = tmp_path / "out"
-    assert frugal_main(["combine-lattices", "--inputs", *map(str, dirs), "--output", str(out), "--beam", "3"]) == 0
-    got = read_lattices(out / "lat.1.txt")
+    lats = [{f"u{j}": random_lattice(rng, num_frames=4, num_words=NUM_WORDS) for j in range(3)} for _ in range(3)]
+    files = [tmp_path / f"lat{i}.txt" for i in range(3)]
+    for f, ls in zip(files, lats):
+        write_lattices(f, ls)
+    assert frugal_main(["combine-lattices", "--inputs", *map(str, files), "--output", str(tmp_path / "c.pt"),
+                        "--beam", "3"]) == 0
+    got = read_lattices(tmp_path / "c.pt")
     assert sorted(got) == ["u0", "u1", "u2"]
     for key in got:
         want = combine_lattices([ls[key] for ls in lats], beam=3.0)
         assert set(word_sequences(got[key])) == set(word_sequences(want))
-    assert sorted(read_lattices(out / "lat.2.pt")) == ["v"]
-    # Files in, file out; an input directory lacking a file is an error.
-    assert frugal_main(["combine-lattices", "--inputs", str(dirs[0] / "lat.1.txt"), str(dirs[1] / "lat.1.txt"),
-                        "--output", str(tmp_path / "c.pt"), "--no-determinize"]) == 0
-    assert sorted(read_lattices(tmp_path / "c.pt")) == ["u0", "u1", "u2"]
-    (dirs[2] / "lat.2.pt").unlink()
-    assert frugal_main(["combine-lattices", "--inputs", *map(str, dirs), "--output", str(out)]) == 1
+    assert frugal_main(["combine-lattices", "--inputs", *map(str, files[:2]), "--output", str(tmp_path / "d.pt"),
+                        "--no-determinize"]) == 0
+    assert sorted(read_lattices(tmp_path / "d.pt")) == ["u0", "u1", "u2"]
+
+
+def dropout_decode_dir(root, rng, num_jobs=2, num_samples=3, utts=3):
+    """A finished decode directory with N dropout passes, of random lattices (job j holds
+    utterances j-*); one dropout lattice is missing (no surviving path in that pass)."""
+    d = DecodeDir(root)
+    d.prepare(num_jobs, {"acoustic_scale": 1.0, "post_decode_acwt": 10.0},
+              {"dropout_samples": num_samples, "dropout_proportion": 0.1, "dropout_seed": 0,
+               "pass_seeds": list(range(num_samples))})
+    for k in range(num_samples + 1):
+        for j in range(1, num_jobs + 1):
+            lats = {f"{j}-{u}": random_lattice(rng, num_frames=5, num_words=NUM_WORDS) for u in range(utts)}
+            if (k, j) == (2, 1):
+                del lats["1-0"]
+            write_lattices(d.pass_dir(k).job(j).lattices, lats)
+    d.finish(num_samples + 1)
+    return d
+
+
+def test_make_supervision_kinds_through_the_tool(tmp_path, lm_files):
+    """frugal make-supervision: every kind, per utterance, is utterance_supervision of the
+    decode's lattices; AM+LM rescores the i-th dropout lattice with its own LM sample."""
+    tmp, words, old_arpa, _ = lm_files
+    tiny_nnlm().save(tmp_path / "nnlm.pt")
+    dec = dropout_decode_dir(tmp_path / "dec", random.Random(3))
+    lm_args = ["--nnlm", str(tmp_path / "nnlm.pt"), "--old-lm", str(old_arpa), "--words", str(tmp / "words.txt"),
+               "--seed", "5", "--nbest", "4"]
+    old = BackoffLm(make_grammar_fst(old_arpa, tmp / "words.txt"))
+    lm = NeuralLm.load(tmp_path / "nnlm.pt")
+    config = NbestRescoreConfig(nbest=4, acoustic_scale=0.1)
+
+    def rescore(x, n, seed):
+        return nnlm_rescore(x, lm, old, words, n, seed, config=config)
+
+    passes = [read_lattices(f) for k in range(4) for f in [dec.pass_dir(k).job(1).lattices]]
+    for kind, extra in (("regular", []), ("am", ["--num-samples", "2"]), ("lm", lm_args), ("am_lm", lm_args)):
+        out = tmp_path / kind
+        argv = ["make-supervision", "--kind", kind, "--decode-dir", str(dec.path), "--output-dir", str(out),
+                "--beam", "4", "--nj", "2", *extra]
+        assert frugal_main(argv) == 0, kind
+        assert DecodeDir.finished(out).num_jobs == 2 and (out / "lat.2.pt").is_file()
+        got = read_lattices(out / "lat.1.pt")
+        assert sorted(got) == ["1-0", "1-1", "1-2"]
+        options = SupervisionOptions(kind, beam=4.0, seed=5,
+                                     num_samples={"am": 2, "lm": 3}.get(kind))
+        for key in got:
+            drops = [p[key] for p in passes[1:3 if kind == "am" else 4] if key in p]
+            want = utterance_supervision(key, passes[0][key], drops if kind != "lm" else [], options, 0.1, rescore)
+            assert got[key] == want, (kind, key)
+        stamp = (out / "lat.1.pt").stat().st_mtime_ns
+        assert frugal_main(argv) == 0 and (out / "lat.1.pt").stat().st_mtime_ns == stamp  # done: skipped
+    # AM+LM is not the union of AM and LM: its LM samples rescore the dropout lattices.
+    assert read_lattices(tmp_path / "am_lm/lat.1.pt") != read_lattices(tmp_path / "lm/lat.1.pt")
+    assert frugal_main(["make-supervision", "--kind", "lm", "--decode-dir", str(dec.path), "--output-dir",
+                        str(tmp_path / "x")]) == 1  # the LM kinds need the neural LM
 
 
 def test_nnlm_rescore_cli(tmp_path, lm_files):

@@ -23,17 +23,19 @@ from lhotse import CutSet
 from lhotse.utils import fastcopy
 
 from frugal.bin.main import main as frugal_main
+from frugal.dirs import DecodeDir
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.io import write_lattices
 from frugal.errors import FrugalError
 from frugal.fsa.leaky_hmm import denominator_log_likelihood
-from frugal.graph.chain import ChainDenGraph, ChainLexicon
+from frugal.graph.chain import ChainLexicon
+from frugal.graph.den_graph import ChainDenGraph
 from frugal.lang.symbols import SymbolTable
 from frugal.losses.lfmmi import lfmmi_loss, numerator_log_likelihood
 from frugal.models import load_model, model_from_info
-from frugal.semisup.supervision import LatticeSupervisionOptions
-from frugal.train.data import FeatureDataset
-from frugal.train.tasks import LfmmiTask
+from frugal.train.lfmmi import LatticeSupervisionOptions
+from frugal.data.dataset import FeatureDataset
+from frugal.train.lfmmi import LfmmiObjective
 from test_losses_lfmmi import toy_setup
 
 VENV_BIN = Path(sys.executable).parent
@@ -167,11 +169,13 @@ def yesno(tmp_path_factory, yesno_dir):
         hyps[c.id] = text[:1] + [swapped_word(text, 1)] + text[2:] if k % 3 == 0 else text
         ids = [words[w] for w in text]
         lats[c.id] = path_lattice(ids, output_frames(c), (1, words[swapped_word(text, 1)]) if k % 2 else None)
-    (d / "lats").mkdir()
+    lat_dir = DecodeDir(d / "lats")  # as frugal make-supervision writes it
+    lat_dir.prepare(2, {"kind": "regular"})
     ids = list(lats)
-    write_lattices(d / "lats/lat.1.pt", {k: lats[k] for k in ids[:6]})
-    write_lattices(d / "lats/lat.2.pt", {**{k: lats[k] for k in ids[6:]},
-                                         "no-such-cut": path_lattice([words["YES"]], 10)})
+    write_lattices(lat_dir.job(1).lattices, {k: lats[k] for k in ids[:6]})
+    write_lattices(lat_dir.job(2).lattices, {**{k: lats[k] for k in ids[6:]},
+                                             "no-such-cut": path_lattice([words["YES"]], 10)})
+    lat_dir.finish()
     return {"dir": d, "sup": sup, "unsup": unsup, "valid": valid, "hyps": hyps, "lats": lats, "words": words}
 
 
@@ -185,6 +189,8 @@ def semi_data(yesno):
     items = list(yesno["hyps"].items())
     for j, part in ((1, items[:5]), (2, items[5:])):
         (decode / f"hyp.{j}.txt").write_text("".join(" ".join([k, *ws]) + "\n" for k, ws in part))
+    (decode / "num_jobs").write_text("2\n")
+    (decode / ".done").write_text("")
     assert run_frugal("set-cut-texts", "--cuts", d / "cuts_unsup.jsonl.gz", "--text", decode,
                       "--output", d / "cuts_unsup_1best.jsonl.gz") == 0
     assert run_frugal("make-den-graph", "--lang", d / "lang", "--context", "mono", "--output", d / "chain/den.pt",
@@ -241,8 +247,8 @@ def test_lattice_cuts_in_a_batch_with_transcript_cuts(yesno, semi_data):
     lats = {b.id: path_lattice([words[w] for w in texts[1].split()], int(lens[1])),
             c.id: path_lattice([words[w] for w in texts[2].split()], int(lens[2]),
                                (1, words[swapped_word(texts[2].split(), 1)]))}
-    plain = LfmmiTask(lexicon, den)
-    by_lattice = LfmmiTask(lexicon, den, lattices=lats)
+    plain = LfmmiObjective(lexicon, den)
+    by_lattice = LfmmiObjective(lexicon, den, lattices=lats)
     gen = torch.Generator().manual_seed(3)
     y = torch.randn(3, int(lens.max()), den.num_pdfs, generator=gen)
 
@@ -276,7 +282,7 @@ def test_lattice_cuts_in_a_batch_with_transcript_cuts(yesno, semi_data):
     # Frame weights and the unsupervised weight 0.5: a's gradient is unchanged, b's (one
     # path: posterior 1 everywhere) halved, c's halved and, on the swapped word's frames,
     # scaled by the best path's posterior 1 / (1 + exp(-SWAP_COST)).
-    weighted = LfmmiTask(lexicon, den, lattices=lats,
+    weighted = LfmmiObjective(lexicon, den, lattices=lats,
                          lattice_options=LatticeSupervisionOptions(frame_weights=True, weight=0.5))
     batch = {"cut_ids": ids, "texts": texts, "features": None, "feature_lens": None}
 
@@ -295,7 +301,7 @@ def test_lattice_cuts_in_a_batch_with_transcript_cuts(yesno, semi_data):
 
     # Lattices of another frame rate cannot give frame weights.
     wrong = {b.id: path_lattice([words[w] for w in texts[1].split()], int(lens[1]) + 2)}
-    task = LfmmiTask(lexicon, den, lattices=wrong, lattice_options=LatticeSupervisionOptions(frame_weights=True))
+    task = LfmmiObjective(lexicon, den, lattices=wrong, lattice_options=LatticeSupervisionOptions(frame_weights=True))
     with pytest.raises(FrugalError, match=rf"cut {b.id}: its supervision lattice has {int(lens[1]) + 2} frames "
                                           rf"but the model gives {int(lens[1])} output frames"):
         task(fixed_output_model(y, xent, lens), batch)
@@ -389,7 +395,7 @@ def test_semisupervised_run_starts_from_the_seed(yesno, semi_run):
     assert distance(first, seed_w) < 0.1 * distance(seed_w, fresh_w)
     # ... and the first epoch's training objective is the seed's last one, far from the
     # objective of the untrained model.
-    task = LfmmiTask(ChainLexicon.from_lang_dir(d / "lang"), ChainDenGraph.load(d / "chain/den.pt"))
+    task = LfmmiObjective(ChainLexicon.from_lang_dir(d / "lang"), ChainDenGraph.load(d / "chain/den.pt"))
     fresh_objf = validation_objf(task, fresh, yesno["valid"])
     seed_last = epoch_objectives(d / "seed/log/train.log", "training")[-1]
     semi_first = epoch_objectives(exp / "log/train.log", "training")[0]
@@ -420,7 +426,7 @@ def test_killed_semisupervised_run_resumes_to_the_same_model(semi_run):
     with Messages():
         assert frugal_main(semi_cmd(d, exp)[1:]) == 0
     log = (exp / "log/train.log").read_text()
-    assert "resuming from EXP_DIR's checkpoint, not from --init-model" in log
+    assert "resuming from the experiment's checkpoint, not from --init-model" in log
     print(re.search(r"resumed from .*", log).group(0))
     a = torch.load(exp / "final.pt", weights_only=True)["model"]
     b = torch.load(ref / "final.pt", weights_only=True)["model"]
@@ -446,11 +452,11 @@ def test_bad_input_gives_one_line_errors(yesno, semi_run, tmp_path, capsys):
         f"--supervision-lattices {tmp_path / 'nope'}: no such file or directory"
     (tmp_path / "empty").mkdir()
     assert error("--supervision-lattices", tmp_path / "empty") == \
-        f"--supervision-lattices {tmp_path / 'empty'}: no lat.*.pt lattice files in this directory"
+        f"--supervision-lattices {tmp_path / 'empty'}: not a finished decode directory (no .done; run frugal decode)"
     bigger = tmp_path / "bigger.yaml"
     bigger.write_text(SEMI_CONFIG.replace("hidden_dim: 64", "hidden_dim: 32"))
     msg = error("--init-model", seed, conf=bigger)
-    assert msg.startswith(f"--init-model {seed}: a different model than --train-config {bigger} describes")
+    assert msg.startswith(f"--init-model {seed}: a different model than {bigger} describes")
     assert "hidden_dim: 64 in the checkpoint, 32 in the config" in msg
     # Unsupervised cuts without hypotheses: those without a lattice cannot be trained on.
     no_text = CutSet.from_file(d / "cuts_sup.jsonl.gz") + CutSet.from_cuts(
@@ -460,7 +466,7 @@ def test_bad_input_gives_one_line_errors(yesno, semi_run, tmp_path, capsys):
     write_lattices(some, {k: yesno["lats"][k] for k in list(yesno["lats"])[1:]})
     assert error("--supervision-lattices", some, cuts=tmp_path / "no_text.jsonl.gz") == (
         f"--train-cuts {tmp_path / 'no_text.jsonl.gz'}: cut {yesno['unsup'][0].id} has neither a transcript nor "
-        "a lattice in --supervision-lattices")
+        "a supervision lattice")
     assert error("--supervision-lattices", d / "lats", objective=["--objective", "ctc"]) == \
-        "--supervision-lattices is for --objective lfmmi only"
+        f"--supervision-lattices {d / 'lats'}: are for LF-MMI only"
     assert not (tmp_path / "exp").exists()

@@ -11,8 +11,8 @@ import torch
 
 from frugal.errors import FrugalError
 from frugal.models import load_model
-from frugal.train import TrainConfig, average_checkpoints, load_checkpoint
-from frugal.train.checkpoint import epoch_checkpoint_path, last_epoch_checkpoints, latest_checkpoint
+from frugal.dirs import ModelDir, load_checkpoint
+from frugal.train import TrainConfig, average_checkpoints
 
 # The toy task as a script, so that the same code runs in-process, in killed subprocesses
 # and under torchrun. Each token is a block of 6-12 frames around its own random prototype;
@@ -150,7 +150,7 @@ def run_toy(toy, exp_dir, *args, check=True, torchrun=False):
 
 
 def dataset_loss(toy, model, cuts):
-    from frugal.train import FeatureDataset
+    from frugal.data.dataset import FeatureDataset
 
     model.eval()
     batch = FeatureDataset()[cuts]
@@ -175,7 +175,7 @@ def test_loss_decreases_and_checkpoints_load_weights_only(toy, tmp_path):
     assert after < 0.5 * before, (before, after)
 
     # Greedy CTC decoding of the held-out cuts is mostly right.
-    from frugal.train import FeatureDataset
+    from frugal.data.dataset import FeatureDataset
 
     batch = FeatureDataset()[valid]
     with torch.no_grad():
@@ -192,15 +192,15 @@ def test_loss_decreases_and_checkpoints_load_weights_only(toy, tmp_path):
 
     # Every checkpoint reads back with weights_only=True and restores the model exactly.
     for epoch in range(1, 5):
-        ck = torch.load(epoch_checkpoint_path(tmp_path / "exp", epoch), weights_only=True)
+        ck = torch.load(ModelDir(tmp_path / "exp").epoch_checkpoint(epoch), weights_only=True)
         assert ck["trainer"] == {"epoch": epoch + 1, "batch_in_epoch": 0, "step": ck["trainer"]["step"]}
         assert set(ck["valid"]) == {"loss", "ctc", "xent_ctc"}
         assert ck["model_info"]["note"] == "toy"
-    last = load_checkpoint(epoch_checkpoint_path(tmp_path / "exp", 4))
+    last = load_checkpoint(ModelDir(tmp_path / "exp").epoch_checkpoint(4))
     for k, v in model.state_dict().items():
         assert torch.equal(last["model"][k], v), k
-    assert latest_checkpoint(tmp_path / "exp") == epoch_checkpoint_path(tmp_path / "exp", 4)
-    rebuilt = load_model(epoch_checkpoint_path(tmp_path / "exp", 4))
+    assert ModelDir(tmp_path / "exp").latest_checkpoint() == ModelDir(tmp_path / "exp").epoch_checkpoint(4)
+    rebuilt = load_model(ModelDir(tmp_path / "exp").epoch_checkpoint(4))
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(batch["features"], batch["feature_lens"])[0], chain)
@@ -208,7 +208,7 @@ def test_loss_decreases_and_checkpoints_load_weights_only(toy, tmp_path):
     assert "xent_ctc=" in log and "frames/s=" in log and "epoch 4 validation" in log
 
     # Averaging the last 3 epochs is the element-wise mean of their weights.
-    paths = last_epoch_checkpoints(tmp_path / "exp", 4, 3)
+    paths = ModelDir(tmp_path / "exp").last_epoch_checkpoints(4, 3)
     avg = average_checkpoints(paths)
     sds = [torch.load(p, weights_only=True)["model"] for p in paths]
     for k, v in avg.items():
@@ -217,7 +217,7 @@ def test_loss_decreases_and_checkpoints_load_weights_only(toy, tmp_path):
         else:
             assert int(v) == (int(sds[0][k]) + int(sds[1][k]) + int(sds[2][k])) // 3
     with pytest.raises(FrugalError):
-        last_epoch_checkpoints(tmp_path / "exp", 4, 5)
+        ModelDir(tmp_path / "exp").last_epoch_checkpoints(4, 5)
 
 
 def final_weights(path):
@@ -231,14 +231,14 @@ def test_kill_and_resume_reaches_the_same_model(toy, tmp_path):
     # Killed 3 batches into epoch 2: resumes from epoch-1.pt.
     killed = run_toy(toy, tmp_path / "a", "--die-after", "3", check=False)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert latest_checkpoint(tmp_path / "a").name == "epoch-1.pt"
+    assert ModelDir(tmp_path / "a").latest_checkpoint().name == "epoch-1.pt"
     assert not (tmp_path / "a" / "epoch-2.pt").exists()
     run_toy(toy, tmp_path / "a", "--out", str(tmp_path / "a.pt"))
 
     # With mid-epoch checkpoints every 4 steps, killed after one of them in epoch 2.
     killed = run_toy(toy, tmp_path / "b", "--save-every-steps", "4", "--die-after", "6", check=False)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    resumed_from = latest_checkpoint(tmp_path / "b")
+    resumed_from = ModelDir(tmp_path / "b").latest_checkpoint()
     assert resumed_from.name.startswith("checkpoint-"), resumed_from
     assert load_checkpoint(resumed_from)["trainer"]["epoch"] == 2
     run_toy(toy, tmp_path / "b", "--save-every-steps", "4", "--out", str(tmp_path / "b.pt"))
@@ -260,7 +260,7 @@ def test_torchrun_two_ranks_end_identical(toy, tmp_path):
     # The weights moved away from the initial model, and rank 0 wrote the checkpoint.
     init = toy.make_model().state_dict()
     assert any(not torch.allclose(w0[k], init[k]) for k in w0 if w0[k].is_floating_point())
-    ck = load_checkpoint(epoch_checkpoint_path(tmp_path / "ddp", 1))
+    ck = load_checkpoint(ModelDir(tmp_path / "ddp").epoch_checkpoint(1))
     assert ck["sampler"]["world_size"] == 2
     for k in w0:
         assert torch.equal(ck["model"][k], w0[k])
@@ -269,7 +269,7 @@ def test_torchrun_two_ranks_end_identical(toy, tmp_path):
 def test_feature_dataset_pads_and_keeps_order(toy):
     from lhotse import CutSet
 
-    from frugal.train import FeatureDataset
+    from frugal.data.dataset import FeatureDataset
 
     cuts = CutSet.from_file(toy.data_dir / "valid.jsonl.gz").subset(first=5)
     batch = FeatureDataset()[cuts]

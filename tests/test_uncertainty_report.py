@@ -1,6 +1,5 @@
 """frugal uncertainty-report: tables 3.2/3.3 from decode directories, on hand-built directories
 (the thesis's fig. 3.2 example, values worked out by hand) and on a real dropout decode."""
-import gzip
 import itertools
 import json
 from pathlib import Path
@@ -10,10 +9,12 @@ import pytest
 
 from decode_testing import edit_distance
 from dropout_testing import DECODE_OPTS, make_yesno_model, run
+from cuts_testing import write_text_cuts
 from frugal.bin.main import main as frugal_main
+from lhotse import CutSet
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.io import write_lattices
-from frugal.decode.scoring import read_text
+from frugal.lang.text import read_text
 
 # Thesis fig. 3.2: dropout-off 1-best, truth, and N = 4 dropout 1-bests.
 BEST = "i i agree with the a hundred percent there or"
@@ -84,9 +85,7 @@ def hand_built(tmp_path):
                     for w in s.split()})
     words = {w: i for i, w in enumerate(["<eps>", *vocab])}
     (tmp_path / "words.txt").write_text("".join(f"{w} {i}\n" for w, i in words.items()))
-    with gzip.open(tmp_path / "cuts.jsonl.gz", "wt") as f:
-        for uttid, text in (("u1", TRUTH), ("u2", U2_REF)):
-            f.write(json.dumps({"id": uttid, "supervisions": [{"id": uttid, "text": text}]}) + "\n")
+    write_text_cuts(tmp_path / "cuts.jsonl.gz", {"u1": TRUTH.split(), "u2": U2_REF.split()})
     dec = tmp_path / "decode"
     # Two jobs: u1 in job 1, u2 in job 2.
     write_decode_dir(dec, [{"u1": BEST}, {"u2": U2_BEST}], [{"u1": U1_PATHS}, {"u2": U2_PATHS}], words)
@@ -186,7 +185,7 @@ def test_nbest_size_option(hand_built):
 
 def test_errors(hand_built, capsys):
     def error_of(*extra, sets=None):
-        assert report(hand_built, *extra, sets=sets) == 1
+        assert report(hand_built, *extra, sets=sets) in (1, 2)
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("frugal uncertainty-report: error: "), err
         return err
@@ -200,16 +199,14 @@ def test_errors(hand_built, capsys):
     assert f"{dec}/dropout/3: no hypothesis for utterance 'u2' of {cuts}" in error_of()
     (dec / "dropout/3/hyp.2.txt").write_text(lines)
     # References for an utterance that was not decoded.
-    with gzip.open(cuts, "at") as f:
-        f.write(json.dumps({"id": "u3", "supervisions": [{"text": "yes"}]}) + "\n")
+    write_text_cuts(cuts, {"u1": TRUTH.split(), "u2": U2_REF.split(), "u3": ["yes"]})
     assert f"{dec}: no hypothesis for utterance 'u3'" in error_of()
     # A decode directory without dropout samples.
     plain = hand_built / "plain"
     plain.mkdir()
     for name in ("num_jobs", "hyp.1.txt", "hyp.2.txt", "lat.1.pt", "lat.2.pt", ".done", "decode.json"):
         (plain / name).write_bytes((dec / name).read_bytes())
-    with gzip.open(hand_built / "cuts2.jsonl.gz", "wt") as f:
-        f.writelines(gzip.open(cuts, "rt").readlines()[:2])
+    write_text_cuts(hand_built / "cuts2.jsonl.gz", {"u1": TRUTH.split(), "u2": U2_REF.split()})
     err = error_of(sets=[f"dev:{plain}:{hand_built / 'cuts2.jsonl.gz'}"])
     assert f"{plain}: no dropout decodes" in err and "--dropout-samples" in err
 
@@ -228,8 +225,7 @@ def test_real_dropout_decode(tmp_path_factory, repo_dir, yesno_dir, capsys):
     info = json.loads((dec / "dropout.json").read_text())
     assert f"| test | {dec} | 12 | 2 | 0.2 | 4 | {' '.join(map(str, info['pass_seeds']))} | 2 | 0.1 |" in text
     # True and estimated (dropout) WER from the decode directory's files, independently.
-    refs = {u: t.split() for u, t in ((json.loads(line)["id"], json.loads(line)["supervisions"][0]["text"])
-                                      for line in gzip.open(cuts, "rt"))}
+    refs = {c.id: c.supervisions[0].text.split() for c in CutSet.from_file(cuts)}
     best = read_text(dec / "hyp.1.txt")
     samples = [read_text(dec / f"dropout/{k}/hyp.1.txt") for k in (1, 2)]
     true = 100 * sum(edit_distance(refs[u], best[u]) for u in refs) / sum(len(r) for r in refs.values())

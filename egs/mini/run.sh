@@ -1,35 +1,9 @@
 #!/usr/bin/env bash
-# mini: a synthetic multi-speaker English corpus made with eSpeak NG, the default recipe
-# of ./run.sh and the one CI runs through every stage.
-# Stages:
-#   0  synthesise the corpus: wavs, transcripts, eSpeak lexicon, LM text, lhotse manifests
-#      (train_sup, train_unsup, dev, test; dev/test voices unseen in training)
-#                                                              -> corpus/, data/manifests, data/local
-#   1  (data preparation: done by stage 0, the synthesiser writes the manifests)
-#   2  lang: phone set, symbol tables, L.fst                   -> data/lang
-#   3  features: log-mel fbank                                 -> data/fbank
-#   4  den graph: phone LM of the train_sup transcripts        -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
-#   5  seed TDNN-F, flat-start LF-MMI (--objective ctc)        -> exp/tdnnf_seed/final.pt
-#   6  Viterbi alignment of train_sup (seed model)             -> exp/tdnnf_seed/ali_train_sup.pt, .txt
-#   7  word LM (trigram, train_sup transcripts + LM text)    -> data/local/lm_3g.arpa
-#   8  decoding graph HCLG (HLG for ctc)                       -> exp/chain/graph_3g
-#   9  decode dev, test (seed model)                           -> exp/tdnnf_seed/decode_3g_{dev,test}
-#   10 score (LM weight x insertion penalty chosen on dev)     -> wer files, RESULTS.md
-#   11 oracle data: train_sup + train_unsup with their true transcripts, and their den graph
-#                                                              -> data/fbank/mini_cuts_train_all.jsonl.gz, exp/chain_oracle
-#   12 oracle TDNN-F, flat-start LF-MMI on train_all           -> exp/tdnnf_oracle/final.pt
-#   13 decode dev, test (oracle model, the graph of stage 8)   -> exp/tdnnf_oracle/decode_3g_{dev,test}
-#   14 score                                                   -> RESULTS.md rows tdnnf_oracle
-# Semi-supervised LF-MMI with dropout-sampled lattice combination (tools/semisup_stages.sh;
-# stage 9 already decoded dev/test with N dropout samples besides the dropout-off decode):
-#   15 dropout decode of train_unsup (seed model, N samples)  -> exp/tdnnf_seed/decode_3g_train_unsup
-#   16 uncertainty report of dev/test (tables 3.2, 3.3)         -> exp/tdnnf_seed/uncertainty.md
-#   17 unsup 1-best texts, den graph (sup 1.5 + unsup 1.0)      -> exp/chain_semisup
-#   18 supervision lattices regular/am/lm/am_lm (+ am with fewer samples), table 3.4
-#                                                              -> exp/semisup
-#   19 semi-supervised LF-MMI from the seed, one model per kind -> exp/tdnnf_semisup_<kind>
-#   20 decode and score dev/test                               -> RESULTS.md rows
-#   21 table 3.5 and dev WER vs N                              -> RESULTS.md, exp/semisup/wer_vs_n.png
+# mini: a synthetic multi-speaker English corpus made with eSpeak NG, the default recipe of
+# ./run.sh. Stages 0-10 train and decode the seed model, 11-14 the oracle (all training data
+# with true transcripts), 15-21 semi-supervised LF-MMI with dropout-sampled supervision
+# lattices (thesis ch. 3). Every stage logs to exp/log/stage<N>_<step>.log and writes its
+# done-marker last; --force redoes a finished stage.
 set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
@@ -41,7 +15,7 @@ force=false                 # redo stages that are done already
 seed=1                      # corpus seed (voices, texts, noise)
 corpus_conf=conf/corpus.yaml  # corpus sizes and voices
 fbank_conf=conf/fbank.yaml  # feature options
-objective=lfmmi             # seed model objective: lfmmi or ctc
+objective=lfmmi             # seed model objective: lfmmi or ctc (CTC stops after stage 14)
 context=mono                # phone context of the chain model: biphone or mono
 hmm_states=1                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
@@ -49,6 +23,7 @@ lm_order=3                  # word LM order
 beam=11                     # decoding beam
 max_active=2000             # most tokens per frame in decoding
 lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
+acoustic_scale=1.0          # decoding acoustic scale (lattices keep 10x it)
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
 oracle_conf=conf/train_oracle.yaml  # oracle model (3x the data of the seed: fewer epochs)
 semisup_conf=conf/train_semisup.yaml  # semi-supervised models (continue from the seed)
@@ -60,11 +35,26 @@ unsup_beam=8                # search of train_unsup (N + 1 decodes of the larges
 unsup_max_active=1000
 sup_beam=4                  # pruning beam of the supervision lattices
 nnlm_layers=3               # temporal-convolution layers of the neural word LM
-num_valid=20                 # train_sup cuts held out for the validation objective
+num_valid=20                # train_sup cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
-help_message="Usage: egs/mini/run.sh [options]   (stages are listed at the top of this file)"
+help_message="Usage: egs/mini/run.sh [options]   (stages are listed in this file)"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
+
+sup=data/fbank/mini_cuts_train_sup.jsonl.gz     # transcribed training cuts (features)
+unsup=data/fbank/mini_cuts_train_unsup.jsonl.gz # untranscribed (their texts are only ever reported against)
+seed_dir=exp/tdnnf_seed
+oracle_dir=exp/tdnnf_oracle
+[ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc && oracle_dir=exp/tdnnf_oracle_ctc
+graph=${lm_order}g
+graph_dir=exp/chain/graph_$graph
+[ "$objective" = ctc ] && graph_dir=exp/ctc/graph_$graph
+decode_opts=(--nj "$nj" --beam "$beam" --max-active "$max_active" --lattice-beam "$lattice_beam"
+             --acoustic-scale "$acoustic_scale")
+dropout_opts=(--dropout-samples "$num_dropout_samples" --dropout-proportion "$dropout_proportion"
+              --dropout-seed "$dropout_seed" --batch-size 10)
+train_opts=(--objective "$objective" --num-valid "$num_valid" --threads "$train_threads" --start-fresh "$force")
+den_opts=(--lang data/lang --context "$context" --hmm-states "$hmm_states")
 
 if stage_begin 0 "synthesise the mini corpus" data/manifests/.done.mini; then
   stage_run make_corpus frugal make-mini-corpus --config "$corpus_conf" --seed "$seed" --nj "$nj" \
@@ -72,29 +62,216 @@ if stage_begin 0 "synthesise the mini corpus" data/manifests/.done.mini; then
   stage_end
 fi
 
-corpus=mini
-parts="train_sup train_unsup dev test"
-prepare_cmd=()   # stage 0 wrote the manifests
-lang_cmd=(frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL)
-. "$FRUGAL_ROOT/tools/data_stages.sh"
-seed_dir=exp/tdnnf_seed
-[ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc
-train_cuts=data/fbank/${corpus}_cuts_train_sup.jsonl.gz
-unsup_cuts=data/fbank/${corpus}_cuts_train_unsup.jsonl.gz
+if stage_begin 2 "lang" data/lang/.done; then
+  stage_run prepare_lang frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL
+  stage_end
+fi
 
-. "$FRUGAL_ROOT/tools/seed_stages.sh"
+if stage_begin 3 "fbank features" data/fbank/.done.mini; then
+  for part in train_sup train_unsup dev test; do
+    stage_run "fbank_$part" frugal compute-fbank --config "$fbank_conf" --nj "$nj" \
+      --cuts-in "data/manifests/mini_cuts_$part.jsonl.gz" --cuts-out "data/fbank/mini_cuts_$part.jsonl.gz" \
+      --storage-dir "data/fbank/mini_feats_$part"
+  done
+  stage_end
+fi
+
+# ------------------------------------------------------------------- seed model
+if stage_begin 4 "den graph (phone LM of train_sup)" exp/chain/.done; then
+  # shellcheck disable=SC2086  # den_graph_opts is a list of options
+  stage_run den_graph frugal make-den-graph "${den_opts[@]}" $den_graph_opts \
+    --cuts data/manifests/mini_cuts_train_sup.jsonl.gz --output exp/chain/den.pt
+  stage_end
+fi
+
+if stage_begin 5 "seed model ($objective)" "$seed_dir/.done"; then
+  stage_run "train_$(basename "$seed_dir")" steps/train.sh "${train_opts[@]}" --den-dir exp/chain \
+    "$train_conf" data/lang "$sup" "$seed_dir"
+  stage_end
+fi
+
+if [ "$objective" = lfmmi ] && stage_begin 6 "align train_sup with the seed model" "$seed_dir/.done.ali"; then
+  stage_run align steps/align.sh --nj "$nj" "$seed_dir" data/lang exp/chain "$sup" "$seed_dir/ali_train_sup"
+  stage_end
+fi
 
 # The word LM: train_sup transcripts + the corpus's LM text; never train_unsup's transcripts,
 # which would make its decodes (the semi-supervised supervision) nearly perfect.
-lm_texts=$train_cuts
-lm_text_files=data/local/lm_text.txt
-decode_sets="dev test"
-. "$FRUGAL_ROOT/tools/decode_stages.sh"
+if stage_begin 7 "word LM (order $lm_order)" "data/local/lm_$graph.arpa.done"; then
+  stage_run lm steps/make_word_lm.sh --order "$lm_order" "data/local/lm_$graph.arpa" \
+    data/manifests/mini_cuts_train_sup.jsonl.gz data/local/lm_text.txt
+  stage_end
+fi
 
-. "$FRUGAL_ROOT/tools/oracle_stages.sh"
+if stage_begin 8 "decoding graph ($graph)" "$graph_dir/.done"; then
+  if [ "$objective" = lfmmi ]; then  # the den graph's phone context and HMM states
+    stage_run graph frugal compile-graph --lang data/lang --arpa "data/local/lm_$graph.arpa" --topo chain \
+      --den-graph exp/chain/den.pt --output "$graph_dir/HCLG.fst"
+  else
+    stage_run graph frugal compile-graph --lang data/lang --arpa "data/local/lm_$graph.arpa" --topo ctc \
+      --output "$graph_dir/HLG.fst"
+  fi
+  stage_end
+fi
 
-if [ "$objective" = lfmmi ]; then
-  . "$FRUGAL_ROOT/tools/semisup_stages.sh"
-elif [ "$stop_stage" -ge 15 ]; then
-  echo "stages 15-21 (semi-supervised LF-MMI) need --objective lfmmi: stopping after stage 14"
+# The seed's decodes carry N dropout samples (the uncertainty report of stage 16); the N + 1
+# passes of an utterance are searched together, 10 utterance-passes a batch.
+if stage_begin 9 "decode dev, test ($(basename "$seed_dir"), $num_dropout_samples dropout samples)" \
+    "$seed_dir/.done.decode_$graph"; then
+  for part in dev test; do
+    stage_run "decode_$part" steps/decode.sh "${decode_opts[@]}" "${dropout_opts[@]}" "$graph_dir" data/lang \
+      "data/fbank/mini_cuts_$part.jsonl.gz" "$seed_dir" "$seed_dir/decode_${graph}_$part"
+  done
+  stage_end
+fi
+
+# Test is reported at the LM weight and insertion penalty chosen on dev, as Kaldi's recipes do.
+if stage_begin 10 "score dev, test ($(basename "$seed_dir"))" "$seed_dir/.done.score_$graph"; then
+  dev=()
+  for part in dev test; do  # test at the dev set's best setting
+    stage_run "score_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/mini_cuts_$part.jsonl.gz" data/lang \
+      "$seed_dir/decode_${graph}_$part" RESULTS.md "$(basename "$seed_dir")" "$part" "$graph"
+    dev=(--dev-decode-dir "$seed_dir/decode_${graph}_dev")
+  done
+  stage_end
+fi
+
+# ---------------------------------------------------- oracle: the upper bound
+if stage_begin 11 "oracle data (train_sup + train_unsup, true transcripts) and den graph" exp/chain_oracle/.done; then
+  stage_run combine steps/combine_cuts.sh data/fbank/mini_cuts_train_all.jsonl.gz "$sup" "$unsup"
+  # shellcheck disable=SC2086
+  stage_run den_graph frugal make-den-graph "${den_opts[@]}" $den_graph_opts \
+    --cuts data/fbank/mini_cuts_train_all.jsonl.gz --output exp/chain_oracle/den.pt
+  stage_end
+fi
+
+if stage_begin 12 "oracle model ($objective, train_all)" "$oracle_dir/.done"; then
+  stage_run "train_$(basename "$oracle_dir")" steps/train.sh "${train_opts[@]}" --den-dir exp/chain_oracle \
+    "$oracle_conf" data/lang data/fbank/mini_cuts_train_all.jsonl.gz "$oracle_dir"
+  stage_end
+fi
+
+if stage_begin 13 "decode dev, test ($(basename "$oracle_dir"))" "$oracle_dir/.done.decode_$graph"; then
+  for part in dev test; do
+    stage_run "decode_$part" steps/decode.sh "${decode_opts[@]}" "$graph_dir" data/lang \
+      "data/fbank/mini_cuts_$part.jsonl.gz" "$oracle_dir" "$oracle_dir/decode_${graph}_$part"
+  done
+  stage_end
+fi
+
+if stage_begin 14 "score dev, test ($(basename "$oracle_dir"))" "$oracle_dir/.done.score_$graph"; then
+  dev=()
+  for part in dev test; do  # test at the dev set's best setting
+    stage_run "score_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/mini_cuts_$part.jsonl.gz" data/lang \
+      "$oracle_dir/decode_${graph}_$part" RESULTS.md "$(basename "$oracle_dir")" "$part" "$graph"
+    dev=(--dev-decode-dir "$oracle_dir/decode_${graph}_dev")
+  done
+  stage_end
+fi
+
+if [ "$objective" != lfmmi ]; then
+  [ "$stop_stage" -ge 15 ] && echo "stages 15-21 (semi-supervised LF-MMI) need --objective lfmmi: stopping after stage 14"
+  exit 0
+fi
+
+# ------------------------------------------- semi-supervised LF-MMI (thesis ch. 3)
+unsup_decode=$seed_dir/decode_${graph}_train_unsup
+kinds="regular am lm am_lm"
+curve_kinds=""
+for n in $curve_samples; do curve_kinds="$curve_kinds am_n$n"; done
+
+if stage_begin 15 "dropout decode of train_unsup ($num_dropout_samples samples)" "$seed_dir/.done.decode_unsup"; then
+  stage_run decode_train_unsup steps/decode.sh "${decode_opts[@]}" "${dropout_opts[@]}" --beam "$unsup_beam" \
+    --max-active "$unsup_max_active" "$graph_dir" data/lang "$unsup" "$seed_dir" "$unsup_decode"
+  stage_end
+fi
+
+if stage_begin 16 "uncertainty report of the seed's dev, test decodes (tables 3.2, 3.3)" "$seed_dir/.done.uncertainty"; then
+  stage_run uncertainty frugal uncertainty-report --words data/lang/words.txt --top-k "$num_dropout_samples" \
+    --set "dev:$seed_dir/decode_${graph}_dev:data/fbank/mini_cuts_dev.jsonl.gz" \
+    --set "test:$seed_dir/decode_${graph}_test:data/fbank/mini_cuts_test.jsonl.gz" --output "$seed_dir/uncertainty.md"
+  stage_end
+fi
+
+if stage_begin 17 "semi-supervised data: unsup 1-best texts, den graph (sup 1.5, unsup 1.0)" exp/chain_semisup/.done; then
+  stage_run set_texts frugal set-cut-texts --cuts "$unsup" --text "$unsup_decode" \
+    --output data/fbank/mini_cuts_train_unsup_1best.jsonl.gz
+  # shellcheck disable=SC2086
+  stage_run den_graph frugal make-den-graph "${den_opts[@]}" $den_graph_opts --output exp/chain_semisup/den.pt \
+    --cuts data/manifests/mini_cuts_train_sup.jsonl.gz:1.5 data/fbank/mini_cuts_train_unsup_1best.jsonl.gz:1.0
+  stage_run combine steps/combine_cuts.sh data/fbank/mini_cuts_semisup.jsonl.gz "$sup" \
+    data/fbank/mini_cuts_train_unsup_1best.jsonl.gz
+  stage_end
+fi
+
+# regular: the dropout-off lattice; am: with the N dropout lattices (am_nK: the first K);
+# lm: with N rescorings by the neural LM under dropout; am_lm: with the N dropout lattices,
+# each rescored by its own neural-LM dropout sample. Table 3.4: their N-best WER and SER.
+if stage_begin 18 "supervision lattices ($kinds$curve_kinds) and their N-best error rates" exp/semisup/.done; then
+  stage_run train_nnlm steps/train_nnlm.sh --layers "$nnlm_layers" --seed "$dropout_seed" data/lang \
+    "data/local/lm_$graph.arpa.text" data/fbank/mini_cuts_dev.jsonl.gz exp/semisup/nnlm
+  lm_opts=(--nnlm exp/semisup/nnlm/model.pt --old-lm "data/local/lm_$graph.arpa" --words data/lang/words.txt
+           --seed "$dropout_seed")
+  report=()
+  for kind in $kinds $curve_kinds; do
+    opts=(--kind "${kind%_n*}" --beam "$sup_beam" --nj "$nj")
+    case $kind in am_n*) opts+=(--num-samples "${kind#am_n}") ;; lm|am_lm) opts+=("${lm_opts[@]}") ;; esac
+    stage_run "sup_$kind" frugal make-supervision "${opts[@]}" --decode-dir "$unsup_decode" \
+      --output-dir "exp/semisup/sup_$kind"
+    report+=(--kind "$kind:exp/semisup/sup_$kind")
+  done
+  stage_run supervision_report frugal supervision-report "${report[@]}" --cuts "$unsup" --words data/lang/words.txt \
+    --nbest "$num_dropout_samples" --acoustic-scale 0.1 --output exp/semisup/supervision.md
+  stage_end
+fi
+
+# LF-MMI from the seed on sup (transcripts) + unsup (supervision lattices), one model per
+# kind, $nj at a time; a model whose final.pt exists is done (a killed one resumes).
+if stage_begin 19 "semi-supervised LF-MMI ($kinds$curve_kinds)" exp/.done.semisup_train; then
+  for kind in $kinds $curve_kinds; do
+    [ "$force" != true ] && [ -f "exp/tdnnf_semisup_$kind/final.pt" ] && continue
+    stage_run_bg "train_semisup_$kind" steps/train.sh "${train_opts[@]}" --den-dir exp/chain_semisup \
+      --init-model "$seed_dir/final.pt" --supervision "exp/semisup/sup_$kind" \
+      "$semisup_conf" data/lang data/fbank/mini_cuts_semisup.jsonl.gz "exp/tdnnf_semisup_$kind"
+  done
+  stage_wait
+  stage_end
+fi
+
+# Dev and test for the four kinds; dev only for the curve's extra models.
+for kind in $kinds $curve_kinds; do
+  model=exp/tdnnf_semisup_$kind
+  parts="dev test"
+  case " $curve_kinds " in *" $kind "*) parts=dev ;; esac
+  if stage_begin 20 "decode $parts ($(basename "$model"))" "$model/.done.decode_$graph"; then
+    for part in $parts; do
+      stage_run "decode_${kind}_$part" steps/decode.sh "${decode_opts[@]}" "$graph_dir" data/lang \
+        "data/fbank/mini_cuts_$part.jsonl.gz" "$model" "$model/decode_${graph}_$part"
+    done
+    stage_end
+  fi
+  if stage_begin 20 "score $parts ($(basename "$model"))" "$model/.done.score_$graph"; then
+    dev=()
+    for part in $parts; do
+      stage_run "score_${kind}_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/mini_cuts_$part.jsonl.gz" \
+        data/lang "$model/decode_${graph}_$part" RESULTS.md "$(basename "$model")" "$part" "$graph"
+      dev=(--dev-decode-dir "$model/decode_${graph}_dev")
+    done
+    stage_end
+  fi
+done
+
+if stage_begin 21 "semi-supervised results (table 3.5, dev WER vs N)" exp/semisup/.done.results; then
+  curve=(--curve "0:exp/tdnnf_semisup_regular/decode_$graph")
+  for n in $curve_samples; do curve+=(--curve "$n:exp/tdnnf_semisup_am_n$n/decode_$graph"); done
+  curve+=(--curve "$num_dropout_samples:exp/tdnnf_semisup_am/decode_$graph")
+  stage_run results frugal semisup-results --results RESULTS.md --dev dev --test test \
+    --row "Supervised only:$seed_dir/decode_$graph" \
+    --row "Regular lattice:exp/tdnnf_semisup_regular/decode_$graph" \
+    --row "Combination w.r.t. AM:exp/tdnnf_semisup_am/decode_$graph" \
+    --row "Combination w.r.t. LM:exp/tdnnf_semisup_lm/decode_$graph" \
+    --row "Combination w.r.t. AM+LM:exp/tdnnf_semisup_am_lm/decode_$graph" \
+    --row "Oracle:$oracle_dir/decode_$graph" "${curve[@]}" --plot exp/semisup/wer_vs_n.png \
+    --notes "corpus seed $seed, seed model $(basename "$seed_dir"), N=$num_dropout_samples dropout samples at proportion $dropout_proportion (seed $dropout_seed), decoding beam $beam, lattice beam $lattice_beam, supervision-lattice beam $sup_beam; tables 3.2-3.4: $seed_dir/uncertainty.md, exp/semisup/supervision.md"
+  stage_end
 fi

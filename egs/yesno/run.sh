@@ -1,17 +1,7 @@
 #!/usr/bin/env bash
 # yesno: the 60-file yes/no corpus (8 words a file), Kaldi's and icefall's smoke test.
-# Stages:
-#   0  download the corpus into --corpus-dir when it holds no .wav (openslr.org/1; needs internet)
-#   1  data preparation: lhotse manifests, 30/30 or Kaldi's 31/29 train/test (--split), lexicon -> data/manifests, data/local
-#   2  lang: phone set, symbol tables, L.fst                          -> data/lang
-#   3  features: log-mel fbank                                        -> data/fbank
-#   4  den graph: phone LM of the train transcripts                   -> exp/chain (den.pt, phone_lm.fst, pdf_map.txt)
-#   5  seed TDNN-F, flat-start LF-MMI (--objective ctc)               -> exp/tdnnf_seed/final.pt
-#   6  Viterbi alignment of train (seed model)                        -> exp/tdnnf_seed/ali_train.pt, .txt
-#   7  word LM (trigram, train transcripts)                           -> data/local/lm_3g.arpa
-#   8  decoding graph HCLG (HLG for ctc)                              -> exp/chain/graph_3g
-#   9  decode test                                                    -> exp/tdnnf_seed/decode_3g_test
-#   10 score (LM weight x insertion penalty sweep)                    -> wer files, RESULTS.md
+# Every stage logs to exp/log/stage<N>_<step>.log and writes its done-marker last; --force
+# redoes a finished stage.
 set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
@@ -22,17 +12,14 @@ nj=1                        # parallel jobs (yesno is so small that a second pro
 force=false                 # redo stages that are done already
 corpus_dir=$FRUGAL_ROOT/../shared/data/yesno   # directory of the 60 .wav files
 # The defaults below (Kaldi's split, optional silence 0.9, bigram den-graph phone LM, acoustic
-# scale 0.2) give 0.00% test WER for training seeds 1-6 and 0.43% for 7-8 (README: yesno and the
-# 0% target); with icefall's split one test file holds 7 words for the 8 of its name.
+# scale 0.2) give 0.00% test WER for training seeds 1-6 and 0.43% for 7-8 (RESULTS.md); with
+# icefall's split one test file holds 7 words for the 8 of its name.
 split=kaldi                 # kaldi (first 31 sorted files train, 29 test; Kaldi's) or icefall (alternate, 30/30)
 fbank_conf=conf/fbank.yaml  # feature options
-speed_perturb=false         # 3-way speed perturbation (0.9/1.0/1.1) of train (see README: yesno and the 0% target)
+speed_perturb=false         # 3-way speed perturbation (0.9/1.0/1.1) of train
 objective=lfmmi             # seed model objective: lfmmi or ctc
 context=mono                # phone context of the chain model: biphone or mono
-# Two HMM states a phone (each word is one phone, so at least 2 output frames = 60 ms a word):
-# over training seeds 1-8 (icefall split, acoustic scale 1), 0.42% WER 6 times and 0.83% twice,
-# against 0.42-2.92% with the chain topology's one state (stage 8 compiles the graph with the den
-# graph's topology).
+# Two HMM states a phone: each word is one phone, so at least 2 output frames = 60 ms a word.
 hmm_states=2                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts="--ngram-order 2 --no-prune-ngram-order 2"   # more frugal make-den-graph options: a bigram phone LM
 sil_prob=0.9                # optional-silence probability of L.fst (Kaldi's default is 0.5)
@@ -43,9 +30,14 @@ lattice_beam=2              # lattice beam (word-lattice determinisation is slow
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
 num_valid=0                 # train cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
-help_message="Usage: egs/yesno/run.sh [options]   (stages are listed at the top of this file)"
+help_message="Usage: egs/yesno/run.sh [options]   (stages are listed in this file)"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
+
+seed_dir=exp/tdnnf_seed
+graph_dir=exp/chain/graph_${lm_order}g
+if [ "$objective" = ctc ]; then seed_dir=exp/tdnnf_seed_ctc; graph_dir=exp/ctc/graph_${lm_order}g; fi
+graph=${lm_order}g
 
 if stage_begin 0 "download yesno" data/.done.download; then
   if [ -n "$(ls "$corpus_dir"/*.wav 2>/dev/null)" ]; then
@@ -56,19 +48,74 @@ if stage_begin 0 "download yesno" data/.done.download; then
   stage_end
 fi
 
-corpus=yesno
-parts="train test"
-prepare_cmd=(frugal prepare-data yesno --corpus-dir "$corpus_dir" --split "$split" --output-dir data/manifests
-             --lexicon-dir data/local)
-lang_cmd=(frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang --sil-phone SIL
-          --sil-prob "$sil_prob")
-. "$FRUGAL_ROOT/tools/data_stages.sh"
-seed_dir=exp/tdnnf_seed
-[ "$objective" = ctc ] && seed_dir=exp/tdnnf_seed_ctc
-train_cuts=data/fbank/${corpus}_cuts_train.jsonl.gz
+if stage_begin 1 "data preparation (lhotse manifests, $split split)" data/manifests/.done.yesno; then
+  stage_run prepare_data frugal prepare-data yesno --corpus-dir "$corpus_dir" --split "$split" \
+    --output-dir data/manifests --lexicon-dir data/local
+  stage_end
+fi
 
-. "$FRUGAL_ROOT/tools/seed_stages.sh"
+if stage_begin 2 "lang" data/lang/.done; then
+  stage_run prepare_lang frugal prepare-lang --lexicon data/local/lexicon.txt --output-dir data/lang \
+    --sil-phone SIL --sil-prob "$sil_prob"
+  stage_end
+fi
 
-lm_texts=$train_cuts
-decode_sets=test
-. "$FRUGAL_ROOT/tools/decode_stages.sh"
+if stage_begin 3 "fbank features" data/fbank/.done.yesno; then
+  for part in train test; do
+    perturb=()
+    [ "$part" = train ] && [ "$speed_perturb" = true ] && perturb=(--speed-perturb)
+    stage_run "fbank_$part" frugal compute-fbank --config "$fbank_conf" --nj "$nj" ${perturb[@]+"${perturb[@]}"} \
+      --cuts-in "data/manifests/yesno_cuts_$part.jsonl.gz" --cuts-out "data/fbank/yesno_cuts_$part.jsonl.gz" \
+      --storage-dir "data/fbank/yesno_feats_$part"
+  done
+  stage_end
+fi
+
+if stage_begin 4 "den graph (phone LM of train)" exp/chain/.done; then
+  # shellcheck disable=SC2086  # den_graph_opts is a list of options
+  stage_run den_graph frugal make-den-graph --lang data/lang --context "$context" --hmm-states "$hmm_states" \
+    $den_graph_opts --cuts data/manifests/yesno_cuts_train.jsonl.gz --output exp/chain/den.pt
+  stage_end
+fi
+
+if stage_begin 5 "seed model ($objective)" "$seed_dir/.done"; then
+  stage_run "train_$(basename "$seed_dir")" steps/train.sh --objective "$objective" --den-dir exp/chain \
+    --num-valid "$num_valid" --threads "$train_threads" --start-fresh "$force" \
+    "$train_conf" data/lang data/fbank/yesno_cuts_train.jsonl.gz "$seed_dir"
+  stage_end
+fi
+
+if [ "$objective" = lfmmi ] && stage_begin 6 "align train with the seed model" "$seed_dir/.done.ali"; then
+  stage_run align steps/align.sh --nj "$nj" "$seed_dir" data/lang exp/chain data/fbank/yesno_cuts_train.jsonl.gz \
+    "$seed_dir/ali_train"
+  stage_end
+fi
+
+if stage_begin 7 "word LM (order $lm_order)" "data/local/lm_$graph.arpa.done"; then
+  stage_run lm steps/make_word_lm.sh --order "$lm_order" "data/local/lm_$graph.arpa" data/manifests/yesno_cuts_train.jsonl.gz
+  stage_end
+fi
+
+if stage_begin 8 "decoding graph ($graph)" "$graph_dir/.done"; then
+  if [ "$objective" = lfmmi ]; then  # the den graph's phone context and HMM states
+    stage_run graph frugal compile-graph --lang data/lang --arpa "data/local/lm_$graph.arpa" --topo chain \
+      --den-graph exp/chain/den.pt --output "$graph_dir/HCLG.fst"
+  else
+    stage_run graph frugal compile-graph --lang data/lang --arpa "data/local/lm_$graph.arpa" --topo ctc \
+      --output "$graph_dir/HLG.fst"
+  fi
+  stage_end
+fi
+
+if stage_begin 9 "decode test ($(basename "$seed_dir"))" "$seed_dir/.done.decode_$graph"; then
+  stage_run decode_test steps/decode.sh --nj "$nj" --beam "$beam" --lattice-beam "$lattice_beam" \
+    --acoustic-scale "$acoustic_scale" "$graph_dir" data/lang data/fbank/yesno_cuts_test.jsonl.gz "$seed_dir" \
+    "$seed_dir/decode_${graph}_test"
+  stage_end
+fi
+
+if stage_begin 10 "score test ($(basename "$seed_dir"))" "$seed_dir/.done.score_$graph"; then
+  stage_run score_test steps/score.sh data/fbank/yesno_cuts_test.jsonl.gz data/lang "$seed_dir/decode_${graph}_test" \
+    RESULTS.md "$(basename "$seed_dir")" test "$graph"
+  stage_end
+fi

@@ -1,4 +1,6 @@
-"""Crash-safe outputs: write to a temporary name beside the target, rename when complete.
+"""File helpers: crash-safe outputs, and reading small text files with one-line errors.
+
+Outputs are written to a temporary name beside the target and renamed when complete.
 
 A stage killed at any point (even with kill -9) leaves at most a ``.tmp.<pid>.<name>`` sibling,
 which nothing trusts and the next run replaces; the target name only ever points at a
@@ -10,7 +12,9 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, List, Union
+
+from frugal.errors import FrugalError
 
 PathLike = Union[str, os.PathLike]
 
@@ -72,3 +76,14 @@ def atomic_path(path: PathLike, is_dir: bool = False) -> Iterator[Path]:
 def atomic_write_text(path: PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_lines(path: PathLike) -> List[str]:
+    """The non-blank lines of a small text file, stripped (a symbol or word list)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise FrugalError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise FrugalError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

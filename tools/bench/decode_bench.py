@@ -30,7 +30,8 @@ import torch
 
 from frugal.bin.main import main as frugal_main
 from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
-from frugal.graph.compile import LangDir, compile_hclg, compile_hlg, make_grammar_fst
+from frugal.graph.compile import compile_hclg, compile_hlg, make_grammar_fst
+from frugal.lang.lang import LangDir
 
 PHONES = [f"P{i}" for i in range(30)]
 

@@ -35,7 +35,7 @@ grep -q '^  seed: ' "$here/conf/train.yaml" || { echo "$here/conf/train.yaml: no
 run_seed() {  # run_seed SEED: writes the seed's row (SEED %WER errors, or why there is none)
   local seed=$1 dir=$egs/.yesno_seed_$1
   rm -rf "$dir" && mkdir -p "$dir"
-  cp -r "$here/run.sh" "$here/conf" "$here/local" "$dir/"
+  cp -r "$here/run.sh" "$here/conf" "$here/local" "$here/steps" "$dir/"
   sed -i "s/^  seed: .*/  seed: $seed/" "$dir/conf/train.yaml"
   if ! (cd "$dir" && ./run.sh "${run_opts[@]+"${run_opts[@]}"}" > run.log 2>&1); then
     echo "$seed failed: $dir/run.log" > "$rows/$seed"

@@ -8,17 +8,12 @@ copies of every cut, --volume-perturb scales each cut by a random factor in [0.1
 """
 from __future__ import annotations
 
-import argparse
-import logging
 from pathlib import Path
-from typing import List, Optional
 
 from frugal.data.features import compute_features
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="frugal compute-fbank", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--cuts-in", type=Path, required=True)
     p.add_argument("--cuts-out", type=Path, required=True)
     p.add_argument("--storage-dir", type=Path, required=True)
@@ -33,14 +28,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--dither", type=float, default=0.0,
                    help="Gaussian noise in 16-bit sample units added before the fbank, as Kaldi's "
                         "--dither (Kaldi's default 1.0) (default: %(default)s)")
-    return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+def run(args) -> None:
     compute_features(args.cuts_in, args.cuts_out, args.storage_dir,
                      num_mel_bins=args.num_mel_bins, nj=args.nj,
                      speed_perturb=args.speed_perturb, volume_perturb=args.volume_perturb,
                      raw=args.raw, seed=args.seed, dither=args.dither)
-    return 0

@@ -5,17 +5,14 @@ the file feeds frugal make-word-lm --text and frugal score --ref.
 """
 from __future__ import annotations
 
-import argparse
-from typing import List, Optional
-
-from frugal.decode.best_paths import refs_from_cuts
-from frugal.decode.scoring import write_text
+from frugal.data.cuts import read_transcripts
+from frugal.lang.text import write_text
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="frugal cuts-to-text", description=__doc__.split("\n")[0])
+def add_arguments(p) -> None:
     p.add_argument("--cuts", required=True, help="lhotse cut manifest (.jsonl.gz)")
     p.add_argument("--output", required=True, help="Kaldi text file to write")
-    args = p.parse_args(argv)
-    write_text(args.output, refs_from_cuts(args.cuts))
-    return 0
+
+
+def run(args) -> None:
+    write_text(args.output, read_transcripts(args.cuts, where=f"--cuts {args.cuts}"))

@@ -3,8 +3,8 @@
 Kaldi's steps/nnet3/decode.sh: the cuts are split into --nj jobs (processes, one torch
 thread each); job J writes OUTPUT_DIR/lat.J.pt (word-determinised lattices; with
 --text-lattices also lat.J.txt in Kaldi's text form), hyp.J.txt (1-best, Kaldi text) and
-log/decode.J.log; OUTPUT_DIR/.done is written last. Jobs already done with the same cuts
-and options are skipped, so re-running the same command after a kill finishes the work.
+log/decode.J.log; OUTPUT_DIR/.done is written last. Jobs already done with the same cuts,
+options and files are skipped, so re-running the same command after a kill finishes the work.
 
 A chain (LF-MMI) model's output is used as log-likelihoods with --acoustic-scale 1.0 over
 HCLG; a CTC model's (the checkpoint says which) goes through a log-softmax, over HLG.
@@ -14,39 +14,34 @@ frugal score-lattices' LM-weight sweep (7..17) is centred on the decoding scale.
 Monte-Carlo dropout (thesis ch. 3, Vyas et al. 2019): with --dropout-samples N each
 utterance is also decoded N times with the model's dropout active at --dropout-proportion
 (continuous masks in [1 - 2p, 1 + 2p], drawn anew for each pass); pass k writes the same
-per-job files into OUTPUT_DIR/dropout/k/, a decode directory of its own for score-lattices
-and the lattice tools, and OUTPUT_DIR/dropout.json records N, the proportion and the
-seeds. The masks of (pass k, utterance) depend only on (--dropout-seed, k, utterance id),
-so the samples do not change with --nj or --batch-size. frugal uncertainty-report turns
-such a directory into word confidences, WER estimates and error localisation.
+per-job files into OUTPUT_DIR/dropout/k/, a decode directory of its own, and
+OUTPUT_DIR/dropout.json records N, the proportion and the seeds. The masks of (pass k,
+utterance) depend only on (--dropout-seed, k, utterance id), so the samples do not change
+with --nj or --batch-size. frugal uncertainty-report turns such a directory into word
+confidences, WER estimates and error localisation.
 """
 from __future__ import annotations
 
-import argparse
-import logging
-from typing import List, Optional
+from frugal.decode.driver import DecodeOptions, decode
 
-from frugal.decode.driver import DecodeOptions, decode_dir
+D = DecodeOptions
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="frugal decode", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("\n", 2)[2],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--model", required=True, help="checkpoint, e.g. exp/tdnnf/final.pt")
     p.add_argument("--graph", required=True, help="HCLG.fst / HLG.fst of frugal compile-graph")
     p.add_argument("--words", required=True, help="words.txt of the lang directory the graph was built from")
     p.add_argument("--cuts", required=True, help="lhotse cuts with features (frugal compute-fbank)")
     p.add_argument("--output-dir", required=True, help="decode directory, e.g. exp/tdnnf/decode_tg_test")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs (default: %(default)s)")
-    p.add_argument("--beam", type=float, default=15.0, help="decoding beam (default: %(default)s)")
-    p.add_argument("--max-active", type=int, default=7000,
+    p.add_argument("--beam", type=float, default=D.beam, help="decoding beam (default: %(default)s)")
+    p.add_argument("--max-active", type=int, default=D.max_active,
                    help="most tokens kept per frame and utterance (default: %(default)s)")
-    p.add_argument("--lattice-beam", type=float, default=8.0,
+    p.add_argument("--lattice-beam", type=float, default=D.lattice_beam,
                    help="lattice pruning beam (default: %(default)s)")
-    p.add_argument("--acoustic-scale", type=float, default=1.0,
+    p.add_argument("--acoustic-scale", type=float, default=D.acoustic_scale,
                    help="scale of the log-likelihoods in the search (default: %(default)s, chain)")
-    p.add_argument("--post-decode-acwt", type=float, default=10.0,
+    p.add_argument("--post-decode-acwt", type=float, default=D.post_decode_acwt,
                    help="factor on the lattices' acoustic costs when written (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=0,
                    help="utterances decoded together, counting each dropout pass as one "
@@ -56,21 +51,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout-samples", type=int, default=0,
                    help="N: also decode N times with dropout active, into OUTPUT_DIR/dropout/1..N "
                         "(default: %(default)s, no dropout)")
-    p.add_argument("--dropout-proportion", type=float, default=0.1,
+    p.add_argument("--dropout-proportion", type=float, default=D.dropout_proportion,
                    help="dropout proportion of the samples (default: %(default)s)")
-    p.add_argument("--dropout-seed", type=int, default=0,
-                   help="seed of the dropout masks (default: %(default)s)")
-    return p
+    p.add_argument("--dropout-seed", type=int, default=0, help="seed of the dropout masks (default: %(default)s)")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    options = DecodeOptions(model=args.model, graph=args.graph, words=args.words, beam=args.beam,
-                            max_active=args.max_active, lattice_beam=args.lattice_beam,
-                            acoustic_scale=args.acoustic_scale, post_decode_acwt=args.post_decode_acwt,
-                            batch_size=args.batch_size, device=args.device,
-                            text_lattices=args.text_lattices, dropout_samples=args.dropout_samples,
-                            dropout_proportion=args.dropout_proportion, dropout_seed=args.dropout_seed)
-    decode_dir(args.cuts, args.output_dir, options, nj=args.nj)
-    return 0
+def run(args) -> None:
+    options = DecodeOptions(**{name: getattr(args, name) for name in DecodeOptions.__dataclass_fields__})
+    decode(args.cuts, args.output_dir, options, nj=args.nj)

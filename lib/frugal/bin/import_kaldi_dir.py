@@ -10,17 +10,12 @@ reco2dur) and kept as command sources that feature extraction will run.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 from pathlib import Path
-from typing import List, Optional
 
 from frugal.data.kaldi_dir import import_kaldi_dir
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="frugal import-kaldi-dir", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--kaldi-dir", type=Path, required=True, help="the Kaldi data directory")
     p.add_argument("--corpus", required=True, help="corpus name: the manifests' prefix")
     p.add_argument("--part", required=True, help="part name: the manifests' suffix")
@@ -30,13 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampling rate (default: read from the audio; all recordings must agree)")
     p.add_argument("--allow-commands", action="store_true",
                    help="run and keep wav.scp commands (entries ending in '|'): only for data you trust")
-    return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+def run(args) -> None:
     import_kaldi_dir(args.kaldi_dir, args.output_dir, corpus=args.corpus, part=args.part,
                      sampling_rate=args.sampling_rate, allow_commands=args.allow_commands)
-    return 0

@@ -1,100 +1,57 @@
 """`frugal <tool> ...`: the one command-line entry point.
 
-Each tool is a module in frugal.bin, named after the tool with '-' replaced by '_'
-(``frugal make-mini-corpus`` runs ``frugal.bin.make_mini_corpus.main(argv)``). A tool's
-module docstring's first line is its summary in ``frugal --help``. A FrugalError raised
-by a tool becomes a one-line message and exit status 1.
+Each tool is a module in frugal.bin named after the tool with '-' replaced by '_'
+(``frugal make-den-graph`` is ``frugal.bin.make_den_graph``): its docstring's first line is
+its summary in ``frugal --help`` and the rest its help text; ``add_arguments(parser)``
+declares its options and ``run(args)`` makes the one library call it stands for. This
+module parses, sets up logging once, and turns a FrugalError into a one-line message and
+exit status 1; a BadValue (a library parameter with a bad value) is named by its flag.
 
-Every tool takes ``--config FILE.yaml``: a mapping of option names to values, expanded
-into command-line options where ``--config`` stands, so options given after it win (and a
-tool with sub-commands takes it after the sub-command's name).
-The YAML is read with ``yaml.safe_load``: data, never code.
+Every tool takes ``--config FILE.yaml`` (`frugal.bin._cli`).
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 import sys
+from types import ModuleType
 
 import frugal.bin
-from frugal.errors import FrugalError
-
-_NOT_TOOLS = {"main"}
-
-
-def expand_config(argv: list[str]) -> list[str]:
-    """Replace ``--config FILE`` in place by the options the YAML file lists (module doc)."""
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--config" or arg.startswith("--config="):
-            if arg == "--config":
-                if i + 1 >= len(argv):
-                    raise FrugalError("option --config needs a file")
-                path, i = argv[i + 1], i + 2
-            else:
-                path, i = arg.split("=", 1)[1], i + 1
-            out += _config_options(path)
-            continue
-        out.append(arg)
-        i += 1
-    return out
-
-
-def _config_options(path: str) -> list[str]:
-    import yaml
-
-    try:
-        with open(path) as f:
-            conf = yaml.safe_load(f)
-    except OSError as e:
-        raise FrugalError(f"cannot read config {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise FrugalError(f"{path}{line}: not valid YAML") from None
-    if conf is None:
-        return []
-    if not isinstance(conf, dict):
-        raise FrugalError(f"{path}: a config must be a mapping of option: value")
-    opts: list[str] = []
-    for key, value in conf.items():
-        flag = "--" + str(key).replace("_", "-")
-        if value is True:
-            opts.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, list):
-            opts += [flag] + [str(v) for v in value]
-        elif isinstance(value, dict):
-            raise FrugalError(f"{path}: option '{key}' has a nested mapping")
-        else:
-            opts += [flag, str(value)]
-    return opts
-
+from frugal.bin._cli import UsageError, OneLineParser, expand_config, flag_of
+from frugal.errors import BadValue, FrugalError
+from frugal.logs import setup_cli_logging
 
 def tool_names() -> list[str]:
-    return sorted(
-        m.name.replace("_", "-")
-        for m in pkgutil.iter_modules(frugal.bin.__path__)
-        if not m.name.startswith("_") and m.name not in _NOT_TOOLS
-    )
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(frugal.bin.__path__)
+                  if not m.name.startswith("_") and m.name != "main")
+
+
+def tool_module(name: str) -> ModuleType:
+    return importlib.import_module("frugal.bin." + name.replace("-", "_"))
+
+
+def tool_parser(name: str, mod: ModuleType) -> argparse.ArgumentParser:
+    """The tool's parser: its docstring says what it does, its add_arguments what it takes."""
+    doc = (mod.__doc__ or "").strip()
+    summary, _, rest = doc.partition("\n")
+    parser = OneLineParser(prog=f"frugal {name}", description=summary, epilog=rest.strip() or None,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mod.add_arguments(parser)
+    return parser
 
 
 def _summary(name: str) -> str:
     try:
-        mod = importlib.import_module("frugal.bin." + name.replace("-", "_"))
+        mod = tool_module(name)
     except Exception as e:  # a broken tool must not hide the others from --help
         return f"(cannot import: {e})"
     return ((mod.__doc__ or "").strip().splitlines() or [""])[0]
 
 
 def usage() -> str:
-    lines = ["usage: frugal <tool> [options]   (frugal <tool> --help for a tool's options)",
-             "", "tools:"]
-    lines += [f"  {n:24s} {_summary(n)}" for n in tool_names()]
-    return "\n".join(lines)
+    return "\n".join(["usage: frugal <tool> [options]   (frugal <tool> --help for a tool's options)", "", "tools:"]
+                     + [f"  {n:24s} {_summary(n)}" for n in tool_names()])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,9 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     if name not in tool_names():
         print(f"frugal: error: unknown tool '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
-    mod = importlib.import_module("frugal.bin." + name.replace("-", "_"))
+    mod = tool_module(name)
+    parser = tool_parser(name, mod)
     try:
-        rc = mod.main(expand_config(rest))
+        args = parser.parse_args(expand_config(rest))
+        setup_cli_logging()
+        rc = mod.run(args)
+    except BadValue as e:
+        print(f"frugal {name}: error: {e.message(flag_of(parser, e.name))}", file=sys.stderr)
+        return 1
+    except UsageError as e:
+        print(f"frugal {name}: error: {e}", file=sys.stderr)
+        return 2
     except FrugalError as e:
         print(f"frugal {name}: error: {e}", file=sys.stderr)
         return 1

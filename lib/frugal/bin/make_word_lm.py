@@ -6,47 +6,20 @@ words with ``--no-uttid``. ``--cutoffs 0,0,1`` removes trigrams (and higher) see
 """
 from __future__ import annotations
 
-import argparse
-import logging
-from typing import List, Optional
-
-from frugal.errors import FrugalError
-from frugal.lm.kneser_ney import train_kn_lm
-from frugal.lm.text import read_sentences
-
-log = logging.getLogger("frugal.make_word_lm")
+from frugal.bin._options import int_list
+from frugal.lm.kneser_ney import make_word_lm
 
 
-def _int_list(text: str) -> List[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise FrugalError(f"--cutoffs '{text}': expected comma-separated integers, e.g. 0,0,1") from None
+def add_arguments(p) -> None:
+    p.add_argument("--text", required=True, help="training text")
+    p.add_argument("--no-uttid", action="store_true", help="lines have no utterance id")
+    p.add_argument("--order", type=int, default=3, help="n-gram order (1 to 9)")
+    p.add_argument("--output", required=True, help="ARPA file to write")
+    p.add_argument("--cutoffs", type=int_list, default=[],
+                   help="per-order raw-count cutoffs, e.g. 0,0,1 (n-grams with count <= cutoff go)")
+    p.add_argument("--max-ngrams", type=int, help="prune (relative entropy) to at most N n-grams")
+    p.add_argument("--vocab", help="closed vocabulary, one word a line (or 'word id'); other words become <unk>")
 
 
-def main(argv: Optional[list] = None) -> int:
-    parser = argparse.ArgumentParser(prog="frugal make-word-lm", description=__doc__.split("\n")[0])
-    parser.add_argument("--text", required=True, help="training text")
-    parser.add_argument("--no-uttid", action="store_true", help="lines have no utterance id")
-    parser.add_argument("--order", type=int, default=3, help="n-gram order (1 to 9)")
-    parser.add_argument("--output", required=True, help="ARPA file to write")
-    parser.add_argument("--cutoffs", type=_int_list, default=[],
-                        help="per-order raw-count cutoffs, e.g. 0,0,1 (n-grams with count <= cutoff go)")
-    parser.add_argument("--max-ngrams", type=int, help="prune (relative entropy) to at most N n-grams")
-    parser.add_argument("--vocab", help="closed vocabulary, one word a line (or 'word id'); "
-                                        "other words become <unk>")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-
-    vocab = None
-    if args.vocab:
-        try:
-            with open(args.vocab, encoding="utf-8") as f:
-                vocab = [line.split()[0] for line in f if line.split()]
-        except OSError as e:
-            raise FrugalError(f"cannot read --vocab {args.vocab}: {e.strerror}") from None
-    sentences = read_sentences(args.text, has_uttid=not args.no_uttid)
-    lm = train_kn_lm(sentences, args.order, args.cutoffs, args.max_ngrams, vocab)
-    log.info("%s: n-grams per order %s", args.output, lm.num_ngrams())
-    lm.write(args.output)
-    return 0
+def run(args) -> None:
+    make_word_lm(args.text, args.output, args.order, args.cutoffs, args.max_ngrams, args.vocab, not args.no_uttid)

@@ -7,36 +7,18 @@ confidence interval of the WER, resampling utterances).
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from frugal.decode.scoring import read_text, score, write_details
-from frugal.errors import FrugalError
-from frugal.fileio import atomic_write_text
+from frugal.decode.scoring import score_text_files
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="frugal score", description=__doc__.split("\n")[0])
-    parser.add_argument("--ref", required=True, help="reference Kaldi text file (uttid w1 w2 ...)")
-    parser.add_argument("--hyp", required=True, help="hypothesis Kaldi text file; utterances "
-                        "missing from it count as all deletions, extra ones are an error")
-    parser.add_argument("--out-dir", help="directory for wer, per_utt, ops, wer_bootci")
-    parser.add_argument("--bootstrap-replications", type=int, default=1000,
-                        help="resamplings for the confidence interval (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    args = parser.parse_args(argv)
-    if args.bootstrap_replications < 1:
-        raise FrugalError("--bootstrap-replications must be at least 1")
-    if args.seed < 0:
-        raise FrugalError("--seed must be 0 or more")
+def add_arguments(p) -> None:
+    p.add_argument("--ref", required=True, help="reference Kaldi text file (uttid w1 w2 ...)")
+    p.add_argument("--hyp", required=True, help="hypothesis Kaldi text file; utterances "
+                   "missing from it count as all deletions, extra ones are an error")
+    p.add_argument("--out-dir", help="directory for wer, per_utt, ops, wer_bootci")
+    p.add_argument("--bootstrap-replications", type=int, default=1000,
+                   help="resamplings for the confidence interval (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
 
-    refs = read_text(args.ref)
-    hyps = read_text(args.hyp)
-    result = score(refs, hyps, hyp_name=args.hyp)
-    report = result.report()
-    print(report, end="")
-    if args.out_dir:
-        out = Path(args.out_dir)
-        atomic_write_text(out / "wer", report)
-        write_details(out, refs, hyps, result, args.bootstrap_replications, args.seed)
-    return 0
+
+def run(args) -> None:
+    print(score_text_files(args.ref, args.hyp, args.out_dir, args.bootstrap_replications, args.seed).report(), end="")

@@ -12,35 +12,20 @@ RESULTS.md is added or replaced (frugal write-results does the same from scored 
 """
 from __future__ import annotations
 
-import argparse
-import logging
-from pathlib import Path
-from typing import List, Optional
-
-from tqdm import tqdm
-
-from frugal.decode.best_paths import (SweepHypotheses, parse_float_list, parse_lmwt_range,
-                                      read_decode_dir_lattices, read_setting, refs_from_cuts)
-from frugal.decode.scoring import read_text, score_sweep, update_results_table
-from frugal.errors import FrugalError
-from frugal.fileio import atomic_write_text
-from frugal.lang.symbols import SymbolTable
-
-log = logging.getLogger("frugal.score_lattices")
+from frugal.bin._options import float_list, int_range
+from frugal.decode.sweep import score_lattices
+from frugal.errors import BadValue
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="frugal score-lattices", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("\n", 2)[2],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--decode-dir", required=True, help="directory of frugal decode (lat.J.pt, num_jobs, .done)")
     ref = p.add_mutually_exclusive_group(required=True)
     ref.add_argument("--ref-cuts", help="lhotse cuts whose supervision texts are the references")
-    ref.add_argument("--ref", help="reference Kaldi text file (uttid w1 w2 ...)")
+    ref.add_argument("--ref", dest="ref_text", help="reference Kaldi text file (uttid w1 w2 ...)")
     p.add_argument("--words", required=True, help="words.txt of the decoding graph")
-    p.add_argument("--lmwt", default="7:17", help="LM weights MIN:MAX (default: %(default)s)")
-    p.add_argument("--wip", default="0.0,0.5,1.0",
-                   help="word insertion penalties, comma-separated (default: %(default)s)")
+    p.add_argument("--lmwt", type=int_range, default=int_range("7:17"), help="LM weights MIN:MAX (default: 7:17)")
+    p.add_argument("--wip", type=float_list, default=[0.0, 0.5, 1.0],
+                   help="word insertion penalties, comma-separated (default: 0.0,0.5,1.0)")
     p.add_argument("--dev-decode-dir", help="scored dev decode directory whose best setting is reported")
     p.add_argument("--bootstrap-replications", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -48,41 +33,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", help="model column of RESULTS.md, e.g. tdnnf")
     p.add_argument("--data-name", help="data column, e.g. test")
     p.add_argument("--graph-name", help="graph column, e.g. tgsmall")
-    return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.results and not (args.model_name and args.data_name and args.graph_name):
-        raise FrugalError("--results needs --model-name, --data-name and --graph-name")
-    if args.bootstrap_replications < 1:
-        raise FrugalError("--bootstrap-replications must be at least 1")
-    lmwts = parse_lmwt_range(args.lmwt)
-    wips = parse_float_list(args.wip, "--wip")
-    decode_dir = Path(args.decode_dir)
-    dev_setting = read_setting(Path(args.dev_decode_dir)) if args.dev_decode_dir else None
-    refs = refs_from_cuts(args.ref_cuts) if args.ref_cuts else read_text(args.ref)
-    lattices = read_decode_dir_lattices(decode_dir)
-    words = SymbolTable.read(args.words)
-    with tqdm(total=len(lmwts) * len(wips), desc="score", unit="setting") as bar:
-        hyps = SweepHypotheses(lattices, words, lmwts, wips, progress=bar.update)
-        sweep = score_sweep(refs, hyps, out_dir=decode_dir,
-                            bootstrap_replications=args.bootstrap_replications, seed=args.seed)
-    print(sweep.best_wer_line(decode_dir))
-    counts, setting = sweep.best_result.counts, sweep.best
-    if dev_setting is not None:
-        key = dev_setting
-        if key not in sweep.counts:
-            raise FrugalError(f"--dev-decode-dir {args.dev_decode_dir}: its best setting lmwt={key[0]} "
-                              f"wip={key[1]} is not among --lmwt {args.lmwt} --wip {args.wip}")
-        counts, setting = sweep.counts[key], key
-        line = (f"{counts.wer_line()} lmwt={key[0]} wip={key[1]} (best on {args.dev_decode_dir})")
-        atomic_write_text(decode_dir / "wer_dev_setting", line + "\n")
-        print(line)
+def run(args) -> None:
+    results = None
     if args.results:
-        update_results_table(args.results, args.model_name, args.data_name, args.graph_name,
-                             counts, setting)
-        log.info("updated %s: %s %s %s %%WER %.2f", args.results, args.model_name, args.data_name,
-                 args.graph_name, counts.wer)
-    return 0
+        if not (args.model_name and args.data_name and args.graph_name):
+            raise BadValue("results", args.results, "needs --model-name, --data-name and --graph-name")
+        results = (args.results, args.model_name, args.data_name, args.graph_name)
+    score_lattices(args.decode_dir, args.words, args.ref_cuts, args.ref_text, args.lmwt, args.wip,
+                   args.dev_decode_dir, args.bootstrap_replications, args.seed, results)

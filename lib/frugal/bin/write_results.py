@@ -6,26 +6,20 @@ DECODE_DIR at its best LM weight / insertion penalty (frugal score-lattices), or
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-from typing import List, Optional
-
-from frugal.decode.best_paths import chosen_result
-from frugal.decode.scoring import update_results_table
+from frugal.decode.results import update_results_table
+from frugal.decode.sweep import chosen_result
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="frugal write-results", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("\n", 2)[2])
+def add_arguments(p) -> None:
     p.add_argument("--results", required=True, help="RESULTS.md (created if missing; other text is kept)")
     p.add_argument("--model", required=True, help="model column, e.g. tdnnf")
     p.add_argument("--data", required=True, help="data column, e.g. test")
     p.add_argument("--graph", required=True, help="graph column, e.g. tg")
     p.add_argument("--decode-dir", required=True, help="decode directory scored by frugal score-lattices")
     p.add_argument("--dev-decode-dir", help="scored dev decode directory whose best setting is used")
-    args = p.parse_args(argv)
-    counts, setting = chosen_result(Path(args.decode_dir),
-                                    Path(args.dev_decode_dir) if args.dev_decode_dir else None)
+
+
+def run(args) -> None:
+    counts, setting = chosen_result(args.decode_dir, args.dev_decode_dir)
     update_results_table(args.results, args.model, args.data, args.graph, counts, setting)
     print(f"{args.results}: {args.model} {args.data} {args.graph} {counts.wer_line()}")
-    return 0

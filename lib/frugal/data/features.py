@@ -22,7 +22,6 @@ wav2vec 2.0-style models.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import random
 import zlib
 from dataclasses import dataclass
@@ -35,11 +34,12 @@ from lhotse import CutSet, LilcomChunkyWriter, Recording
 from lhotse.audio import AudioSource
 from lhotse.features.base import FeatureExtractor, register_extractor
 from lhotse.utils import fastcopy
-from tqdm import tqdm
 
 from frugal.data.jsonl import write_manifest
 from frugal.data.resampling import resample
-from frugal.errors import FrugalError
+from frugal import jobs
+from frugal.data.cuts import load_cuts
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import atomic_path
 
 SPEED_FACTORS = (0.9, 1.1)
@@ -150,12 +150,6 @@ def _raw_batch(args: Tuple[int, Path, List, None]) -> List:
     return out
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _relocate(cut, tmp_dir: Path, final_dir: Path):
     """Point a cut's storage from the temporary directory to the final one."""
     def moved(p: str) -> str:
@@ -179,15 +173,13 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
     written last, so it exists only when all the features it points at do.
     """
     cuts_in, cuts_out, storage_dir = Path(cuts_in), Path(cuts_out), Path(storage_dir)
-    if not cuts_in.is_file():
-        raise FrugalError(f"{cuts_in}: no such cuts manifest")
     if nj < 1:
-        raise FrugalError("--nj must be at least 1")
+        raise BadValue("nj", nj, "must be at least 1")
     if num_mel_bins < 1:
-        raise FrugalError("--num-mel-bins must be positive")
+        raise BadValue("num_mel_bins", num_mel_bins, "must be positive")
     if dither < 0:
-        raise FrugalError("--dither must be >= 0")
-    cuts = CutSet.from_file(cuts_in).to_eager()
+        raise BadValue("dither", dither, "must be >= 0")
+    cuts = load_cuts(cuts_in)
     for cut in cuts:
         for source in cut.recording.sources:
             if source.type == "file" and not Path(source.source).is_file():
@@ -195,26 +187,12 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
     cuts = perturb(cuts, speed_perturb, volume_perturb, seed)
     cut_list = list(cuts)
     config = KaldiFbankConfig(num_mel_bins=num_mel_bins, dither=dither)
-    worker = _raw_batch if raw else _fbank_batch
-    done = []
     with atomic_path(storage_dir, is_dir=True) as tmp:
         tasks = [(i // batch_size, tmp, cut_list[i:i + batch_size], None if raw else config)
                  for i in range(0, len(cut_list), batch_size)]
-        with tqdm(total=len(cut_list), desc="raw audio" if raw else "fbank", unit="cut") as bar:
-            if nj == 1:
-                results = map(worker, tasks)
-                pool = None
-            else:
-                pool = multiprocessing.get_context("spawn").Pool(nj, initializer=_init_worker)
-                results = pool.imap(worker, tasks)
-            try:
-                for batch in results:
-                    done += [_relocate(c, tmp, storage_dir) for c in batch]
-                    bar.update(len(batch))
-            finally:
-                if pool is not None:
-                    pool.terminate()
-                    pool.join()
+        batches = jobs.run(_raw_batch if raw else _fbank_batch, tasks, nj, desc="raw audio" if raw else "fbank",
+                           unit="cut", total=len(cut_list), size=lambda task: len(task[2]))
+        done = [_relocate(c, tmp, storage_dir) for batch in batches for c in batch]
     out = CutSet.from_cuts(done)
     write_manifest(out, cuts_out)
     logging.info("%s: %d cuts, features in %s", cuts_out, len(out), storage_dir)

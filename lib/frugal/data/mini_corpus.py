@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +35,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
+from frugal import jobs
 from frugal.data import espeak
 from frugal.data.jsonl import write_manifest
 from frugal.data.mini_text import SentenceGenerator, vocabulary
 from frugal.data.resampling import resample
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import atomic_path, atomic_write_text
 
 SAMPLING_RATE = 16000
@@ -105,9 +104,9 @@ def make_voices(num_train: int, num_dev: int, num_test: int, seed: int) -> List[
     pairs = [(a, v) for a in ACCENTS for v in VARIANTS]
     total = num_train + num_dev + num_test
     if min(num_train, num_dev, num_test) < 1:
-        raise FrugalError("--num-voices-*: every speaker pool needs at least one voice")
+        raise BadValue("num_voices", (num_train, num_dev, num_test), "every speaker pool needs at least one voice")
     if total > len(pairs):
-        raise FrugalError(f"--num-voices-*: at most {len(pairs)} voices in all, asked {total}")
+        raise BadValue("num_voices", (num_train, num_dev, num_test), f"at most {len(pairs)} voices in all")
     rng = random.Random(f"voices-{seed}")
     rng.shuffle(pairs)
     train = pairs[:num_train]
@@ -127,9 +126,10 @@ def make_voices(num_train: int, num_dev: int, num_test: int, seed: int) -> List[
             if by_accent[a] and len(held_out) < num_dev + num_test:
                 held_out.append(by_accent[a].pop(0))
     if len(held_out) < num_dev + num_test:
-        raise FrugalError(f"--num-voices-*: {num_train} training voices leave only {len(held_out)} "
-                          f"new combinations of their accents and variants, asked {num_dev + num_test} "
-                          "dev/test voices (more training voices cover more)")
+        raise BadValue("num_voices", (num_train, num_dev, num_test),
+                       f"{num_train} training voices leave only {len(held_out)} new combinations of their "
+                       f"accents and variants for {num_dev + num_test} dev/test voices (more training voices "
+                       f"cover more)")
     pools = ["train"] * num_train + ["dev"] * num_dev + ["test"] * num_test
     voices = []
     for i, ((accent, variant), pool) in enumerate(zip(train + held_out, pools)):
@@ -209,9 +209,6 @@ def render(utt: Utterance) -> np.ndarray:
 
 
 def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
     espeak.engine()  # initialise before any synthesis: every fork starts from this state
 
 
@@ -228,18 +225,11 @@ def _render_batch(args: Tuple[str, List[Utterance]]) -> List[int]:
 
 
 def render_all(utts: Sequence[Utterance], out_dir: Path, nj: int, batch_size: int = 8) -> List[int]:
-    """Write every utterance's wav under ``out_dir``; returns their lengths in samples.
-
-    Workers are spawned (not forked) so that their espeak engines start fresh."""
+    """Write every utterance's wav under ``out_dir``; returns their lengths in samples."""
     batches = [(str(out_dir), list(utts[i:i + batch_size])) for i in range(0, len(utts), batch_size)]
-    lengths: List[int] = []
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(nj, initializer=_init_worker) as pool, \
-            tqdm(total=len(utts), desc="synthesising", unit="utt") as bar:
-        for batch_lengths in pool.imap(_render_batch, batches):
-            lengths += batch_lengths
-            bar.update(len(batch_lengths))
-    return lengths
+    lengths = jobs.run(_render_batch, batches, nj, desc="synthesising", unit="utt", total=len(utts),
+                       size=lambda b: len(b[1]), threads_here=1, initializer=_init_worker)
+    return [n for batch in lengths for n in batch]
 
 
 # --- lexicon and manifests ----------------------------------------------------------------
@@ -329,7 +319,11 @@ def make_mini_corpus(output_dir: Path, manifest_dir: Path, lexicon_dir: Optional
     if set(sizes) != set(PARTS) or any(n < 0 for n in sizes.values()):
         raise FrugalError(f"sizes: need a non-negative size for each of {', '.join(PARTS)}")
     if not 0.0 <= telephone_fraction <= 1.0:
-        raise FrugalError("--telephone-fraction must be in [0, 1]")
+        raise BadValue("telephone_fraction", telephone_fraction, "must be in [0, 1]")
+    if num_lm_text < 0:
+        raise BadValue("num_lm_text", num_lm_text, "must be 0 or more")
+    if nj < 1:
+        raise BadValue("nj", nj, "must be at least 1")
     voices = make_voices(*num_voices, seed=seed)
     utts = plan_utterances(sizes, voices, seed, snr_range, telephone_fraction)
     lexicon = make_lexicon(vocabulary())

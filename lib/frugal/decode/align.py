@@ -5,7 +5,11 @@ frame (at the model's frame rate, e.g. 30 ms for chain models with subsampling 3
 each phone instance starts (the frame whose arc enters a new phone), and the words with
 their first frame (the arc that carries the word id, i.e. its first phone).
 
-Files: `save_alignments` writes one torch file per job (plain lists and strings, read
+`align_file` is the library call behind ``frugal align`` (cuts in jobs, the model's chain
+output through each cut's flat-start numerator), `show_alignments` behind
+``frugal show-alignments``.
+
+Files: `save_alignments` writes one torch file (plain lists and strings, read
 with ``weights_only=True``): ``{"kind": "Alignments", "frame_shift": s, "utts": [{"id",
 "pdfs", "phones", "phone_starts", "words", "word_starts", "score"}]}``.
 `format_alignment` prints an utterance like Kaldi's show-alignments: pdf ids grouped
@@ -13,16 +17,27 @@ per phone instance, then the phone names, each padded to its group's width.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from frugal.errors import FrugalError
+from frugal import jobs
+from frugal.data.cuts import load_cuts
+from frugal.data.dataset import FeatureDataset
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike, atomic_path
 from frugal.fsa.dense import DenseFsaVec
 from frugal.fsa.intersect import best_paths
-from frugal.graph.chain import NumeratorGraphs
+from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraphs
+from frugal.graph.den_graph import ChainDenGraph
+from frugal.graph.hmm_topo import read_pdf_phones
+from frugal.lang.lang import Lang
+from frugal.models import load_model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,3 +137,84 @@ def format_alignment(a: Alignment, phone_symbol, word_symbol=None, frame_shift: 
         for ph, t0, n in segs:
             lines.append(f"{a.id} {phone_symbol(ph)} {t0 * frame_shift:.2f} {(t0 + n) * frame_shift:.2f}")
     return "\n".join(lines)
+
+
+def batches_by_duration(cuts: Sequence, max_duration: float) -> List[list]:
+    """Consecutive groups of cuts (sorted by duration) with at most max_duration seconds each."""
+    out: List[list] = []
+    total = 0.0
+    for c in sorted(cuts, key=lambda c: (c.duration, c.id)):
+        if out and total + c.duration <= max_duration:
+            out[-1].append(c)
+            total += c.duration
+        else:
+            out.append([c])
+            total = c.duration
+    return out
+
+
+def align_cuts(task: Tuple[str, str, str, Sequence, float, str]) -> Tuple[List[Alignment], int]:
+    """(alignments of a job's cuts in their order, the model's subsampling factor); ``task``
+    is (model, lang, den graph, cuts, max_duration, device)."""
+    model_path, lang, den_graph, cuts, max_duration, device = task
+    model = load_model(model_path, map_location=device)
+    den = ChainDenGraph.load(den_graph)
+    if model.config.num_pdfs != den.num_pdfs:
+        raise BadValue("model", model_path, f"has {model.config.num_pdfs} outputs but den graph {den_graph} "
+                                            f"has {den.num_pdfs} pdfs")
+    builder = NumeratorBuilder(ChainLexicon.from_lang_dir(lang), den.pdf_map, den.graph)
+    dataset = FeatureDataset()
+    by_id = {}
+    for group in batches_by_duration(cuts, max_duration):
+        batch = dataset[group]
+        graphs = builder.build_batch([t.split() for t in batch["texts"]])
+        with torch.no_grad():
+            chain, _, out_lens = model(batch["features"].to(device), batch["feature_lens"].to(device))
+        for a in align(chain, out_lens, graphs, batch["cut_ids"]):
+            by_id[a.id] = a
+        jobs.report(len(group))
+    return [by_id[c.id] for c in cuts], model.config.subsampling_factor
+
+
+def align_file(model: PathLike, cuts: PathLike, lang: PathLike, den_graph: PathLike, output: PathLike,
+               nj: int = 1, max_duration: float = 200.0, device: str = "cpu") -> List[Alignment]:
+    """Align the cuts of a manifest in ``nj`` jobs and save the alignments to ``output``."""
+    if max_duration <= 0:
+        raise BadValue("max_duration", max_duration, "must be positive")
+    for name, path in (("model", model), ("den_graph", den_graph)):
+        if not Path(path).is_file():
+            raise BadValue(name, path, "no such file")
+    cut_list = list(load_cuts(cuts, where=f"--cuts {cuts}"))
+    tasks = [(str(model), str(lang), str(den_graph), part, max_duration, device)
+             for part in jobs.split(cut_list, nj, "cuts to align")]
+    results = jobs.run(align_cuts, tasks, nj, desc="align", unit="utt", total=len(cut_list))
+    alignments = [a for part, _ in results for a in part]
+    frame_shift = float(cut_list[0].frame_shift or 0.01) * results[0][1]
+    save_alignments(output, alignments, frame_shift)
+    failed = [a.id for a in alignments if a.score == float("-inf")]
+    log.info("wrote %s: %d alignments, %d without a path%s", output, len(alignments), len(failed),
+             f" (e.g. {failed[0]})" if failed else "")
+    return alignments
+
+
+def show_alignments(files: Sequence[PathLike], lang_dir: PathLike, pdf_map: Optional[PathLike] = None,
+                    frame_shift: Optional[float] = None, words: bool = False, times: bool = False) -> Iterator[str]:
+    """The text of each alignment (`format_alignment`, then an empty line); with ``pdf_map``,
+    every pdf is checked to belong to its aligned phone."""
+    lang = Lang(lang_dir)
+    pdf_phone = read_pdf_phones(pdf_map, lang.phones) if pdf_map else None
+    for path in files:
+        if not Path(path).is_file():
+            raise BadValue("alignments", path, "no such file")
+        alignments, file_shift = load_alignments(path)
+        shift = frame_shift if frame_shift is not None else file_shift
+        for a in alignments:
+            if pdf_phone is not None:
+                for t, (pdf, ph) in enumerate(zip(a.pdfs, a.phones)):
+                    if pdf_phone.get(pdf) != ph:
+                        raise FrugalError(f"{path}: utterance {a.id} frame {t}: pdf {pdf} is not a pdf of "
+                                          f"phone {lang.phones.symbol(ph)} in {pdf_map}")
+            if a.score == float("-inf"):
+                yield f"{a.id} (no alignment)\n\n"
+                continue
+            yield format_alignment(a, lang.phones.symbol, lang.words.symbol if words else None, shift, times) + "\n\n"

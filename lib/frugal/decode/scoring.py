@@ -1,6 +1,5 @@
 """Word-level scoring of hypotheses against references, the way Kaldi's scoring scripts do it.
 
-- :func:`read_text` reads a Kaldi ``text`` file (``uttid w1 w2 ...``).
 - :func:`score` aligns every hypothesis to its reference (kaldialign, Levenshtein with unit
   costs) and counts insertions, deletions and substitutions; :class:`ErrorCounts` prints
   compute-wer's ``%WER``/``%SER`` lines.
@@ -10,15 +9,12 @@
   writes ``wer_LMWT_WIP`` files and ``best_wer``, as ``local/score_kaldi.sh`` does.
 - :func:`bootstrap_ci` is the utterance-resampling confidence interval of Bisani and Ney
   (Kaldi's compute-wer-bootci), through kaldialign.
-- :func:`update_results_table` keeps a recipe's RESULTS.md table up to date.
 """
 from __future__ import annotations
 
-import datetime
 import logging
 import math
-import numbers
-import subprocess
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +22,10 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import kaldialign
 
-from frugal.errors import FrugalError, where
+from frugal.dirs import DecodeDir
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike, atomic_write_text
+from frugal.lang.text import read_text, write_text
 
 # The gap symbol given to kaldialign. Words come from whitespace-split text, so the empty
 # string can never be a word and an alignment gap cannot be mistaken for one.
@@ -39,34 +37,6 @@ Words = Sequence[str]
 Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
 
 log = logging.getLogger(__name__)
-
-
-def read_text(path: PathLike) -> Dict[str, List[str]]:
-    """Read a Kaldi ``text`` file: ``uttid w1 w2 ...`` a line; an utterance may have no words.
-
-    Raises FrugalError naming the file and line for a blank line or a repeated uttid.
-    """
-    texts: Dict[str, List[str]] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields:
-                    raise FrugalError(f"{where(path, line_no)}: empty line (expected 'uttid word ...')")
-                uttid, words = fields[0], fields[1:]
-                if uttid in texts:
-                    raise FrugalError(f"{where(path, line_no)}: utterance '{uttid}' appears twice")
-                texts[uttid] = words
-    except OSError as e:
-        raise FrugalError(f"cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise FrugalError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return texts
-
-
-def write_text(path: PathLike, texts: Mapping[str, Words]) -> None:
-    """Write a Kaldi ``text`` file (utterances in sorted order, as Kaldi wants them)."""
-    atomic_write_text(path, "".join(" ".join([u, *texts[u]]) + "\n" for u in sorted(texts)))
 
 
 def align_words(ref: Words, hyp: Words) -> List[Tuple[str, str]]:
@@ -236,13 +206,6 @@ def bootstrap_ci(refs: Sequence[Words], hyps: Sequence[Words], replications: int
                        replications, seed)
 
 
-def _setting_str(x: float) -> str:
-    """Kaldi's spelling in file names: integer LM weights as ``10``, penalties as ``0.5``."""
-    if isinstance(x, numbers.Integral):
-        return str(x)
-    return str(float(x))
-
-
 @dataclass
 class SweepResult:
     best: Setting
@@ -250,9 +213,7 @@ class SweepResult:
     counts: Dict[Setting, ErrorCounts]
 
     def best_wer_line(self, out_dir: PathLike = ".") -> str:
-        lmwt, wip = self.best
-        name = Path(out_dir) / f"wer_{_setting_str(lmwt)}_{_setting_str(wip)}"
-        return f"{self.best_result.counts.wer_line()} {name}"
+        return f"{self.best_result.counts.wer_line()} {DecodeDir(out_dir).wer_file(self.best)}"
 
 
 def score_sweep(refs: Mapping[str, Words],
@@ -282,19 +243,17 @@ def score_sweep(refs: Mapping[str, Words],
         result = score(refs, hyps, hyp_name=f"hypotheses for lmwt={lmwt} wip={wip}")
         counts[setting] = result.counts
         if out_dir is not None:
-            out = Path(out_dir)
-            write_text(out / f"penalty_{_setting_str(wip)}" / f"{_setting_str(lmwt)}.txt", hyps)
-            atomic_write_text(out / f"wer_{_setting_str(lmwt)}_{_setting_str(wip)}",
-                              result.report())
+            out = DecodeDir(out_dir)
+            write_text(out.scored_hyps_file(setting), hyps)
+            atomic_write_text(out.wer_file(setting), result.report())
         if best_result is None or result.counts.wer < best_result.counts.wer:
             best, best_result, best_hyps = setting, result, hyps
     sweep = SweepResult(best, best_result, counts)
     if out_dir is not None:
-        write_details(Path(out_dir) / "wer_details", refs, best_hyps, best_result,
-                      bootstrap_replications, seed)
-        atomic_write_text(Path(out_dir) / "wer_details" / "lmwt", f"{_setting_str(best[0])}\n")
-        atomic_write_text(Path(out_dir) / "wer_details" / "wip", f"{_setting_str(best[1])}\n")
-        atomic_write_text(Path(out_dir) / "best_wer", sweep.best_wer_line(out_dir) + "\n")
+        out = DecodeDir(out_dir)
+        write_details(out.details_dir, refs, best_hyps, best_result, bootstrap_replications, seed)
+        out.write_best_setting(best)
+        atomic_write_text(out.path / "best_wer", sweep.best_wer_line(out_dir) + "\n")
     return sweep
 
 
@@ -311,78 +270,32 @@ def write_details(details_dir: PathLike, refs: Mapping[str, Words], hyps: Mappin
         atomic_write_text(details_dir / "wer_bootci", ci.line() + "\n")
 
 
-RESULTS_HEADER = ["Model", "Data", "Graph", "%WER", "Errors", "Setting", "Date", "Revision"]
-
-
-def git_revision(repo_dir: PathLike = ".") -> str:
-    """Short commit hash of ``repo_dir`` (``+dirty`` with uncommitted changes), or ``unknown``.
-
-    Changes to RESULTS.md files do not count: the recipes write them, so a results table
-    updated by one stage would otherwise mark every later row dirty.
-    """
+def read_wer_report(path: PathLike) -> ErrorCounts:
+    """The ErrorCounts of a compute-wer report (``wer_LMWT_WIP``, ``wer``): its %WER and %SER lines."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_dir,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ":(top)", ":(top,exclude,glob)**/RESULTS.md"],
-                               cwd=repo_dir, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty.strip() else "")
+        text = Path(path).read_text()
+    except OSError:
+        raise FrugalError(f"{path}: missing (run frugal score-lattices)") from None
+    m = re.search(r"^%WER \S+ \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \]", text, re.M)
+    s = re.search(r"^%SER \S+ \[ (\d+) / (\d+) \]", text, re.M)
+    if m is None or s is None:
+        raise FrugalError(f"{path}: not a compute-wer report (no %WER and %SER lines)")
+    errors, ref_words, ins, dels, subs = (int(x) for x in m.groups())
+    return ErrorCounts(ins=ins, dels=dels, subs=subs, ref_words=ref_words, sentences=int(s.group(2)),
+                       sentence_errors=int(s.group(1)))
 
 
-def _table_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def _split_row(line: str) -> List[str]:
-    inner = line.strip()[1:-1]
-    cells, cur, i = [], "", 0
-    while i < len(inner):
-        if inner[i] == "\\" and inner[i + 1:i + 2] == "|":
-            cur += "|"
-            i += 2
-            continue
-        if inner[i] == "|":
-            cells.append(cur.strip())
-            cur = ""
-        else:
-            cur += inner[i]
-        i += 1
-    cells.append(cur.strip())
-    return cells
-
-
-def update_results_table(path: PathLike, model: str, data: str, graph: str,
-                         counts: ErrorCounts, setting: Optional[Setting] = None,
-                         date: Optional[str] = None, revision: Optional[str] = None) -> None:
-    """Add or replace the row of (model, data, graph) in the results table of ``path``.
-
-    The table (header :data:`RESULTS_HEADER`) is created at the end of the file when absent;
-    other text in the file is kept as it is. ``date`` defaults to today (ISO), ``revision``
-    to :func:`git_revision` of the current directory.
-    """
-    path = Path(path)
-    row = [model, data, graph, f"{counts.wer:.2f}", f"{counts.errors} / {counts.ref_words}",
-           f"lmwt={_setting_str(setting[0])} wip={_setting_str(setting[1])}" if setting else "",
-           date or datetime.date.today().isoformat(), revision or git_revision()]
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    header = _table_row(RESULTS_HEADER)
-    if header in lines:
-        start = lines.index(header)
-        end = start + 2  # header and |---| lines
-        while end < len(lines) and lines[end].lstrip().startswith("|"):
-            end += 1
-        rows = [_split_row(line) for line in lines[start + 2:end]]
-    else:
-        if lines and lines[-1].strip():
-            lines.append("")
-        start = end = len(lines)
-        rows = []
-    key = row[:3]
-    rows = [r for r in rows if r[:3] != key]
-    rows.append(row)
-    table = [header, "|" + "|".join("---" for _ in RESULTS_HEADER) + "|"]
-    table += [_table_row(r) for r in rows]
-    lines[start:end] = table
-    atomic_write_text(path, "\n".join(lines) + "\n")
+def score_text_files(ref: PathLike, hyp: PathLike, out_dir: Optional[PathLike] = None,
+                     bootstrap_replications: int = 1000, seed: int = 0) -> ScoreResult:
+    """Score a Kaldi text of hypotheses against one of references (Kaldi's compute-wer);
+    with ``out_dir``, write wer, per_utt, ops and wer_bootci there."""
+    if bootstrap_replications < 1:
+        raise BadValue("bootstrap_replications", bootstrap_replications, "must be at least 1")
+    if seed < 0:
+        raise BadValue("seed", seed, "must be 0 or more")
+    refs, hyps = read_text(ref), read_text(hyp)
+    result = score(refs, hyps, hyp_name=str(hyp))
+    if out_dir:
+        atomic_write_text(Path(out_dir) / "wer", result.report())
+        write_details(out_dir, refs, hyps, result, bootstrap_replications, seed)
+    return result

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from frugal.errors import FrugalError, where
+from frugal.fsa.arcs import reachable, to_dot
 from frugal.fileio import PathLike, atomic_path, atomic_write_text
 
 
@@ -120,12 +121,12 @@ class Fsa:
 
     def accessible_states(self) -> torch.Tensor:
         """Bool [S]: states reachable from the start state."""
-        return _reachable(self.num_states, self.src.cpu().numpy(), self.dst.cpu().numpy(), [0])
+        return torch.from_numpy(reachable(self.num_states, self.src.cpu().numpy(), self.dst.cpu().numpy(), [0]))
 
     def coaccessible_states(self) -> torch.Tensor:
         """Bool [S]: states from which a final state is reachable."""
         finals = torch.nonzero(self.final_scores.cpu() > -math.inf).flatten().tolist()
-        return _reachable(self.num_states, self.dst.cpu().numpy(), self.src.cpu().numpy(), finals)
+        return torch.from_numpy(reachable(self.num_states, self.dst.cpu().numpy(), self.src.cpu().numpy(), finals))
 
     def is_connected(self) -> bool:
         """Every state is both accessible and coaccessible (OpenFst's "connected")."""
@@ -216,16 +217,9 @@ class Fsa:
 
     def to_dot(self, title: str = "fsa") -> str:
         """Graphviz source: final states are double circles labelled ``state/final_score``."""
-        out = [f'digraph "{title}" {{', "  rankdir = LR;"]
-        for s, w in enumerate(self.final_scores.tolist()):
-            if w > -math.inf:
-                out.append(f'  {s} [shape = doublecircle, label = "{s}/{_format_score(w)}"];')
-            else:
-                out.append(f'  {s} [shape = circle, label = "{s}"];')
-        for (s, d, l, a), w in zip(self.arcs.tolist(), self.scores.tolist()):
-            out.append(f'  {s} -> {d} [label = "{l}:{a}/{_format_score(w)}"];')
-        out.append("}")
-        return "\n".join(out) + "\n"
+        finals = [_format_score(w) if w > -math.inf else None for w in self.final_scores.tolist()]
+        arcs = [(s, d, f"{l}:{a}/{_format_score(w)}") for (s, d, l, a), w in zip(self.arcs.tolist(), self.scores.tolist())]
+        return to_dot(title, finals, arcs)
 
     # -------------------------------------------------------------- save/load
     def as_dict(self) -> dict:
@@ -351,20 +345,3 @@ def load_fsa(path: PathLike, map_location: Optional[Union[str, torch.device]] = 
     except (KeyError, ValueError) as e:
         raise FrugalError(f"{path}: malformed saved {kind}: {e}") from None
     raise FrugalError(f"{path}: not a saved Fsa/FsaVec (kind={kind!r})")
-
-
-def _reachable(num_states: int, frm: np.ndarray, to: np.ndarray, seeds: List[int]) -> torch.Tensor:
-    """Bool [num_states]: states reachable from ``seeds`` following arcs frm -> to."""
-    order = np.argsort(frm, kind="stable")
-    heads = np.searchsorted(frm[order], np.arange(num_states + 1))
-    targets = to[order]
-    seen = np.zeros(num_states, dtype=bool)
-    stack = [s for s in seeds]
-    seen[seeds] = True
-    while stack:
-        s = stack.pop()
-        for n in targets[heads[s]:heads[s + 1]].tolist():
-            if not seen[n]:
-                seen[n] = True
-                stack.append(n)
-    return torch.from_numpy(seen)

@@ -1,6 +1,6 @@
-"""Decoding and training graphs over OpenFst (kaldifst): L, G, CTC and HMM topologies, context, HLG/HCLG."""
-from frugal.graph.chain import (ChainDenGraph, ChainLexicon, NumeratorBuilder, NumeratorGraph,
-                                NumeratorGraphs, make_den_graph, phone_lm_training_sequences)
+"""Decoding and training graphs: L, G, HCLG/HLG, CTC and chain HMM topologies, numerator and den graphs."""
+from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraph, NumeratorGraphs
+from frugal.graph.den_graph import ChainDenGraph, make_den_graph, phone_lm_training_sequences
 
 __all__ = ["ChainDenGraph", "ChainLexicon", "NumeratorBuilder", "NumeratorGraph", "NumeratorGraphs",
            "make_den_graph", "phone_lm_training_sequences"]

@@ -1,6 +1,6 @@
-"""LF-MMI training graphs: the denominator graph and flat-start (end-to-end) numerators.
+"""LF-MMI training graphs: the pdf expansion of phone graphs, and flat-start (end-to-end) numerators.
 
-Both graphs are built directly, without OpenFst, by one construction that expands a
+Graphs are built directly, without OpenFst, by one construction that expands a
 weighted phone acceptor with the left-biphone (or monophone) context and the chain HMM
 topology into an epsilon-free graph on pdf ids (`expand_to_pdfs`):
 
@@ -11,22 +11,8 @@ topology into an epsilon-free graph on pdf ids (`expand_to_pdfs`):
   exactly phone graph o C o H of Kaldi with the tree-less `PdfMap` (a context-dependent
   phone is (left, phone), there is no decision tree to merge pdfs).
 
-Denominator (Kaldi's chain-make-den-fst): the phone LM (`frugal.lm.phone_lm`) expanded
-with HMM transition probabilities: self-loop 0.5, exit 0.5 (the chain topology's
-initial transition model, transition-scale 1). The phone LM is stochastic (each state's
-arc and end-of-sentence probabilities sum to 1), so the expanded graph is stochastic too:
-this is what Kaldi's weight pushing (``PushInLog<REWEIGHT_TO_INITIAL>``) produces. Kaldi
-then minimises den.fst; frugal does not (the HMM is the same distribution over pdf
-sequences, on a few more states). The initial probabilities are Kaldi's leaky-HMM
-distribution (`kaldi_initial_probs`, 100 iterations from the start state); every state is
-final with probability 1, as in Kaldi's DenominatorGraph.
-
-Phone sequences for the phone LM come from the transcripts through the lexicon, as
-Kaldi's flat-start recipe (steps/nnet3/chain/e2e/text_to_phones.py) does: one
-pronunciation a word (frugal: the most probable one, the first on ties; Kaldi's script
-takes the last listed) and the optional silence inserted at random, with probability
-``edge_sil_prob`` (0.8) at the start and the end and ``between_sil_prob`` (0.2) between
-words, from a seeded generator so that the graph is reproducible.
+The denominator graph (`frugal.graph.den_graph`) is the phone LM expanded the same way,
+with HMM transition probabilities.
 
 Numerator (Kaldi's chain-e2e, Hadian et al. 2018: compile-train-graphs with
 ``--transition-scale=0 --self-loop-scale=0`` on L.fst, then chain-make-num-fst-e2e): the
@@ -50,21 +36,19 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 
 from frugal.errors import FrugalError
-from frugal.fileio import PathLike, atomic_path
+from frugal.fileio import PathLike
 from frugal.fsa.fsa import Fsa, FsaVec
-from frugal.fsa.leaky_hmm import DenominatorGraph, kaldi_initial_probs
+from frugal.fsa.leaky_hmm import DenominatorGraph
 from frugal.fsa.openfst import fst_arcs, read_fst
-from frugal.graph.hmm_topo import HmmTopology, PdfMap
-from frugal.lang.lexicon import read_lexicon
-from frugal.lang.symbols import SymbolTable, read_symbol_list
+from frugal.lang.lang import Lang
+from frugal.graph.hmm_topo import PdfMap
+from frugal.lang.symbols import SymbolTable
 
 log = logging.getLogger(__name__)
 
@@ -170,96 +154,6 @@ def expand_to_pdfs(graph: PhoneGraph, pdf_map: PdfMap, transition_probs: bool) -
             result.finals[sid] = graph.finals[q] + exit_w
     result.num_states = len(ids)
     return result
-
-
-# --------------------------------------------------------------------------- denominator
-def phone_lm_training_sequences(transcripts: Iterable[Sequence[str]], lexicon_prons: Dict[str, List[Tuple[Tuple[int, ...], float]]],
-                                sil_phone: Optional[int], edge_sil_prob: float = 0.8,
-                                between_sil_prob: float = 0.2, oov: Optional[str] = None,
-                                seed: int = 0) -> List[List[int]]:
-    """Phone sequences of the transcripts for the phone LM (see the module docstring).
-
-    ``lexicon_prons[word]`` lists (phone ids, prob); the most probable pronunciation is
-    used (the first of equally probable ones).
-    """
-    rng = random.Random(seed)
-    best = {w: max(prons, key=lambda pp: pp[1])[0] for w, prons in lexicon_prons.items() if prons}
-    seqs = []
-    for words in transcripts:
-        seq: List[int] = []
-        if sil_phone is not None and rng.random() < edge_sil_prob:
-            seq.append(sil_phone)
-        for i, w in enumerate(words):
-            if w not in best:
-                if oov is None or oov not in best:
-                    raise FrugalError(f"word {w!r} is not in the lexicon (and no OOV word)")
-                w = oov
-            seq.extend(best[w])
-            prob = between_sil_prob if i < len(words) - 1 else edge_sil_prob
-            if sil_phone is not None and rng.random() < prob:
-                seq.append(sil_phone)
-        seqs.append(seq)
-    return seqs
-
-
-@dataclass
-class ChainDenGraph:
-    """The denominator graph with what numerators need to match it."""
-
-    graph: DenominatorGraph
-    pdf_map: PdfMap
-    phones: List[int]   # the phone ids of the pdf map
-    start: int = 0
-
-    @property
-    def num_pdfs(self) -> int:
-        return self.pdf_map.num_pdfs
-
-    def save(self, path: PathLike) -> None:
-        """torch.save of plain tensors and numbers (readable with ``weights_only=True``)."""
-        g = self.graph
-        topo = self.pdf_map.topology
-        d = {"kind": "ChainDenGraph", "num_states": g.num_states, "num_pdfs": g.num_pdfs,
-             "arc_src": g.arc_src.cpu(), "arc_dst": g.arc_dst.cpu(), "arc_pdf": g.arc_pdf.cpu(),
-             "arc_log_weight": g.arc_weight.cpu().log(), "initial_log_probs": g.initial_probs.cpu().log(),
-             "final_log_probs": g.final_probs.cpu().log(), "start": self.start,
-             "phones": torch.tensor(self.phones, dtype=torch.int64),
-             "hmm_states": topo.num_states, "separate_self_loop_pdf": topo.separate_self_loop_pdf,
-             "context_width": self.pdf_map.context_width}
-        with atomic_path(path) as tmp:
-            torch.save(d, tmp)
-
-    @staticmethod
-    def load(path: PathLike) -> "ChainDenGraph":
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a corrupt or foreign file
-            raise FrugalError(f"{path}: not a saved denominator graph: {e}") from None
-        if not isinstance(d, dict) or d.get("kind") != "ChainDenGraph":
-            raise FrugalError(f"{path}: not a saved denominator graph (frugal make-den-graph)")
-        topo = HmmTopology(int(d["hmm_states"]), bool(d["separate_self_loop_pdf"]))
-        phones = d["phones"].tolist()
-        pdf_map = PdfMap(phones, topo, int(d["context_width"]))
-        graph = DenominatorGraph.from_log_weights(
-            d["arc_src"], d["arc_dst"], d["arc_pdf"], d["arc_log_weight"], d["initial_log_probs"],
-            d["final_log_probs"], int(d["num_states"]), int(d["num_pdfs"]))
-        return ChainDenGraph(graph, pdf_map, phones, int(d["start"]))
-
-
-def make_den_graph(phone_lm, pdf_map: PdfMap, phones: Sequence[int]) -> ChainDenGraph:
-    """The denominator graph of a phone LM (see the module docstring)."""
-    g = expand_to_pdfs(phone_lm_graph(phone_lm), pdf_map, transition_probs=True)
-    src = torch.tensor(g.src, dtype=torch.int64)
-    dst = torch.tensor(g.dst, dtype=torch.int64)
-    weight = torch.tensor(g.log_weight, dtype=torch.float64).exp()
-    final = torch.zeros(g.num_states, dtype=torch.float64)
-    for s, w in g.finals.items():
-        final[s] = math.exp(w)
-    init = kaldi_initial_probs(g.num_states, src, dst, weight, start_state=0, final_probs=final)
-    graph = DenominatorGraph(src, dst, torch.tensor(g.pdf, dtype=torch.int64), weight, init,
-                             torch.ones(g.num_states, dtype=torch.float64), g.num_states,
-                             pdf_map.num_pdfs)
-    return ChainDenGraph(graph, pdf_map, list(phones), 0)
 
 
 # --------------------------------------------------------------------------- numerator
@@ -389,25 +283,18 @@ class ChainLexicon:
     oov: Optional[str] = None
 
     @staticmethod
-    def from_lang_dir(lang: PathLike) -> "ChainLexicon":
-        lang = Path(lang)
-        for name in ("phones.txt", "words.txt", "lexiconp.txt", "L.fst", "phones/silence.txt",
-                     "phones/optional_silence.txt"):
-            if not (lang / name).is_file():
-                raise FrugalError(f"{lang}: not a lang directory (no {name}); run frugal prepare-lang")
-        phones = SymbolTable.read(lang / "phones.txt")
-        words = SymbolTable.read(lang / "words.txt")
-        lexicon = read_lexicon(lang / "lexiconp.txt", with_probs=True)
+    def from_lang_dir(lang_dir: PathLike) -> "ChainLexicon":
+        lang = Lang(lang_dir, need=("phones.txt", "words.txt", "lexiconp.txt", "L.fst", "phones/silence.txt",
+                                       "phones/optional_silence.txt"))
+        phones, words = lang.phones, lang.words
         prons: Dict[int, List[Tuple[Tuple[int, ...], float]]] = {}
-        for p in lexicon.prons:
+        for p in lang.lexicon().prons:
             prons.setdefault(words[p.word], []).append((tuple(phones[x] for x in p.phones), p.prob))
-        opt = read_symbol_list(lang / "phones/optional_silence.txt")
+        opt = lang.dir.phone_class("optional_silence")
         sil_phone = phones[opt[0]] if opt else None
-        silence = {phones[s] for s in read_symbol_list(lang / "phones/silence.txt")}
-        oov_file = lang / "oov.txt"
-        oov = oov_file.read_text().split()[0] if oov_file.is_file() else None
-        return ChainLexicon(prons, sil_phone, lexicon_sil_prob(read_fst(lang / "L.fst"), sil_phone),
-                            silence, words, phones, oov)
+        silence = {phones[s] for s in lang.dir.phone_class("silence")}
+        return ChainLexicon(prons, sil_phone, lexicon_sil_prob(read_fst(lang.dir.file("L.fst")), sil_phone),
+                            silence, words, phones, lang.oov)
 
     def word_ids(self, words: Sequence[str], place: str = "transcript") -> List[int]:
         ids = []
@@ -509,10 +396,3 @@ class NumeratorBuilder:
 
     def build_batch(self, transcripts: Sequence[Sequence[str]]) -> NumeratorGraphs:
         return NumeratorGraphs.from_graphs([self.build(t) for t in transcripts])
-
-
-def den_graph_info(den: ChainDenGraph, lm) -> Dict:
-    return {"phone_lm_states": lm.num_states, "phone_lm_arcs": lm.num_arcs,
-            "den_states": den.graph.num_states, "den_arcs": den.graph.num_arcs,
-            "num_pdfs": den.num_pdfs, "context_width": den.pdf_map.context_width,
-            "hmm_states": den.pdf_map.topology.num_states}

@@ -27,13 +27,15 @@ from typing import Dict, List, Optional, Tuple
 import kaldifst
 import kaldilm
 
-from frugal.errors import FrugalError
+from frugal.dirs import GraphFile
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike
 from frugal.graph.ctc_topo import ctc_topo
-from frugal.fsa.openfst import build_fst, fst_size, map_ilabels_to_epsilon, read_fst
+from frugal.fsa.openfst import (build_fst, fst_size, map_ilabels_to_epsilon, num_input_epsilon_arcs, read_fst,
+                                 write_fst)
+from frugal.lang.lang import Lang
 from frugal.graph.hmm_topo import (CHAIN_TOPOLOGY, HmmTopology, PdfMap, add_hmm_self_loops,
                                    make_h_without_self_loops)
-from frugal.lang.symbols import SymbolTable, read_symbol_list
 
 log = logging.getLogger(__name__)
 
@@ -61,33 +63,6 @@ class CompileInfo:
                 "seconds": round(time.perf_counter() - self._t0, 3), "steps": self.steps}
 
 
-@dataclass
-class LangDir:
-    """What graph compilation needs from a lang directory."""
-
-    path: Path
-    phones: SymbolTable
-    words: SymbolTable
-    disambig: List[int]          # phone-table ids of #0, #1, ...
-    L_disambig: kaldifst.StdVectorFst
-
-    @classmethod
-    def read(cls, path: PathLike) -> "LangDir":
-        path = Path(path)
-        for name in ("phones.txt", "words.txt", "phones/disambig.txt", "L_disambig.fst"):
-            if not (path / name).is_file():
-                raise FrugalError(f"{path}: not a lang directory (no {name}); run frugal prepare-lang")
-        phones = SymbolTable.read(path / "phones.txt")
-        return cls(path=path, phones=phones, words=SymbolTable.read(path / "words.txt"),
-                   disambig=[phones[s] for s in read_symbol_list(path / "phones/disambig.txt")],
-                   L_disambig=read_fst(path / "L_disambig.fst"))
-
-    def units(self) -> List[int]:
-        """Phone (token) ids other than 0 and the disambiguation symbols."""
-        dis = set(self.disambig)
-        return [i for _, i in self.phones if i != 0 and i not in dis]
-
-
 def make_grammar_fst(arpa: PathLike, words_txt: PathLike, info: Optional[CompileInfo] = None):
     """G from an ARPA LM with kaldilm: backoff arcs carry #0 on the input, <s>/</s> become
     epsilon; n-grams with words outside words.txt are skipped (kaldilm warns)."""
@@ -110,10 +85,10 @@ def make_grammar_fst(arpa: PathLike, words_txt: PathLike, info: Optional[Compile
     return G
 
 
-def compile_lg(lang: LangDir, G, info: CompileInfo):
+def compile_lg(lang: Lang, G, info: CompileInfo):
     """min(det*(L_disambig o G)), disambiguation symbols kept."""
     t = time.perf_counter()
-    LG = kaldifst.compose(lang.L_disambig, G)
+    LG = kaldifst.compose(read_fst(lang.dir.file("L_disambig.fst")), G)
     info.record("L_disambig o G", LG, t)
     t = time.perf_counter()
     if kaldifst.determinize_star(LG, use_log=True):
@@ -125,7 +100,7 @@ def compile_lg(lang: LangDir, G, info: CompileInfo):
     return LG
 
 
-def compile_hlg(lang: LangDir, G, compact: bool = False, remove_epsilons: bool = False,
+def compile_hlg(lang: Lang, G, compact: bool = False, remove_epsilons: bool = False,
                 info: Optional[CompileInfo] = None):
     """HLG for CTC over the lang's phones (or tokens); blank is id 0.
 
@@ -150,7 +125,7 @@ def compile_hlg(lang: LangDir, G, compact: bool = False, remove_epsilons: bool =
     return HLG
 
 
-def compile_hclg(lang: LangDir, G, context_width: int = 2,
+def compile_hclg(lang: Lang, G, context_width: int = 2,
                  topology: HmmTopology = CHAIN_TOPOLOGY,
                  info: Optional[CompileInfo] = None) -> Tuple[kaldifst.StdVectorFst, PdfMap]:
     """HCLG for chain models with the tree-less biphone (or monophone) pdf map."""
@@ -189,3 +164,45 @@ def compile_hclg(lang: LangDir, G, context_width: int = 2,
     kaldifst.arcsort(HCLG, sort_type="ilabel")
     info.record("add self-loops", HCLG, t)
     return HCLG, pdf_map
+
+
+def compile_graph(lang_dir: PathLike, arpa: PathLike, topo: str, output: PathLike, ctc_compact: bool = False,
+                  remove_epsilons: bool = False, context: Optional[str] = None, hmm_states: Optional[int] = None,
+                  den_graph: Optional[PathLike] = None) -> Dict:
+    """HLG (``topo`` ctc) or HCLG (chain) of a lang directory and an ARPA LM into ``output``,
+    with OUTPUT.json (sizes, times, topology) and, for chain, pdf_map.txt beside it. A chain
+    graph takes its context (biphone or mono, default biphone) and HMM states (default 1)
+    from ``den_graph``'s info when given, so that it suits models trained on that den graph."""
+    if topo not in ("ctc", "chain"):
+        raise BadValue("topo", topo, "must be ctc or chain")
+    if topo == "ctc" and (context or hmm_states or den_graph):
+        raise BadValue("topo", topo, "context, HMM states and a den graph apply to chain graphs only")
+    if topo == "chain" and (ctc_compact or remove_epsilons):
+        raise BadValue("topo", topo, "the compact topology and epsilon removal apply to ctc graphs only")
+    if den_graph:
+        info = GraphFile(den_graph).require("context", "hmm_states", option="--den-graph")
+        for name, given in (("context", context), ("hmm_states", hmm_states)):
+            if given is not None and given != info[name]:
+                raise BadValue(name, given, f"disagrees with den graph {den_graph}, whose {name} is {info[name]}")
+        context, hmm_states = info["context"], info["hmm_states"]
+    context, hmm_states = context or "biphone", hmm_states or 1
+    lang = Lang(lang_dir, need=("phones.txt", "words.txt", "phones/disambig.txt", "L_disambig.fst"))
+    info = CompileInfo()
+    G = make_grammar_fst(arpa, lang.dir.file("words.txt"), info)
+    out = Path(output)
+    meta = {"lang": str(lang.path), "arpa": str(arpa), "topo": topo}
+    if topo == "ctc":
+        graph = compile_hlg(lang, G, compact=ctc_compact, remove_epsilons=remove_epsilons, info=info)
+        meta.update(ctc_compact=ctc_compact, input_labels="token id + 1")
+    else:
+        topology = HmmTopology(num_states=hmm_states, separate_self_loop_pdf=hmm_states == 1)
+        graph, pdf_map = compile_hclg(lang, G, context_width=2 if context == "biphone" else 1, topology=topology,
+                                      info=info)
+        pdf_map.write(out.parent / "pdf_map.txt", lang.phones)
+        meta.update(context=context, hmm_states=hmm_states, num_pdfs=pdf_map.num_pdfs, input_labels="pdf id + 1")
+    write_fst(graph, out)
+    meta.update(info.as_dict())
+    meta["input_epsilon_arcs"] = num_input_epsilon_arcs(graph)
+    GraphFile(out).write_info(meta)
+    log.info("wrote %s: %d states, %d arcs, %.1f s", out, meta["states"], meta["arcs"], meta["seconds"])
+    return meta

@@ -14,8 +14,10 @@ agree. With monophones (context width 1) the left phone is always 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from frugal.errors import FrugalError, where
 from frugal.fileio import PathLike, atomic_write_text
 from frugal.fsa.openfst import build_fst, fst_arcs
 from frugal.lang.symbols import SymbolTable
@@ -69,6 +71,21 @@ class PdfMap:
 
     def write(self, path: PathLike, phone_table: SymbolTable) -> None:
         atomic_write_text(path, self.to_text(phone_table))
+
+
+def read_pdf_phones(path: PathLike, phone_table: SymbolTable) -> Dict[int, int]:
+    """pdf id -> phone id of a pdf_map.txt (`PdfMap.write`'s ``left phone pdf_class pdf_id`` lines)."""
+    if not Path(path).is_file():
+        raise FrugalError(f"{path}: no such pdf map")
+    out = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) != 4 or not f[3].isdigit() or f[1] not in phone_table:
+            raise FrugalError(f"{where(path, n)}: expected 'left phone pdf_class pdf_id' with phones of phones.txt")
+        out[int(f[3])] = phone_table[f[1]]
+    return out
 
 
 def make_h_without_self_loops(ilabels: List[List[int]], pdf_map: PdfMap,

@@ -2,29 +2,12 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from frugal.errors import FrugalError
 from frugal.fileio import PathLike, atomic_write_text
 from frugal.lang.lexicon import Lexicon, Pron
 
 _STRESS = re.compile(r"[012]$")
-
-
-def read_text_words(path: PathLike) -> Counter:
-    """Word counts of a Kaldi ``text`` file (``uttid word word ...``)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise FrugalError(f"{path}: cannot read text: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise FrugalError(f"{path}: not UTF-8 text ({e.reason})") from None
-    counts: Counter = Counter()
-    for line in text.splitlines():
-        counts.update(line.split()[1:])
-    return counts
 
 
 def load_cmudict() -> Dict[str, List[List[str]]]:

@@ -1,11 +1,10 @@
 """Symbol tables in Kaldi/OpenFst text format: one ``symbol id`` pair a line."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from frugal.errors import FrugalError, where
-from frugal.fileio import PathLike, atomic_write_text
+from frugal.fileio import PathLike, atomic_write_text, read_lines
 
 
 class SymbolTable:
@@ -89,5 +88,5 @@ def write_int_list(path: PathLike, table: SymbolTable, symbols: Iterable[str]) -
 
 
 def read_symbol_list(path: PathLike) -> List[str]:
-    """A file with one symbol a line (e.g. phones/silence.txt)."""
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A file with one symbol a line (e.g. phones/silence.txt, a word list)."""
+    return read_lines(path)

@@ -24,20 +24,6 @@ UNK = "<unk>"
 SOS_EOS = "<sos/eos>"
 
 
-def read_transcripts(path: PathLike) -> List[List[str]]:
-    """The word lists of a Kaldi ``text`` file (``uttid word word ...``), uttids dropped."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise FrugalError(f"{path}: cannot read text: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise FrugalError(f"{path}: not UTF-8 text ({e.reason})") from None
-    out = [line.split()[1:] for line in text.splitlines() if line.strip()]
-    if not any(out):
-        raise FrugalError(f"{path}: no words in the transcripts")
-    return out
-
-
 def char_tokens(transcripts: Sequence[Sequence[str]]) -> List[str]:
     """The character token list: <blk>, <unk>, the boundary, then the characters sorted."""
     chars = sorted({c for words in transcripts for w in words for c in w} - {WORD_BOUNDARY})

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from frugal.lattice.lattice import Lattice
+from frugal.dirs import DecodeDir
 from frugal.errors import FrugalError, where
+from frugal.lattice.lattice import Lattice
 from frugal.fileio import PathLike, atomic_path, atomic_write_text
 
 BINARY_FORMAT = "frugal-lattices-1"
@@ -257,3 +258,35 @@ def write_lattices(path: PathLike, lattices: Mapping[str, Lattice]) -> None:
         write_binary_lattices(path, lattices)
     else:
         write_text_lattices(path, lattices)
+
+
+def read_lattice_files(files: Sequence[PathLike]) -> Dict[str, Lattice]:
+    """Utterance id -> lattice over several files (e.g. the jobs of a decode directory, in
+    order); an utterance in two files is an error naming both."""
+    out: Dict[str, Lattice] = {}
+    first: Dict[str, PathLike] = {}
+    for f in files:
+        for key, lat in read_lattices(f).items():
+            if key in out:
+                raise FrugalError(f"{f}: utterance '{key}' has a lattice in {first[key]} too")
+            out[key], first[key] = lat, f
+    return out
+
+
+def read_dir_lattices(decode_dir: PathLike) -> Dict[str, Lattice]:
+    """The lattices of all jobs of a decode (or supervision-lattice) directory."""
+    return read_lattice_files(DecodeDir(decode_dir).lattice_files())
+
+
+def read_lattice_inputs(paths: Sequence[PathLike], option: str) -> Dict[str, Lattice]:
+    """Utterance id -> lattice from lattice files and finished decode directories, as tools
+    take them (``option`` names the flag in errors); an utterance in two inputs is an error."""
+    files: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += DecodeDir.finished(p, option).lattice_files()
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FrugalError(f"{option} {p}: no such file or directory")
+    return read_lattice_files(files)

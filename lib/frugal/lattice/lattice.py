@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from frugal.fsa.arcs import reachable, to_dot
+
 Alignment = Tuple[int, ...]
 
 NOT_FINAL = (math.inf, math.inf)
@@ -161,8 +163,8 @@ class Lattice:
         """Keep states on a path from the start to a final state; renumber them in
         topological order (start state first)."""
         n = self.num_states
-        fwd = _reachable(n, self.arcs[:, 0], self.arcs[:, 1], [0])
-        bwd = _reachable(n, self.arcs[:, 1], self.arcs[:, 0], np.nonzero(self.is_final())[0].tolist())
+        fwd = reachable(n, self.arcs[:, 0], self.arcs[:, 1], [0])
+        bwd = reachable(n, self.arcs[:, 1], self.arcs[:, 0], np.nonzero(self.is_final())[0].tolist())
         keep = fwd & bwd
         if not keep[0]:
             return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf),
@@ -384,18 +386,13 @@ def arcs_by_state(lat: Lattice, column: int = 0) -> List[np.ndarray]:
     return [order[heads[s]:heads[s + 1]] for s in range(lat.num_states)]
 
 
-def _reachable(n: int, frm: np.ndarray, to: np.ndarray, seeds: List[int]) -> np.ndarray:
-    frm = np.asarray(frm, dtype=np.int64)
-    order = np.argsort(frm, kind="stable")
-    heads = np.searchsorted(frm[order], np.arange(n + 1)).tolist()
-    targets = np.asarray(to, dtype=np.int64)[order].tolist()
-    seen = np.zeros(n, dtype=bool)
-    stack = list(seeds)
-    seen[stack] = True
-    while stack:
-        s = stack.pop()
-        for d in targets[heads[s]:heads[s + 1]]:
-            if not seen[d]:
-                seen[d] = True
-                stack.append(d)
-    return seen
+def lattice_to_dot(lat: Lattice, word=str, title: str = "lattice") -> str:
+    """Graphviz source of a lattice: arcs ``word/graph,acoustic`` (``ilabel:word/...`` for a
+    state-level lattice), final states labelled with their weights; ``word`` names word ids."""
+    is_final = lat.is_final()
+    finals = [f"{lat.finals[s, 0]:.3g},{lat.finals[s, 1]:.3g}" if is_final[s] else None for s in range(lat.num_states)]
+    arcs = []
+    for (s, d, i, o), (g, a) in zip(lat.arcs.tolist(), lat.weights.tolist()):
+        label = word(o) if o else "<eps>"
+        arcs.append((s, d, f"{label}/{g:.3g},{a:.3g}" if lat.is_compact else f"{i}:{label}/{g:.3g},{a:.3g}"))
+    return to_dot(title, finals, arcs)

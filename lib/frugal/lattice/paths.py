@@ -208,3 +208,48 @@ def lattice_to_ctm(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float
             out.append(CtmWord(words[k], s + (k - i) * share, share, float(min(1.0, post[word_arcs[m]].sum()))))
         i = j
     return out
+
+
+# ------------------------------------------------------------ frame posteriors
+def frame_label_posteriors(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0
+                           ) -> List[Dict[int, float]]:
+    """Per frame, {input label: posterior} summed over the lattice's arcs (and final
+    alignments) that have that label at that frame (Kaldi's lattice-to-post)."""
+    alpha, beta, total = lat.forward_backward(graph_scale, acoustic_scale)
+    if total == -math.inf:
+        return []
+    frames = lat.state_frames()
+    final_frames = {s: (len(lat.final_alignments.get(s, ())) if lat.is_compact else 0)
+                    for s in np.nonzero(lat.is_final())[0].tolist()}
+    num_frames = int(max((frames[s] + n for s, n in final_frames.items()), default=0))
+    post: List[Dict[int, float]] = [dict() for _ in range(num_frames)]
+
+    def add(start: int, labels, p: float) -> None:
+        for i, label in enumerate(labels):
+            post[start + i][label] = post[start + i].get(label, 0.0) + p
+
+    arc_post = lat.arc_posteriors(graph_scale, acoustic_scale)
+    for k, (src, _, ilabel, _) in enumerate(lat.arcs.tolist()):
+        labels = lat.alignments[k] if lat.is_compact else ((ilabel,) if ilabel else ())
+        if labels and arc_post[k] > 0:
+            add(int(frames[src]), labels, float(arc_post[k]))
+    if lat.is_compact:
+        final_costs = lat.final_costs(graph_scale, acoustic_scale)
+        for s, ali in lat.final_alignments.items():
+            add(int(frames[s]), ali, math.exp(alpha[s] - final_costs[s] - total))
+    return post
+
+
+def best_path_frame_weights(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> np.ndarray:
+    """Float32 [T]: each frame's posterior of the best path's label there (the summed
+    posterior of the lattice arcs whose alignment has that label at that frame, in [0, 1]),
+    as Kaldi's best-path derivative weights (steps/best_path_weights.sh); empty for a
+    lattice without a path."""
+    best = lat.best_path(graph_scale, acoustic_scale)
+    if best is None:
+        return np.zeros(0, dtype=np.float32)
+    post = frame_label_posteriors(lat, graph_scale, acoustic_scale)
+    if len(post) != len(best.ilabels):
+        raise ValueError(f"lattice paths differ in length ({len(post)} vs {len(best.ilabels)} frames)")
+    weights = [min(1.0, post[t].get(label, 0.0)) for t, label in enumerate(best.ilabels)]
+    return np.array(weights, dtype=np.float32)

@@ -13,6 +13,7 @@ __all__ = ["ArpaLm", "Perplexity", "perplexity", "read_arpa", "estimate_kn", "kn
            "to_arpa", "train_kn_lm", "PhoneLm", "estimate_phone_lm"]
 
 # The neural (TCN) word LM for LM-uncertainty supervision: see frugal.lm.neural.
-from frugal.lm.neural import NeuralLm, TcnLmConfig, TrainOptions, Vocabulary, train_tcn_lm  # noqa: E402
+from frugal.lm.neural import NeuralLm, TcnLmConfig, Vocabulary  # noqa: E402
+from frugal.lm.neural_train import TrainOptions, train_tcn_lm  # noqa: E402
 
 __all__ += ["NeuralLm", "TcnLmConfig", "TrainOptions", "Vocabulary", "train_tcn_lm"]

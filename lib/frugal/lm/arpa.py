@@ -227,3 +227,4 @@ def perplexity(lm: ArpaLm, sentences: Iterable[Sequence[str]], map_oov_to_unk: b
             total += lm.log10_prob(context, w)
             context.append(w)
     return Perplexity(num_sent, num_words, num_oov, total)
+

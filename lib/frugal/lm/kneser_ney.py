@@ -42,7 +42,10 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from frugal.errors import FrugalError
+from frugal.fileio import PathLike
+from frugal.lang.symbols import read_symbol_list
 from frugal.lm.arpa import BOS, EOS, UNK, ArpaLm, NGram
+from frugal.lm.text import read_sentences
 
 log = logging.getLogger(__name__)
 
@@ -277,3 +280,15 @@ def train_kn_lm(sentences: Iterable[Sequence[str]], order: int = 3, cutoffs: Seq
                  k, len(model.ngrams(k)), n, *d)
     kept = prune(model, cutoffs, max_ngrams)
     return to_arpa(model, kept)
+
+
+def make_word_lm(text: PathLike, output: PathLike, order: int = 3, cutoffs: Sequence[int] = (),
+                 max_ngrams: Optional[int] = None, vocab: Optional[PathLike] = None, has_uttid: bool = True) -> ArpaLm:
+    """The LM of the sentences of ``text`` (Kaldi text, or plain sentences without
+    ``has_uttid``) written to ``output`` in ARPA format; a closed vocabulary ``vocab`` (one
+    word a line, or 'word id') maps other words to <unk>."""
+    words = [w.split()[0] for w in read_symbol_list(vocab)] if vocab else None
+    lm = train_kn_lm(read_sentences(text, has_uttid=has_uttid), order, list(cutoffs), max_ngrams, words)
+    log.info("%s: n-grams per order %s", output, lm.num_ngrams())
+    lm.write(output)
+    return lm

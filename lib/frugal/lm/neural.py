@@ -3,7 +3,7 @@
 The thesis (Vyas 2022, ch. 3) rescores the dropout-off decoding lattice N times with a
 word LM whose dropout stays on, and combines the rescored lattices into a supervision
 that carries the LM's uncertainty. Its LM is a 3-layer TCN; this module is that model,
-its training and its (Monte-Carlo dropout) scoring.
+and its (Monte-Carlo dropout) scoring; `frugal.lm.neural_train` trains it.
 
 Model: ``<s> w1 .. wn`` is embedded, then ``num_layers`` residual layers of dilated causal
 1-D convolutions (dilation 1, 2, 4, ...: the receptive field is
@@ -23,23 +23,20 @@ Checkpoints hold only tensors and primitive containers (``torch.load(weights_onl
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
-import random
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike, atomic_path
-from frugal.lang.symbols import SymbolTable
+from frugal.lang.lang import Lang
 from frugal.lm.arpa import BOS, EOS, UNK
+from frugal.lm.text import read_sentences
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +93,18 @@ class Vocabulary:
     @classmethod
     def from_lang_dir(cls, lang_dir: PathLike) -> "Vocabulary":
         """The words of ``words.txt`` (without ``<eps>`` and ``#k``); the unknown word from oov.txt."""
-        lang_dir = Path(lang_dir)
-        words_txt = lang_dir / "words.txt"
-        if not words_txt.is_file():
-            raise FrugalError(f"{words_txt}: no such file (a lang dir from frugal prepare-lang?)")
-        table = SymbolTable.read(words_txt)
+        lang = Lang(lang_dir, need=("words.txt",))
+        table = lang.words
         words = [w for w in table.symbols() if w != "<eps>" and not w.startswith("#")]
-        oov_txt = lang_dir / "oov.txt"
         unk = UNK
+        oov_txt = lang.dir.file("oov.txt")
         if oov_txt.is_file():
             lines = oov_txt.read_text(encoding="utf-8").split()
             if len(lines) != 1:
                 raise FrugalError(f"{oov_txt}: expected one word")
             unk = lines[0]
             if unk not in table:
-                raise FrugalError(f"{oov_txt}: OOV word {unk!r} is not in {words_txt}")
+                raise FrugalError(f"{oov_txt}: OOV word {unk!r} is not in {lang.dir.file('words.txt')}")
         return cls.from_words(words, unk)
 
 
@@ -212,7 +206,7 @@ def length_batches(lengths: Sequence[int], max_tokens: int, order: Sequence[int]
     return batches
 
 
-def _pad_batch(encoded: Sequence[Sequence[int]], device: torch.device):
+def pad_batch(encoded: Sequence[Sequence[int]], device: torch.device):
     """Inputs ``<s> w1..wn`` and targets ``w1..wn </s>`` (output indices), padded at the end.
 
     The padding (index 0) follows the last position of a sentence, which cannot see it.
@@ -242,7 +236,7 @@ def score_encoded(model: TcnLm, encoded: Sequence[Sequence[int]], max_tokens: in
     out = torch.zeros(num_samples, len(encoded), dtype=torch.float64)
     order = sorted(range(len(encoded)), key=lambda i: lengths[i])
     for batch in length_batches(lengths, max(1, max_tokens // num_samples), order):
-        inputs, targets, mask = _pad_batch([encoded[i] for i in batch], device)
+        inputs, targets, mask = pad_batch([encoded[i] for i in batch], device)
         if num_samples > 1:
             inputs, targets, mask = (x.repeat(num_samples, 1) for x in (inputs, targets, mask))
         lp = model(inputs, dropout_rng).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -362,95 +356,33 @@ class NeuralLm:
                                   sum(w not in self.vocab for s in sentences for w in s), log_prob)
 
 
-@dataclass
-class TrainOptions:
-    epochs: int = 10
-    lr: float = 3e-3
-    max_tokens: int = 512       # padded tokens per batch
-    patience: int = 2           # epochs without a better dev perplexity before stopping
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "cpu"
+def score_text(model: PathLike, text: PathLike, has_uttid: bool = True, dropout_samples: int = 0,
+               seed: Optional[int] = None, max_tokens: int = 20000, device: str = "cpu") -> List[str]:
+    """Lines ``uttid logprob`` (``logprob`` without uttids) of every sentence of ``text``:
+    ln P(w1 .. wn </s> | <s>) with dropout off, or ``dropout_samples`` of them, each with
+    its own dropout masks (reproducible with ``seed``). The perplexity goes to the log."""
+    if dropout_samples < 0:
+        raise BadValue("dropout_samples", dropout_samples, "must be >= 0")
+    if max_tokens < 1:
+        raise BadValue("max_tokens", max_tokens, "must be >= 1")
+    check_device(device)
+    lm = NeuralLm.load(model, device)
+    sentences = read_sentences(text, has_uttid=has_uttid)
+    keys = [line[0] for line in read_sentences(text, has_uttid=False)] if has_uttid else None
+    if dropout_samples:
+        scores = lm.sentence_log_probs(sentences, dropout=True, seed=seed, num_samples=dropout_samples,
+                                       max_tokens=max_tokens).T
+    else:
+        scores = lm.sentence_log_probs(sentences, max_tokens=max_tokens).unsqueeze(1)
+    lines = []
+    for i, row in enumerate(scores.tolist()):
+        values = " ".join(f"{x:.6f}" for x in row)
+        lines.append(values if keys is None else f"{keys[i]} {values}")
+    if sentences:
+        log.info("%s: %s", text, lm.perplexity(sentences).summary())
+    return lines
 
 
-def _mean_log_prob(model: TcnLm, encoded: List[List[int]], max_tokens: int) -> float:
-    """Per-token natural-log prob of ``encoded`` (dropout off), sentence ends included."""
-    with torch.no_grad():
-        total = float(score_encoded(model, encoded, max_tokens).sum())
-    return total / sum(len(s) + 1 for s in encoded)
-
-
-def train_tcn_lm(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]], vocab: Vocabulary,
-                 config: Optional[TcnLmConfig] = None, options: Optional[TrainOptions] = None) -> NeuralLm:
-    """Adam on the cross-entropy of ``train``; the model of the best dev perplexity is kept.
-
-    When an epoch does not improve the dev perplexity the learning rate is halved, and after
-    ``patience`` such epochs training stops. Batches hold sentences of similar length; their
-    order, the initial weights and the dropout masks depend only on ``options.seed``, so on
-    the CPU a seed reproduces the model exactly (with the same number of threads); on CUDA,
-    cuDNN's convolution backward need not be deterministic.
-    """
-    config = config or TcnLmConfig()
-    options = options or TrainOptions()
-    config.validate()
-    if not train:
-        raise ValueError("no training sentences")
-    if not dev:
-        raise ValueError("no dev sentences")
-    device = torch.device(options.device)
-    with torch.random.fork_rng(devices=[]):  # initialise on the CPU, from the seed alone
-        torch.random.default_generator.manual_seed(options.seed)
-        model = TcnLm(len(vocab), config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    dropout_rng = torch.Generator(device=device)
-    dropout_rng.manual_seed(options.seed)
-    order_rng = random.Random(options.seed)
-
-    train_enc = [vocab.encode(s) for s in train]
-    dev_enc = [vocab.encode(s) for s in dev]
-    lengths = [len(s) + 1 for s in train_enc]
-    log.info("vocabulary %d words; %d train sentences (%d tokens), %d dev sentences; "
-             "%d parameters, receptive field %d words", len(vocab), len(train_enc), sum(lengths),
-             len(dev_enc), sum(p.numel() for p in model.parameters()), config.receptive_field)
-
-    best_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens))
-    log.info("epoch 0: dev ppl %.2f (untrained; uniform would be %d)", best_ppl, len(vocab) - 1)
-    best_state = copy.deepcopy(model.state_dict())
-    best_epoch, bad_epochs = 0, 0
-    for epoch in range(1, options.epochs + 1):
-        # Shuffle within equal lengths, then the batch order.
-        order = sorted(order_rng.sample(range(len(train_enc)), len(train_enc)), key=lambda i: lengths[i])
-        batches = length_batches(lengths, options.max_tokens, order)
-        order_rng.shuffle(batches)
-        # Dropout is on exactly where the generator is passed: the module mode plays no part.
-        total_lp, total_tokens = 0.0, 0
-        for batch in tqdm(batches, desc=f"nnlm epoch {epoch}", unit="batch", disable=None):
-            inputs, targets, mask = _pad_batch([train_enc[i] for i in batch], device)
-            lp = model(inputs, dropout_rng).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            tokens = int(mask.sum())
-            loss = -(lp * mask).sum() / tokens
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
-            optimizer.step()
-            total_lp += -loss.item() * tokens
-            total_tokens += tokens
-        train_ppl = math.exp(-total_lp / total_tokens)
-        dev_ppl = math.exp(-_mean_log_prob(model, dev_enc, options.max_tokens))
-        log.info("epoch %d: train ppl %.2f (dropout on), dev ppl %.2f, lr %.2g",
-                 epoch, train_ppl, dev_ppl, optimizer.param_groups[0]["lr"])
-        if dev_ppl < best_ppl:
-            best_ppl, best_epoch, bad_epochs = dev_ppl, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-            continue
-        bad_epochs += 1
-        if bad_epochs >= options.patience:
-            log.info("dev ppl did not improve for %d epochs: stopping", bad_epochs)
-            break
-        for group in optimizer.param_groups:
-            group["lr"] /= 2
-    model.load_state_dict(best_state)
-    log.info("kept epoch %d: dev ppl %.2f", best_epoch, best_ppl)
-    return NeuralLm(model, vocab, {"epoch": best_epoch, "dev_ppl": best_ppl, "seed": options.seed,
-                                   "num_train_sentences": len(train_enc)})
-
+def check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadValue("device", device, "CUDA is not available")

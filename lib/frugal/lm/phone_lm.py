@@ -38,10 +38,12 @@ import logging
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError, where
 from frugal.fileio import PathLike, atomic_path
+from frugal.lang.symbols import SymbolTable
 
 log = logging.getLogger(__name__)
 
@@ -402,3 +404,58 @@ def _check_connected(lm: PhoneLm) -> None:
                 stack.append(dest)
     if len(seen) != lm.num_states:
         raise RuntimeError(f"phone LM: {lm.num_states - len(seen)} states are unreachable")
+
+
+def read_phone_seqs(path: PathLike, phones=None) -> List[List[int]]:
+    """Phone sequences of a file of lines ``uttid p1 p2 ...``: phone symbols of the table
+    ``phones``, or integer ids (> 0) without one."""
+    seqs = []
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise FrugalError(f"cannot read {path}: {e.strerror}") from None
+    with f:
+        for n, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            ids = []
+            for tok in fields[1:]:
+                if phones is not None:
+                    i = phones.get(tok)
+                    if i is None:
+                        raise FrugalError(f"{where(path, n)}: phone '{tok}' is not in the phone table")
+                elif tok.isdigit():
+                    i = int(tok)
+                else:
+                    raise FrugalError(f"{where(path, n)}: '{tok}' is not an integer phone id "
+                                      "(give a phone table to read symbols)")
+                if i <= 0:
+                    raise FrugalError(f"{where(path, n)}: phone '{tok}' has id {i}; "
+                                      "the phone LM needs ids > 0 (0 is epsilon)")
+                ids.append(i)
+            seqs.append(ids)
+    return seqs
+
+
+def make_phone_lm(sources: Sequence[Tuple[PathLike, float]], output: PathLike, phones_txt: Optional[PathLike] = None,
+                  text_output: Optional[PathLike] = None, ngram_order: int = 4, no_prune_ngram_order: int = 3,
+                  num_extra_states: int = 2000) -> PhoneLm:
+    """The phone LM of phone-sequence files (``sources``: (file, weight)) into ``output``
+    (OpenFst acceptor), and a readable dump into ``text_output``."""
+    phones = None
+    if phones_txt:
+        if not Path(phones_txt).is_file():
+            raise BadValue("phones_txt", phones_txt, "no such file")
+        phones = SymbolTable.read(phones_txt)
+    weighted = []
+    for path, weight in sources:
+        seqs = read_phone_seqs(path, phones)
+        log.info("%s: %d sequences, weight %g", path, len(seqs), weight)
+        weighted.append((weight, seqs))
+    lm = estimate_phone_lm(weighted, ngram_order, no_prune_ngram_order, num_extra_states)
+    log.info("phone LM: %d states, %d arcs", lm.num_states, lm.num_arcs)
+    lm.write_fst(output)
+    if text_output:
+        lm.write_text(text_output, phones.symbol if phones is not None else None)
+    return lm

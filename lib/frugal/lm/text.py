@@ -5,7 +5,7 @@ from typing import List
 
 from frugal.errors import FrugalError, where
 from frugal.fileio import PathLike
-from frugal.lm.arpa import BOS, EOS
+from frugal.lm.arpa import BOS, EOS, Perplexity, perplexity, read_arpa
 
 
 def read_sentences(path: PathLike, has_uttid: bool = True) -> List[List[str]]:
@@ -27,3 +27,8 @@ def read_sentences(path: PathLike, has_uttid: bool = True) -> List[List[str]]:
                     raise FrugalError(f"{where(path, n)}: '{w}' must not appear in the text")
             sentences.append(words)
     return sentences
+
+
+def text_perplexity(arpa: PathLike, text: PathLike, has_uttid: bool = True, unk: bool = False) -> Perplexity:
+    """The perplexity of an ARPA LM on the sentences of a text (SRILM's ngram -ppl)."""
+    return perplexity(read_arpa(arpa), read_sentences(text, has_uttid=has_uttid), unk)

@@ -10,6 +10,7 @@ from typing import Callable, Dict, Union
 
 import torch
 
+from frugal.dirs import load_checkpoint
 from frugal.errors import FrugalError
 from frugal.models.tdnnf import (
     PRESETS,
@@ -63,14 +64,18 @@ def build_model(section: Dict, feat_dim: int, num_outputs: int, where: str,
     return MODEL_BUILDERS[kind](section, where)
 
 
+def model_from_checkpoint(state: Dict, where: str = "checkpoint") -> torch.nn.Module:
+    """The model of a loaded checkpoint (`frugal.dirs.load_checkpoint`) with its weights."""
+    if not isinstance(state.get("model"), dict):
+        raise FrugalError(f"{where}: no model weights in this checkpoint")
+    model = model_from_info(state.get("model_info", {}), where=where)
+    model.load_state_dict(state["model"])
+    return model
+
+
 def load_model(checkpoint: Union[str, Path], map_location: str = "cpu") -> torch.nn.Module:
     """The model of a trainer checkpoint (e.g. epoch-10.pt or an averaged one), in eval mode."""
-    from frugal.train.checkpoint import load_checkpoint
-
-    state = load_checkpoint(checkpoint, map_location=map_location)
-    model = model_from_info(state.get("model_info", {}), where=str(checkpoint))
-    model.load_state_dict(state["model"])
-    return model.eval()
+    return model_from_checkpoint(load_checkpoint(checkpoint, map_location=map_location), str(checkpoint)).eval()
 
 
 __all__ = [
@@ -86,6 +91,7 @@ __all__ = [
     "constrain_orthonormal_",
     "load_config",
     "load_model",
+    "model_from_checkpoint",
     "model_from_info",
     "orthonormality_error",
     "tdnnf_config",

@@ -1,11 +1,8 @@
-"""Semi-supervised learning: dropout sampling, uncertainty measures, supervision building."""
-from frugal.semisup.lattices import (NbestErrorRates, NbestRescoreConfig, am_lm_supervision, am_supervision,
-                                     combine_lattices, lm_supervision, nbest_error_rates, nnlm_rescore,
-                                     normalize_lattice, regular_supervision, supervision_report,
-                                     supervision_table, union_lattices)
-from frugal.semisup.supervision import LatticeNumeratorBuilder, best_path_frame_weights, lattice_phone_graph
+"""Semi-supervised learning: uncertainty measures, supervision lattices, the thesis's tables."""
+from frugal.semisup.lattices import (NbestErrorRates, NbestRescoreConfig, combine_lattices, nbest_error_rates,
+                                     nnlm_rescore, normalize_lattice, supervision_table, union_lattices)
+from frugal.semisup.supervision import KINDS, SupervisionOptions, make_supervision, supervision_report
 
-__all__ = ["NbestErrorRates", "NbestRescoreConfig", "am_lm_supervision", "am_supervision", "combine_lattices",
-           "lm_supervision", "nbest_error_rates", "nnlm_rescore", "normalize_lattice", "regular_supervision",
-           "supervision_report", "supervision_table", "union_lattices",
-           "LatticeNumeratorBuilder", "best_path_frame_weights", "lattice_phone_graph"]
+__all__ = ["KINDS", "NbestErrorRates", "NbestRescoreConfig", "SupervisionOptions", "combine_lattices",
+           "make_supervision", "nbest_error_rates", "nnlm_rescore", "normalize_lattice", "supervision_report",
+           "supervision_table", "union_lattices"]

@@ -1,18 +1,7 @@
-"""Supervision lattices for semi-supervised LF-MMI from dropout decodings.
+"""Lattice combination, neural-LM rescoring under dropout, and n-best error rates of supervisions.
 
-Manohar et al. (2018) train on unlabelled audio with the decoding lattice as supervision;
-Vyas (2022, ch. 3) and Vyas/Tong et al. (2019) make that supervision carry the model's
-uncertainty by combining lattices from Monte-Carlo dropout. Four kinds, each a word-level
-(determinised, compact) lattice with alignments:
-
-(a) *regular*: the dropout-off decoding lattice, pruned with a beam and determinised;
-(b) *AM uncertainty*: the dropout-off lattice and the N lattices decoded with dropout on
-    in the acoustic model, combined (:func:`combine_lattices`);
-(c) *LM uncertainty*: the dropout-off lattice rescored N times by a neural LM with dropout
-    on (:func:`nnlm_rescore`), the N rescored lattices and the original combined;
-(d) *AM+LM uncertainty*: the dropout-off lattice and the N dropout-AM lattices, the i-th
-    rescored with the i-th LM dropout sample (one joint draw of both models a sample),
-    combined.
+The pieces of the thesis's supervision lattices (ch. 3; Vyas/Tong et al. 2019), which
+`frugal.semisup.supervision` puts together into its four kinds (regular, AM, LM, AM+LM).
 
 Combination (Kaldi's lattice-combine, then lattice-union's determinisation): each input is
 pruned with ``beam`` and determinised, its cost is *normalised* (below), the inputs are
@@ -44,7 +33,6 @@ path of its n-best list against the reference, averaged per utterance.
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Sequence, Tuple
 
@@ -55,6 +43,7 @@ from frugal.lattice.determinize import determinize_lattice
 from frugal.lattice.paths import nbest
 from frugal.lattice.rescore import BackoffLm
 from frugal.decode.scoring import ErrorCounts, align_words
+from frugal.decode.dropout import utterance_seed  # noqa: F401  (the seeds of LM dropout samples)
 from frugal.lang.symbols import SymbolTable
 
 NORMALIZE_MODES = ("best", "total", "none")
@@ -141,18 +130,6 @@ def combine_lattices(lats: Sequence[Lattice], beam: Optional[float] = DEFAULT_BE
     return determinize_lattice(union, beam, graph_scale, acoustic_scale, name=f"{name} (union)")
 
 
-def regular_supervision(lat: Lattice, beam: Optional[float] = DEFAULT_BEAM, graph_scale: float = 1.0,
-                        acoustic_scale: float = 1.0) -> Lattice:
-    """(a) The dropout-off lattice pruned with ``beam`` and determinised (Manohar et al.)."""
-    return determinize_lattice(lat, beam, graph_scale, acoustic_scale)
-
-
-def am_supervision(best: Lattice, dropout_lats: Sequence[Lattice], beam: Optional[float] = DEFAULT_BEAM,
-                   normalize: str = "best", graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> Lattice:
-    """(b) The dropout-off lattice and the N dropout decodings' lattices, combined."""
-    return combine_lattices([best, *dropout_lats], beam, normalize, True, graph_scale, acoustic_scale)
-
-
 # --------------------------------------------------------------------- neural LM rescoring
 def ngram_lm_cost(lm: BackoffLm, words: Sequence[int]) -> float:
     """-ln P(<s> words </s>) under a `BackoffLm` (inf if it cannot score a word)."""
@@ -164,12 +141,6 @@ def ngram_lm_cost(lm: BackoffLm, words: Sequence[int]) -> float:
         state, c = step
         cost += c
     return cost + lm.final(state)
-
-
-def utterance_seed(seed: int, key: str) -> int:
-    """A seed for one utterance: dropout masks differ between utterances but are
-    reproducible from (seed, utterance id)."""
-    return (seed * 1_000_003 + zlib.crc32(key.encode("utf-8"))) % (1 << 62)
 
 
 def paths_lattice(det: Lattice, paths: Sequence[LatticePath], graph_deltas: Sequence[float]) -> Lattice:
@@ -236,24 +207,6 @@ def nnlm_rescore(lat: Lattice, lm, old_lm: BackoffLm, words: SymbolTable, num_sa
     return out
 
 
-def lm_supervision(best: Lattice, lm, old_lm: BackoffLm, words: SymbolTable, num_samples: int, seed: int,
-                   beam: Optional[float] = DEFAULT_BEAM, normalize: str = "best",
-                   config: NbestRescoreConfig = NbestRescoreConfig()) -> Lattice:
-    """(c) The dropout-off lattice and its N neural-LM dropout rescorings, combined."""
-    rescored = nnlm_rescore(best, lm, old_lm, words, num_samples, seed, True, config)
-    return combine_lattices([best, *rescored], beam, normalize, True, config.graph_scale, config.acoustic_scale)
-
-
-def am_lm_supervision(best: Lattice, dropout_lats: Sequence[Lattice], lm, old_lm: BackoffLm, words: SymbolTable,
-                      seed: int, beam: Optional[float] = DEFAULT_BEAM, normalize: str = "best",
-                      config: NbestRescoreConfig = NbestRescoreConfig()) -> Lattice:
-    """(d) The dropout-off lattice and the N dropout-AM lattices, the i-th rescored with
-    the neural LM's i-th dropout sample (seed ``seed + i``), combined."""
-    rescored = [nnlm_rescore(lat, lm, old_lm, words, 1, seed + i, True, config)[0]
-                for i, lat in enumerate(dropout_lats)]
-    return combine_lattices([best, *rescored], beam, normalize, True, config.graph_scale, config.acoustic_scale)
-
-
 # --------------------------------------------------------------------- N-best error rates
 @dataclass
 class NbestErrorRates:
@@ -299,12 +252,3 @@ def supervision_table(rates: Mapping[str, NbestErrorRates], n: int) -> str:
     for name, r in rates.items():
         lines.append(f"| {name} | {r.wer:.2f} | {r.ser:.2f} | {r.mean_paths:.1f} | {r.num_utts} |")
     return "\n".join(lines) + "\n"
-
-
-def supervision_report(kinds: Mapping[str, Mapping[str, Lattice]], refs: Mapping[str, Sequence[str]],
-                       words: SymbolTable, n: int = 10, graph_scale: float = 1.0,
-                       acoustic_scale: float = 1.0) -> str:
-    """Table 3.4 as markdown: the n-best WER and SER of each kind of supervision lattices
-    (e.g. {"regular": lats, "AM": lats, "LM": lats, "AM+LM": lats}, each uttid -> lattice)."""
-    return supervision_table({name: nbest_error_rates(lats, refs, words, n, graph_scale, acoustic_scale)
-                              for name, lats in kinds.items()}, n)

@@ -9,18 +9,23 @@ system closes::
 
 Figure 3.6 plots the dev WER of systems trained on AM-uncertainty supervision combined from
 N dropout decodings against N. Both go into a section of a recipe's RESULTS.md
-(:func:`replace_section`), beside the results table of
-:func:`frugal.decode.scoring.update_results_table`, which is left as it is.
+(`frugal.decode.results.replace_section`), beside its results table.
 """
 from __future__ import annotations
 
+import datetime
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from frugal.decode.scoring import RESULTS_HEADER, ErrorCounts, Setting
-from frugal.fileio import PathLike, atomic_path
+from frugal.decode.results import git_revision, replace_section
+from frugal.decode.scoring import ErrorCounts, Setting
+from frugal.decode.sweep import chosen_result
+from frugal.dirs import DecodeDir
+from frugal.errors import BadValue, FrugalError
+from frugal.fileio import PathLike, atomic_path, atomic_write_text
 
 SECTION_HEADING = "## Semi-supervised LF-MMI (table 3.5)"
 
@@ -125,42 +130,6 @@ def plot_wer_vs_n(points: Sequence[CurvePoint], supervised_wer: float, oracle_we
         fig.savefig(tmp, format="png", dpi=120)
 
 
-def _is_heading(line: str, max_level: int) -> bool:
-    hashes = len(line) - len(line.lstrip("#"))
-    return 1 <= hashes <= max_level and line[hashes:hashes + 1] == " "
-
-
-def _is_results_table_header(line: str) -> bool:
-    """The header of update_results_table's table, which may follow a section without a heading."""
-    s = line.strip()
-    return s.startswith("|") and [c.strip() for c in s.strip("|").split("|")] == RESULTS_HEADER
-
-
-def replace_section(text: str, heading: str, body: str) -> str:
-    """``text`` with the section under ``heading`` (a level-2 markdown heading line) replaced by
-    ``heading`` + ``body``, or appended at the end where there is none; all other text is kept.
-
-    A section runs from its heading to the next heading of level 1 or 2, or to the header of
-    the RESULTS.md results table (which update_results_table appends at the end of the file,
-    so it may follow this section directly), or to the end.
-    """
-    lines = text.splitlines()
-    new = [heading, ""] + body.rstrip("\n").splitlines()
-    if heading in lines:
-        start = lines.index(heading)
-        end = start + 1
-        while end < len(lines) and not (_is_heading(lines[end], 2) or _is_results_table_header(lines[end])):
-            end += 1
-        while end > start + 1 and not lines[end - 1].strip():
-            end -= 1  # the blank lines before what follows stay
-        lines[start:end] = new
-    else:
-        if lines and lines[-1].strip():
-            lines.append("")
-        lines += new
-    return "\n".join(lines) + "\n"
-
-
 def section_body(systems: Sequence[SystemResult], oracle_index: int, points: Sequence[CurvePoint],
                  plot_link: Optional[str], notes: Optional[str], revision: str, date: str) -> str:
     """The text of the RESULTS.md section under its heading."""
@@ -179,3 +148,74 @@ def section_body(systems: Sequence[SystemResult], oracle_index: int, points: Seq
             parts.append(f"![dev WER against N]({plot_link})\n")
     return "\n".join(parts)
 
+
+
+def _scored_dir(prefix: str, set_name: str, option: str) -> Path:
+    """PREFIX_SET, which must exist and have been scored by frugal score-lattices."""
+    d = Path(f"{prefix}_{set_name}")
+    if not d.is_dir():
+        raise FrugalError(f"{option}: no decode directory {d} (PREFIX_{set_name}, from prefix {prefix})")
+    DecodeDir(d).best_setting()  # names the directory and says to score it when it was not
+    return d
+
+
+def _check_same_references(results: Sequence[Tuple[Path, ErrorCounts]], set_name: str) -> None:
+    """Every directory of one set must be scored against the same references (same word count)."""
+    first_dir, first = results[0]
+    for d, counts in results[1:]:
+        if (counts.ref_words, counts.sentences) != (first.ref_words, first.sentences):
+            raise FrugalError(f"{d}: scored against {counts.sentences} utterances / {counts.ref_words} words, "
+                              f"but {first_dir} against {first.sentences} / {first.ref_words}: "
+                              f"not the same {set_name} set")
+
+
+def write_semisup_results(results: PathLike, rows: Sequence[Tuple[str, str]], curves: Sequence[Tuple[int, str]] = (),
+                          dev: str = "dev", test: str = "test", plot: Optional[PathLike] = None,
+                          title: str = "Semi-supervised LF-MMI: dev WER against N", notes: Optional[str] = None,
+                          section: str = SECTION_HEADING, oracle_row: Optional[str] = None) -> str:
+    """Table 3.5 and figure 3.6 into the section ``section`` of RESULTS.md (all other text is
+    kept) from scored decode directories: ``rows`` (name, decode directory prefix; the first
+    the supervised baseline, ``oracle_row`` (default: the last) the oracle), ``curves`` (N,
+    prefix) plotted to ``plot``; the directories are PREFIX_DEV and PREFIX_TEST. The test
+    WERs are at the setting best on dev. Returns the section."""
+    if not section.startswith("## "):
+        raise BadValue("section", section, "must be a level-2 markdown heading ('## ...')")
+    if not dev or not test or dev == test:
+        raise BadValue("dev", dev, f"and test {test!r}: need two different non-empty set names")
+    names = [name for name, _ in rows]
+    if len(rows) < 2:
+        raise BadValue("rows", len(rows), "need at least two rows (the supervised baseline first, and the oracle)")
+    if len(set(names)) != len(names):
+        raise BadValue("rows", next(n for n in names if names.count(n) > 1), "the name is given twice")
+    oracle_name = oracle_row if oracle_row is not None else names[-1]
+    if oracle_name not in names[1:]:
+        raise BadValue("oracle_row", oracle_name, f"not a row after the supervised baseline ({', '.join(names)})")
+    ns = [n for n, _ in curves]
+    if len(set(ns)) != len(ns):
+        raise BadValue("curves", next(n for n in ns if ns.count(n) > 1), "N is given twice")
+    if curves and not plot:
+        raise BadValue("plot", None, "is needed for a curve (the PNG of the dev WER against N)")
+    systems = []
+    for name, prefix in rows:
+        option = f"--row {name}:{prefix}"
+        dev_dir, test_dir = _scored_dir(prefix, dev, option), _scored_dir(prefix, test, option)
+        dev_counts, setting = chosen_result(dev_dir)
+        test_counts, _ = chosen_result(test_dir, dev_dir)
+        systems.append(SystemResult(name, dev_counts, test_counts, setting, dev_dir, test_dir))
+    points = []
+    for n, prefix in curves:
+        dev_dir = _scored_dir(prefix, dev, f"--curve {n}:{prefix}")
+        dev_counts, setting = chosen_result(dev_dir)
+        points.append(CurvePoint(n, dev_counts, setting, dev_dir))
+    _check_same_references([(s.dev_dir, s.dev) for s in systems] + [(p.dev_dir, p.dev) for p in points], dev)
+    _check_same_references([(s.test_dir, s.test) for s in systems], test)
+    oracle_index = names.index(oracle_name)
+    results = Path(results)
+    link = None
+    if points:
+        plot_wer_vs_n(points, systems[0].dev.wer, systems[oracle_index].dev.wer, plot, title)
+        link = Path(os.path.relpath(Path(plot).resolve(), results.resolve().parent)).as_posix()
+    body = section_body(systems, oracle_index, points, link, notes, git_revision(), datetime.date.today().isoformat())
+    old = results.read_text(encoding="utf-8") if results.exists() else ""
+    atomic_write_text(results, replace_section(old, section, body))
+    return f"{section}\n\n{body}"

@@ -1,319 +1,310 @@
-"""LF-MMI numerators from supervision lattices, and per-frame derivative weights.
+"""Supervision lattices of the untranscribed cuts: the four kinds of the thesis (ch. 3), and their quality.
 
-Numerator (Manohar et al. 2018 with the flat-start machinery of `frugal.graph.chain`):
+From a Monte-Carlo dropout decode of the untranscribed cuts (`frugal decode
+--dropout-samples N`: the dropout-off lattice and N dropout passes), one supervision
+lattice per utterance, combined by `frugal.semisup.lattices.combine_lattices` (each input
+pruned with the beam, its best path's cost removed, united, pruned and determinised):
 
-1. the word lattice is pruned with ``prune_beam`` (Kaldi's lattice-prune before
-   chain-get-supervision) and determinised, so that it is an epsilon-free word acceptor;
-2. its weights become sequence-level log weights: ``-lattice_lm_scale * graph cost`` (Kaldi's
-   ``--lattice-lm-scale``; the acoustic costs are dropped), shifted so that the path with
-   the lowest graph cost has weight 1 (log 0): every path weight is then <= 1, as in a
-   flat-start numerator, and a one-path lattice gives exactly the transcript's numerator;
-3. each word arc becomes the alternatives of the word's pronunciations (weights: the
-   lexicon's pronunciation probabilities), with optional silence at the start, between
-   words and at the end with L.fst's semantics (probability ``sil_prob``; none after a
-   pronunciation that ends in a silence phone), as `frugal.graph.chain.transcript_phone_graph`
-   does for one word sequence;
-4. the phone graph goes through the same biphone/HMM expansion and denominator
-   normalisation as flat-start numerators (`expand_to_pdfs`, `compose_with_den`).
+- ``regular``: the dropout-off lattice alone (Manohar et al. 2018);
+- ``am`` (uncertainty of the acoustic model): the dropout-off lattice and the N dropout
+  lattices (``num_samples`` fewer for the dev-WER-vs-N curve);
+- ``lm`` (of the language model): the dropout-off lattice and its N rescorings by the
+  neural LM with dropout on (`nnlm_rescore`, one call drawing the N samples);
+- ``am_lm`` (both, thesis section 3.8.3): the dropout-off lattice and the N dropout
+  lattices, the i-th rescored with the neural LM's own dropout sample (seed + i).
 
-The result is a `NumeratorGraph` (batched: `NumeratorGraphs`), what `lfmmi_loss` takes.
+The LM samples of an utterance are seeded from (``seed``, utterance id), so a run is
+reproducible and does not depend on the jobs. The output is a decode directory of
+lattices (one file a job of the input decode, no 1-best), which ``frugal train
+--supervision-lattices`` and `supervision_report` read.
 
-The lattice's graph cost already holds the pronunciation and silence probabilities of its
-best path's pronunciation (HCLG contains L), and step 3 multiplies in the lexicon's
-probabilities of each alternative again: the lattice weight ranks word sequences, the
-lexicon weights the pronunciations inside one, as in the flat-start numerator. The
-lattice's alignments (time information) are not used: the numerator constrains word
-sequences, not word times, like the flat-start numerator (Kaldi's lattice supervision
-constrains phone times with a tolerance instead).
-
-Derivative weights (Kaldi's ``--deriv-weights-scp`` from steps/best_path_weights.sh): the
-weight of frame t is the lattice posterior of the label that the best path has at t (the
-summed posterior of all lattice arcs whose alignment has that label at t), in [0, 1]:
-frames where the lattice is sure of the best path get weight ~1, uncertain frames less.
-Lattice labels are pdf id + 1 (chain HCLG) at the network's output (subsampled) frame rate,
-so the weights are per output frame.
-
-Training (`LatticeSupervision`): a lattice-supervised cut's numerator and frame weights
-never change, so each is built the first time its cut is in a batch and kept; the lattice
-is dropped then. Decode lattices carry acoustic costs multiplied by post_decode_acwt = 10
-(Kaldi's chain convention), hence the acoustic scale 0.1 of pruning and posteriors.
+`supervision_report` is the thesis's table 3.4: the n-best WER and SER of each kind
+against the true transcripts (`nbest_error_rates`).
 """
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
+import json
+import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
+from lhotse import SupervisionSegment
+from lhotse.utils import fastcopy
 
+from frugal import jobs
+from frugal.data.cuts import load_cuts, read_transcripts
+from frugal.data.jsonl import write_manifest
+from frugal.decode.dropout import utterance_seed
+from frugal.dirs import DecodeDir
+from frugal.errors import BadValue, FrugalError, where
+from frugal.fileio import PathLike, atomic_write_text
+from frugal.graph.compile import make_grammar_fst
+from frugal.lang.symbols import SymbolTable
+from frugal.lang.text import read_text, read_texts
+from frugal.lattice.io import read_lattice_inputs, read_lattices, write_lattices
 from frugal.lattice.lattice import Lattice
-from frugal.lattice.io import read_lattices
-from frugal.lattice.determinize import determinize_lattice
-from frugal.errors import FrugalError
-from frugal.fileio import PathLike
-from frugal.graph.chain import (ChainLexicon, NumeratorBuilder, NumeratorGraph, NumeratorGraphs, PhoneGraph,
-                                compose_with_den, expand_to_pdfs, to_numerator)
+from frugal.lattice.rescore import BackoffLm
+from frugal.lm.neural import NeuralLm
+from frugal.logs import log_to_file
+from frugal.semisup.lattices import (DEFAULT_BEAM, NORMALIZE_MODES, NbestRescoreConfig, combine_lattices,
+                                     nnlm_rescore, supervision_table, nbest_error_rates)
 
-DEFAULT_LATTICE_LM_SCALE = 0.5
-DEFAULT_PRUNE_BEAM = 4.0  # Kaldi's semi-supervised recipe (lattice_prune_beam)
-DEFAULT_ACOUSTIC_SCALE = 0.1  # decode lattices: acoustic costs x post_decode_acwt (10)
+log = logging.getLogger(__name__)
 
-
-def word_lattice(lat: Lattice, prune_beam: Optional[float] = None, acoustic_scale: float = 1.0) -> Lattice:
-    """An epsilon-free, word-deterministic compact lattice (pruned first with ``prune_beam``
-    in the cost domain ``graph + acoustic_scale * acoustic``)."""
-    return determinize_lattice(lat, prune_beam, 1.0, acoustic_scale)
-
-
-def lattice_phone_graph(lat: Lattice, lexicon: ChainLexicon,
-                        lattice_lm_scale: float = DEFAULT_LATTICE_LM_SCALE) -> PhoneGraph:
-    """Steps 2 and 3 of the module docstring for an epsilon-free word lattice (e.g. the
-    output of :func:`word_lattice`). Word ids without pronunciations map to the lexicon's
-    OOV word; without one, they raise FrugalError."""
-    if bool((lat.arcs[:, 3] == 0).any()):
-        raise ValueError("the lattice has epsilon arcs: determinise it first (word_lattice)")
-    p, sil = lexicon.sil_prob, lexicon.sil_phone
-    use_sil = p > 0 and sil is not None
-    lp_sil = math.log(p) if use_sil else -math.inf
-    lp_nosil = math.log1p(-p) if use_sil else 0.0
-    graph_costs = lat.weights[:, 0].astype(np.float64)
-    final_graph = lat.finals[:, 0].astype(np.float64)
-    # Graph-only Viterbi: best = -(lowest graph cost of a path); adding it to the graph
-    # costs gives that path cost 0.
-    _, _, best = lat.forward_backward(1.0, 0.0, viterbi=True)
-    shift = best if math.isfinite(best) else 0.0
-
-    arcs: List[Tuple[int, int, int, float, int]] = []
-    num_states = 1
-    finals: Dict[int, float] = {}
-
-    def new_state() -> int:
-        nonlocal num_states
-        num_states += 1
-        return num_states - 1
-
-    # Per lattice state q > 0: B(q), reached after a word, and S(q), after a word that is
-    # followed by the optional silence (S(q) -sil-> B(q)). The start has two entry points:
-    # the start itself (no initial silence) and b0 after it.
-    boundary = [0] + [new_state() for _ in range(1, lat.num_states)]
-    pending_sil = [-1] * lat.num_states
-    if use_sil:
-        for q in range(1, lat.num_states):
-            pending_sil[q] = new_state()
-            arcs.append((pending_sil[q], boundary[q], sil, 0.0, 0))
-    start_sources = [(0, lp_nosil)]
-    if use_sil:
-        b0 = new_state()
-        arcs.append((0, b0, sil, lp_sil, 0))
-        start_sources.append((b0, 0.0))
-
-    def sources(q: int) -> List[Tuple[int, float]]:
-        return start_sources if q == 0 else [(boundary[q], 0.0)]
-
-    prons = _pronunciations(lat, lexicon)
-    for k, (q, q2, _, word) in enumerate(lat.arcs.tolist()):
-        w_lat = -lattice_lm_scale * graph_costs[k]
-        for phones, prob in prons[word]:
-            for src, extra in sources(q):
-                cur, w, out = src, extra + math.log(prob) + w_lat, word
-                for ph in phones[:-1]:
-                    nxt = new_state()
-                    arcs.append((cur, nxt, ph, w, out))
-                    cur, w, out = nxt, 0.0, 0
-                last = phones[-1]
-                if not use_sil or last in lexicon.silence_phones:
-                    arcs.append((cur, boundary[q2], last, w, out))
-                else:
-                    arcs.append((cur, boundary[q2], last, w + lp_nosil, out))
-                    arcs.append((cur, pending_sil[q2], last, w + lp_sil, out))
-    for q in np.nonzero(lat.is_final())[0].tolist():
-        w_final = -lattice_lm_scale * (final_graph[q] + shift)
-        for s, extra in sources(q):
-            finals[s] = extra + w_final
-    return PhoneGraph(num_states, 0, arcs, finals)
-
-
-def _pronunciations(lat: Lattice, lexicon: ChainLexicon) -> Dict[int, List[Tuple[Tuple[int, ...], float]]]:
-    out = {}
-    for word in np.unique(lat.arcs[:, 3]).tolist():
-        prons = lexicon.prons.get(word)
-        if not prons:
-            if lexicon.oov is None or not lexicon.prons.get(lexicon.words.get(lexicon.oov)):
-                raise FrugalError(f"lattice word id {word} has no pronunciation in the lexicon (and no OOV word)")
-            prons = lexicon.prons[lexicon.words[lexicon.oov]]
-        out[word] = prons
-    return out
-
-
-class LatticeNumeratorBuilder:
-    """Numerators from supervision lattices (see the module docstring), with the lexicon,
-    pdf map and normalisation of a flat-start `NumeratorBuilder`."""
-
-    def __init__(self, builder: NumeratorBuilder, lattice_lm_scale: float = DEFAULT_LATTICE_LM_SCALE,
-                 prune_beam: Optional[float] = None, acoustic_scale: float = 1.0):
-        self.builder = builder
-        self.lattice_lm_scale = lattice_lm_scale
-        self.prune_beam = prune_beam
-        self.acoustic_scale = acoustic_scale
-
-    def build(self, lat: Lattice) -> NumeratorGraph:
-        """The numerator of one lattice; a graph without a final state when the lattice has
-        no path or the normalisation removes every path."""
-        words = word_lattice(lat, self.prune_beam, self.acoustic_scale)
-        phone_graph = lattice_phone_graph(words, self.builder.lexicon, self.lattice_lm_scale)
-        g = expand_to_pdfs(phone_graph, self.builder.pdf_map, transition_probs=False)
-        if self.builder.norm is not None:
-            g = compose_with_den(g, self.builder.norm)
-        return to_numerator(g)
-
-    def build_batch(self, lats: Sequence[Lattice]) -> NumeratorGraphs:
-        return NumeratorGraphs.from_graphs([self.build(lat) for lat in lats])
-
-
-def frame_label_posteriors(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0
-                           ) -> List[Dict[int, float]]:
-    """Per frame, {input label: posterior} summed over the lattice's arcs (and final
-    alignments) that have that label at that frame (Kaldi's lattice-to-post)."""
-    alpha, beta, total = lat.forward_backward(graph_scale, acoustic_scale)
-    if total == -math.inf:
-        return []
-    frames = lat.state_frames()
-    final_frames = {s: (len(lat.final_alignments.get(s, ())) if lat.is_compact else 0)
-                    for s in np.nonzero(lat.is_final())[0].tolist()}
-    num_frames = int(max((frames[s] + n for s, n in final_frames.items()), default=0))
-    post: List[Dict[int, float]] = [dict() for _ in range(num_frames)]
-
-    def add(start: int, labels, p: float) -> None:
-        for i, label in enumerate(labels):
-            post[start + i][label] = post[start + i].get(label, 0.0) + p
-
-    arc_post = lat.arc_posteriors(graph_scale, acoustic_scale)
-    for k, (src, _, ilabel, _) in enumerate(lat.arcs.tolist()):
-        labels = lat.alignments[k] if lat.is_compact else ((ilabel,) if ilabel else ())
-        if labels and arc_post[k] > 0:
-            add(int(frames[src]), labels, float(arc_post[k]))
-    if lat.is_compact:
-        final_costs = lat.final_costs(graph_scale, acoustic_scale)
-        for s, ali in lat.final_alignments.items():
-            add(int(frames[s]), ali, math.exp(alpha[s] - final_costs[s] - total))
-    return post
-
-
-def best_path_frame_weights(lat: Lattice, graph_scale: float = 1.0, acoustic_scale: float = 1.0) -> torch.Tensor:
-    """Float32 [T]: each frame's posterior of the best path's label there (see the module
-    docstring); an empty tensor for a lattice without a path."""
-    best = lat.best_path(graph_scale, acoustic_scale)
-    if best is None:
-        return torch.zeros(0)
-    post = frame_label_posteriors(lat, graph_scale, acoustic_scale)
-    if len(post) != len(best.ilabels):
-        raise ValueError(f"lattice paths differ in length ({len(post)} vs {len(best.ilabels)} frames)")
-    weights = [min(1.0, post[t].get(label, 0.0)) for t, label in enumerate(best.ilabels)]
-    return torch.tensor(weights, dtype=torch.float32)
+KINDS = ("regular", "am", "lm", "am_lm")
 
 
 @dataclass
-class LatticeSupervisionOptions:
-    """How supervision lattices become LF-MMI supervision (Kaldi's semi-supervised egs)."""
+class SupervisionOptions:
+    """How the supervision lattices of a kind are made (see the module docstring)."""
 
-    lattice_lm_scale: float = DEFAULT_LATTICE_LM_SCALE
-    prune_beam: Optional[float] = DEFAULT_PRUNE_BEAM  # None: no pruning
-    acoustic_scale: float = DEFAULT_ACOUSTIC_SCALE
-    frame_weights: bool = False  # best-path frame weights as derivative weights
-    weight: float = 1.0  # scale of these cuts' gradient (Kaldi's unsup egs weight)
+    kind: str
+    num_samples: Optional[int] = None     # dropout passes used (default: all of the decode's)
+    beam: Optional[float] = DEFAULT_BEAM  # pruning beam of each input and the union (None: none)
+    acoustic_scale: Optional[float] = None  # None: the decode's own (acoustic_scale / post_decode_acwt)
+    normalize: str = "best"
+    nnlm: Optional[str] = None            # the neural LM (lm, am_lm)
+    old_lm: Optional[str] = None          # the ARPA LM whose costs the lattices carry (lm, am_lm)
+    words: Optional[str] = None           # words.txt of the lattices (lm, am_lm)
+    seed: int = 0                         # of the LM's dropout samples
+    nbest: int = 100                      # paths rescored per lattice by the neural LM
+
+    @property
+    def uses_lm(self) -> bool:
+        return self.kind in ("lm", "am_lm")
 
     def validate(self) -> None:
-        if self.lattice_lm_scale < 0:
-            raise FrugalError(f"lattice LM scale {self.lattice_lm_scale}: must be >= 0")
-        if self.prune_beam is not None and self.prune_beam <= 0:
-            raise FrugalError(f"lattice prune beam {self.prune_beam}: must be > 0 (or none)")
-        if self.acoustic_scale <= 0:
-            raise FrugalError(f"lattice acoustic scale {self.acoustic_scale}: must be > 0")
-        if self.weight < 0:
-            raise FrugalError(f"lattice supervision weight {self.weight}: must be >= 0")
+        if self.kind not in KINDS:
+            raise BadValue("kind", self.kind, f"must be one of {', '.join(KINDS)}")
+        if self.normalize not in NORMALIZE_MODES:
+            raise BadValue("normalize", self.normalize, f"must be one of {', '.join(NORMALIZE_MODES)}")
+        if self.num_samples is not None and self.num_samples < 1:
+            raise BadValue("num_samples", self.num_samples, "must be at least 1")
+        if self.nbest < 1:
+            raise BadValue("nbest", self.nbest, "must be at least 1")
+        for name in ("nnlm", "old_lm", "words"):
+            path = getattr(self, name)
+            if self.uses_lm and not path:
+                raise BadValue(name, None, f"is needed for {self.kind} supervision")
+            if path and not Path(path).is_file():
+                raise BadValue(name, path, "no such file")
 
 
-def read_supervision_lattices(paths: Sequence[PathLike], option: str = "--supervision-lattices"
-                               ) -> Dict[str, Lattice]:
-    """Cut id -> lattice from lattice files (binary ``.pt`` or Kaldi text) and directories
-    of ``lat.*.pt`` (a decode or combine-lattices directory). A cut in two files, a missing
-    path or a directory without lattices raise FrugalError naming ``option``."""
+@dataclass
+class _Job:
+    number: int
+    inputs: List[str]          # lat.J.pt of the dropout-off decode, then of the dropout passes used
+    output_dir: str
+    options: SupervisionOptions
+    fingerprint: str
+
+
+class _LmRescorer:
+    """The neural LM and the n-gram LM of the lattices, loaded once a job."""
+
+    def __init__(self, options: SupervisionOptions, acoustic_scale: float):
+        self.lm = NeuralLm.load(options.nnlm)
+        self.old_lm = BackoffLm(make_grammar_fst(options.old_lm, options.words))
+        self.words = SymbolTable.read(options.words)
+        self.config = NbestRescoreConfig(nbest=options.nbest, acoustic_scale=acoustic_scale)
+
+    def __call__(self, lat: Lattice, num_samples: int, seed: int) -> List[Lattice]:
+        return nnlm_rescore(lat, self.lm, self.old_lm, self.words, num_samples, seed, True, self.config)
+
+
+def utterance_supervision(key: str, off: Lattice, dropout: Sequence[Lattice], options: SupervisionOptions,
+                          acoustic_scale: float, rescore: Optional[Callable[[Lattice, int, int], List[Lattice]]] = None
+                          ) -> Lattice:
+    """The supervision lattice of one utterance (see the module docstring); ``rescore(lat,
+    num_samples, seed)`` gives the neural LM's rescorings of a lattice (lm, am_lm)."""
+    seed = utterance_seed(options.seed, key)
+    if options.kind == "regular":
+        inputs = [off]
+    elif options.kind == "am":
+        inputs = [off, *dropout]
+    elif options.kind == "lm":
+        inputs = [off, *rescore(off, options.num_samples, seed)]
+    else:
+        inputs = [off, *(rescore(lat, 1, seed + i)[0] for i, lat in enumerate(dropout))]
+    return combine_lattices(inputs, options.beam, options.normalize, True, 1.0, acoustic_scale, name=key)
+
+
+def _run_job(job: _Job) -> None:
+    out = DecodeDir(job.output_dir)
+    options = job.options
+    with log_to_file(out.job(job.number).log, mode="w"):
+        acoustic_scale = options.acoustic_scale
+        rescore = _LmRescorer(options, acoustic_scale) if options.uses_lm else None
+        off, *passes = [read_lattices(f) for f in job.inputs]
+        result, missing = {}, 0
+        for key, lat in off.items():
+            dropout = [p[key] for p in passes if key in p]
+            missing += len(passes) - len(dropout)
+            result[key] = utterance_supervision(key, lat, dropout, options, acoustic_scale, rescore)
+            jobs.report(1)
+        if missing:
+            log.warning("job %d: %d dropout lattices missing (no surviving path); combined the others",
+                        job.number, missing)
+        write_lattices(out.job(job.number).lattices, result)
+        log.info("job %d: %s supervision of %d utterances", job.number, options.kind, len(result))
+        out.job_done(job.number, job.fingerprint)
+
+
+def make_supervision(decode_dir: PathLike, output_dir: PathLike, options: SupervisionOptions, nj: int = 1) -> None:
+    """The supervision lattices of a kind for the utterances of a (dropout) decode directory,
+    into the decode directory ``output_dir``, one job a job of the decode, ``nj`` at a time."""
+    options.validate()
+    source = DecodeDir.finished(decode_dir, "--decode-dir")
+    num_passes = 0
+    if options.kind in ("am", "am_lm") or (options.kind == "lm" and options.num_samples is None):
+        num_passes = int(source.dropout_info()["dropout_samples"])
+    if options.num_samples is not None:
+        if options.kind in ("am", "am_lm") and options.num_samples > num_passes:
+            raise BadValue("num_samples", options.num_samples, f"the decode has only {num_passes} dropout passes")
+        num_passes = options.num_samples
+    if options.kind == "lm":
+        options.num_samples, num_passes = num_passes, 0  # LM samples, drawn from the dropout-off lattice
+    if options.acoustic_scale is None:
+        options.acoustic_scale = source.lattice_acoustic_scale
+    passes = [source] + [DecodeDir.finished(source.pass_dir(k).path) for k in range(1, num_passes + 1)]
+    out = DecodeDir(output_dir)
+    record = {"decode_dir": str(source.path), **asdict(options)}
+    out.prepare(source.num_jobs, record)
+    todo = []
+    for j in range(1, source.num_jobs + 1):
+        inputs = [str(d.lattice_files()[j - 1]) for d in passes]
+        files = {f"input {k}": f for k, f in enumerate(inputs)}
+        files.update({name: getattr(options, name) for name in ("nnlm", "old_lm", "words") if getattr(options, name)})
+        fingerprint = jobs.fingerprint([], record, files)
+        if not out.job_is_done(j, fingerprint, hyps=False):
+            todo.append(_Job(j, inputs, str(out.path), options, fingerprint))
+    if len(todo) < source.num_jobs:
+        log.info("%d of %d jobs are done already: skipped", source.num_jobs - len(todo), source.num_jobs)
+    total = sum(len(read_lattices(job.inputs[0])) for job in todo)
+    jobs.run(_run_job, todo, nj, desc=f"{options.kind} supervision", unit="utt", total=total, threads_here=1)
+    out.finish()
+    log.info("wrote %s: %s supervision lattices of %s (%s)", out.path, options.kind, source.path,
+             json.dumps(asdict(options)))
+
+
+def supervision_report(kinds: Sequence[Tuple[str, PathLike]], cuts: PathLike, words: PathLike, nbest: int = 10,
+                       lm_scale: float = 1.0, acoustic_scale: float = 1.0, output: Optional[PathLike] = None) -> str:
+    """Table 3.4 as markdown: the ``nbest``-best WER and SER of each kind of supervision
+    lattices (a lattice file or directory) against the transcripts of ``cuts``; every
+    utterance of the cuts must have a lattice in every kind."""
+    if nbest < 1:
+        raise BadValue("nbest", nbest, "must be at least 1")
+    if acoustic_scale <= 0 or lm_scale <= 0:
+        raise BadValue("acoustic_scale", acoustic_scale, f"and lm_scale {lm_scale}: scales must be positive")
+    names = [name for name, _ in kinds]
+    if len(set(names)) != len(names):
+        raise BadValue("kinds", next(n for n in names if names.count(n) > 1), "is given twice")
+    refs = read_transcripts(cuts, where=f"--cuts {cuts}")
+    table = SymbolTable.read(words)
+    rates = {}
+    for name, path in kinds:
+        lattices = read_lattice_inputs([path], f"--kind {name}:")
+        missing = [u for u in refs if u not in lattices]
+        if missing:
+            raise FrugalError(f"--kind {name}:{path}: {len(missing)} of the {len(refs)} utterances of {cuts} have "
+                              f"no lattice (first: '{missing[0]}')")
+        extra = [u for u in lattices if u not in refs]
+        if extra:
+            log.warning("--kind %s:%s: %d lattices of utterances not in %s are left out (first: '%s')",
+                        name, path, len(extra), cuts, extra[0])
+        rates[name] = nbest_error_rates({u: lattices[u] for u in refs}, refs, table, nbest, lm_scale, acoustic_scale)
+    report = (f"# Supervision lattices: {nbest}-best WER and SER against the true transcripts (table 3.4)\n\n"
+              f"N = {nbest} best paths per utterance, ranked with LM scale {lm_scale:g} and acoustic scale "
+              f"{acoustic_scale:g}; {len(refs)} utterances of {cuts}.\n\n"
+              + supervision_table(rates, nbest) + "\n" + "".join(f"- {name}: {path}\n" for name, path in kinds))
+    if output is not None:
+        atomic_write_text(output, report)
+    return report
+
+
+def combine_lattice_files(inputs: Sequence[PathLike], output: PathLike, beam: Optional[float] = DEFAULT_BEAM,
+                          normalize: str = "best", determinize: bool = True, graph_scale: float = 1.0,
+                          acoustic_scale: float = 1.0) -> Dict[str, Lattice]:
+    """Combine the lattices of the same utterances in several files into ``output``; an
+    utterance missing from some inputs is combined from the others (with a warning), the
+    utterances are those of the first input."""
+    if normalize not in NORMALIZE_MODES:
+        raise BadValue("normalize", normalize, f"must be one of {', '.join(NORMALIZE_MODES)}")
+    lats = [read_lattices(p) for p in inputs]
     out: Dict[str, Lattice] = {}
-    source: Dict[str, Path] = {}
-    for path in map(Path, paths):
-        if path.is_dir():
-            files = sorted(path.glob("lat.*.pt"), key=_job_number)
-            if not files:
-                raise FrugalError(f"{option} {path}: no lat.*.pt lattice files in this directory")
-        elif path.is_file():
-            files = [path]
-        else:
-            raise FrugalError(f"{option} {path}: no such file or directory")
-        for f in files:
-            for cut_id, lat in read_lattices(f).items():
-                if cut_id in out:
-                    raise FrugalError(f"{option}: cut {cut_id} has a lattice in {source[cut_id]} and in {f}")
-                out[cut_id] = lat
-                source[cut_id] = f
+    missing = 0
+    for key in lats[0]:
+        these = [d[key] for d in lats if key in d]
+        missing += len(lats) - len(these)
+        out[key] = combine_lattices(these, beam, normalize, determinize, graph_scale, acoustic_scale, name=key)
+        jobs.report(1)
+    if missing:
+        log.warning("%s: %d lattices missing from some inputs; combined the others", output, missing)
+    extra = {k for d in lats[1:] for k in d} - set(lats[0])
+    if extra:
+        log.warning("%s: %d utterances not in the first input %s are left out", output, len(extra), inputs[0])
+    write_lattices(output, out)
+    log.info("%s: combined %d utterances from %d inputs", output, len(out), len(inputs))
     return out
 
 
-def _job_number(path: Path) -> Tuple[int, str]:
-    """lat.J.pt sorts by J (lat.2.pt before lat.10.pt)."""
-    middle = path.name[len("lat."):-len(".pt")]
-    return (int(middle), "") if middle.isdigit() else (-1, middle)
+def rescore_lattice_file(lattices: PathLike, outputs: Sequence[PathLike], nnlm: PathLike, old_lm: PathLike,
+                         words: PathLike, seed: int = 0, dropout: bool = True, device: str = "cpu",
+                         config: NbestRescoreConfig = NbestRescoreConfig()) -> None:
+    """Rescore the lattices of a file with the neural LM, once per output file (a dropout
+    sample each, seeded from ``seed`` and the utterance id; one deterministic one without
+    ``dropout``): n-best rescoring, `frugal.semisup.lattices.nnlm_rescore`."""
+    if not dropout and len(outputs) != 1:
+        raise BadValue("samples", len(outputs), "without dropout every sample is the same: take 1")
+    if config.nbest < 1:
+        raise BadValue("nbest", config.nbest, "must be at least 1")
+    lm = NeuralLm.load(nnlm, device=device)
+    old = BackoffLm(make_grammar_fst(old_lm, words))
+    table = SymbolTable.read(words)
+    samples: List[Dict[str, Lattice]] = [{} for _ in outputs]
+    lats = read_lattices(lattices)
+    for key, lat in lats.items():
+        for out, rescored in zip(samples, nnlm_rescore(lat, lm, old, table, len(outputs), utterance_seed(seed, key),
+                                                       dropout, config)):
+            out[key] = rescored
+        jobs.report(1)
+    for path, out in zip(outputs, samples):
+        write_lattices(path, out)
+    log.info("rescored %d lattices %d times: %s", len(lats), len(outputs), " ".join(map(str, outputs)))
 
 
-class LatticeSupervision:
-    """Numerators and frame weights of lattice-supervised cuts, each built once (see the
-    module docstring); ``build_seconds`` is the time spent building them so far."""
+def set_cut_texts(cuts: PathLike, texts: Sequence[PathLike], output: PathLike) -> int:
+    """A cut manifest whose transcripts are ``texts`` (Kaldi texts, or decode directories
+    whose 1-best hyp.J.txt are read): each cut gets one supervision over all of it carrying
+    its text (the first old supervision's speaker and language are kept). Every cut needs
+    exactly one text, and every text must name a cut. Returns the number of empty texts."""
+    if not str(output).endswith(".jsonl.gz"):
+        raise BadValue("output", output, "must end in .jsonl.gz")
+    cut_list = list(load_cuts(cuts, where=f"--cuts {cuts}"))
+    files: List[Path] = []
+    for p in map(Path, texts):
+        files += DecodeDir.finished(p, "--text").hyp_files() if p.is_dir() else [p]
+    ids = {c.id for c in cut_list}
+    for f in files:
+        for line, uttid in enumerate(read_text(f), 1):  # read_text refuses blank lines: the n-th is line n
+            if uttid not in ids:
+                raise FrugalError(f"{where(f, line)}: cut {uttid} is not in --cuts {cuts}")
+    by_id = read_texts(files)
+    missing = [c.id for c in cut_list if c.id not in by_id]
+    if missing:
+        raise FrugalError(f"--text: {len(missing)} of {len(cut_list)} cuts of --cuts {cuts} have no text, "
+                          f"e.g. {missing[0]}")
 
-    def __init__(self, lattices: Mapping[str, Lattice], builder: NumeratorBuilder,
-                 options: Optional[LatticeSupervisionOptions] = None) -> None:
-        self.options = options or LatticeSupervisionOptions()
-        self.options.validate()
-        self.numerators = LatticeNumeratorBuilder(builder, self.options.lattice_lm_scale,
-                                                  self.options.prune_beam, self.options.acoustic_scale)
-        self._pending: Dict[str, Lattice] = dict(lattices)
-        self._built: Dict[str, Tuple[NumeratorGraph, Optional[torch.Tensor]]] = {}
-        self.build_seconds = 0.0
+    def with_text(cut, words: Sequence[str]):
+        old = cut.supervisions[0] if cut.supervisions else None
+        sup = SupervisionSegment(id=old.id if old is not None else cut.id, recording_id=cut.recording_id,
+                                 start=0.0, duration=cut.duration, channel=cut.channel, text=" ".join(words),
+                                 language=old.language if old is not None else None,
+                                 speaker=old.speaker if old is not None else None)
+        return fastcopy(cut, supervisions=[sup])
 
-    def __contains__(self, cut_id: str) -> bool:
-        return cut_id in self._built or cut_id in self._pending
-
-    def __len__(self) -> int:
-        return len(self._built) + len(self._pending)
-
-    @property
-    def num_built(self) -> int:
-        return len(self._built)
-
-    def get(self, cut_id: str) -> Tuple[NumeratorGraph, Optional[torch.Tensor]]:
-        """(numerator, best-path frame weights [T'] or None) of a cut that has a lattice;
-        None weights without ``options.frame_weights`` or for a lattice without a path."""
-        entry = self._built.get(cut_id)
-        if entry is None:
-            lat = self._pending[cut_id]
-            t0 = time.perf_counter()
-            try:
-                num = self.numerators.build(lat)
-            except FrugalError as e:
-                raise FrugalError(f"supervision lattice of cut {cut_id}: {e}") from None
-            weights = None
-            if self.options.frame_weights:
-                weights = best_path_frame_weights(lat, 1.0, self.options.acoustic_scale)
-                if weights.numel() == 0:  # no path: the loss leaves the cut out anyway
-                    weights = None
-            self.build_seconds += time.perf_counter() - t0
-            entry = self._built[cut_id] = (num, weights)
-            del self._pending[cut_id]
-        return entry
-
-
-__all__ = ["LatticeNumeratorBuilder", "LatticeSupervision", "LatticeSupervisionOptions", "read_supervision_lattices",
-           "lattice_phone_graph",
-           "word_lattice", "frame_label_posteriors", "best_path_frame_weights", "DEFAULT_LATTICE_LM_SCALE",
-           "DEFAULT_PRUNE_BEAM", "DEFAULT_ACOUSTIC_SCALE"]
+    write_manifest((with_text(c, by_id[c.id]) for c in cut_list), Path(output))
+    empty = sum(not by_id[c.id] for c in cut_list)
+    log.info("wrote %s: %d cuts with new texts (%d empty)", output, len(cut_list), empty)
+    return empty

@@ -1,62 +1,22 @@
-"""Checkpoints: atomic saving, weights-only loading, RNG states, averaging.
+"""What training keeps in checkpoints: the record, RNG states, and averaging of the last epochs.
 
 A checkpoint is a dict of tensors and primitive containers only, so that
-``torch.load(path, weights_only=True)`` reads it: no pickled classes. The file name
-only ever points at a complete checkpoint (frugal.fileio.atomic_path), and
-``<exp_dir>/last-checkpoint`` names the newest one; it is rewritten after the checkpoint
-itself, so a kill between the two leaves it naming the previous, complete checkpoint.
+``torch.load(path, weights_only=True)`` reads it: no pickled classes. Where checkpoints
+live and how they are written and read is `frugal.dirs.ModelDir`'s.
 """
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from frugal.errors import FrugalError
-from frugal.fileio import atomic_path, atomic_write_text
+from frugal.dirs import CHECKPOINT_FORMAT, load_checkpoint
 
 PathLike = Union[str, Path]
-LAST_POINTER = "last-checkpoint"
-
-
-def epoch_checkpoint_path(exp_dir: PathLike, epoch: int) -> Path:
-    return Path(exp_dir) / f"epoch-{epoch}.pt"
-
-
-def step_checkpoint_path(exp_dir: PathLike, step: int) -> Path:
-    return Path(exp_dir) / f"checkpoint-{step}.pt"
-
-
-def save_checkpoint(path: PathLike, checkpoint: Dict) -> None:
-    """Write ``checkpoint`` atomically to ``path`` and point ``last-checkpoint`` at it."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-    atomic_write_text(path.parent / LAST_POINTER, path.name + "\n")
-
-
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FrugalError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise FrugalError(f"{path}: cannot read checkpoint: {e}".splitlines()[0]) from None
-
-
-def latest_checkpoint(exp_dir: PathLike) -> Optional[Path]:
-    """The newest complete checkpoint of a training directory, or None."""
-    pointer = Path(exp_dir) / LAST_POINTER
-    if not pointer.is_file():
-        return None
-    path = Path(exp_dir) / pointer.read_text().strip()
-    if not path.is_file():
-        raise FrugalError(f"{pointer}: names {path.name}, which does not exist")
-    return path
 
 
 def get_rng_state() -> Dict:
@@ -118,17 +78,14 @@ def average_state_dicts(state_dicts: Sequence[Dict[str, torch.Tensor]]) -> Dict[
     return avg
 
 
+def checkpoint_record(model: Dict[str, torch.Tensor], model_info: Dict, train_config: Dict,
+                      valid: Optional[Dict] = None, **extra) -> Dict:
+    """The entries every checkpoint has (an epoch checkpoint adds the optimiser and where
+    training stands; final.pt what the objective records)."""
+    return {"format": CHECKPOINT_FORMAT, "model": model, "model_info": model_info, "train_config": train_config,
+            "valid": valid or {}, **extra}
+
+
 def average_checkpoints(paths: Sequence[PathLike]) -> Dict[str, torch.Tensor]:
     """Average the ``model`` weights of several checkpoints (e.g. the last N epochs)."""
     return average_state_dicts([load_checkpoint(p)["model"] for p in paths])
-
-
-def last_epoch_checkpoints(exp_dir: PathLike, epoch: int, num: int) -> List[Path]:
-    """epoch-(epoch-num+1).pt ... epoch-epoch.pt, checking that they all exist."""
-    if num < 1 or num > epoch:
-        raise FrugalError(f"cannot average {num} checkpoints ending at epoch {epoch}")
-    paths = [epoch_checkpoint_path(exp_dir, e) for e in range(epoch - num + 1, epoch + 1)]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FrugalError(f"{missing[0]}: checkpoint not found (needed for averaging)")
-    return paths

@@ -19,6 +19,7 @@ and gives each rank its share of the sampler's batches. Rank 0 writes checkpoint
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -36,9 +37,11 @@ import yaml
 from lhotse import CutSet
 from tqdm import tqdm
 
+from frugal.dirs import ModelDir, load_checkpoint
 from frugal.errors import FrugalError
+from frugal.logs import log_to_file
 from frugal.train import checkpoint as ckpt
-from frugal.train.data import FeatureDataset, count_batches, make_loader, make_sampler
+from frugal.data.dataset import FeatureDataset, count_batches, make_loader, make_sampler
 from frugal.train.schedule import DropoutSchedule, LrSchedule
 
 LossFn = Callable[[torch.nn.Module, Dict], Dict[str, torch.Tensor]]
@@ -210,6 +213,7 @@ class Trainer:
         config.validate()
         self.config = config
         self.exp_dir = Path(exp_dir)
+        self.dirs = ModelDir(exp_dir)
         self.loss_fn = loss_fn
         self.train_cuts = train_cuts
         self.valid_cuts = valid_cuts
@@ -244,54 +248,42 @@ class Trainer:
 
     # ---- logging --------------------------------------------------------------------
 
-    def _start_log_file(self) -> Optional[logging.Handler]:
-        """Send the trainer's messages to exp_dir/log/train.log (rank 0; appended on resume)."""
-        if not self.dist.is_main:
-            return None
-        log_dir = self.exp_dir / "log"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_dir / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        return handler
+    def _log_file(self):
+        """Everything the library logs while training goes to exp_dir/log/train.log (rank 0;
+        appended on resume)."""
+        return log_to_file(self.dirs.train_log) if self.dist.is_main else contextlib.nullcontext()
 
     # ---- checkpoints ----------------------------------------------------------------
 
     def _checkpoint(self, valid: Optional[Dict[str, float]] = None) -> Dict:
-        return {
-            "format": "frugal-checkpoint-1",
-            "model": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"]},
-            "sampler": {"seed": self.config.seed, "epoch": self.epoch, "batches_done": self.batch_in_epoch,
-                        "world_size": self.dist.world_size},
-            "trainer": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step},
-            "rng": ckpt.get_rng_state(),
-            "train_config": self.config.to_dict(),
-            "model_info": self.model_info,
-            "valid": valid or {},
-        }
+        return ckpt.checkpoint_record(
+            self.module.state_dict(), self.model_info, self.config.to_dict(), valid,
+            optimizer=self.optimizer.state_dict(),
+            scheduler={"step": self.step, "lr": self.optimizer.param_groups[0]["lr"]},
+            sampler={"seed": self.config.seed, "epoch": self.epoch, "batches_done": self.batch_in_epoch,
+                     "world_size": self.dist.world_size},
+            trainer={"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step},
+            rng=ckpt.get_rng_state())
 
     def _save(self, path: Path, valid: Optional[Dict[str, float]] = None) -> None:
         if self.dist.is_main:
-            ckpt.save_checkpoint(path, self._checkpoint(valid))
+            self.dirs.save(path, self._checkpoint(valid))
             log.info("saved %s", path)
             self._remove_old_step_checkpoints()
         if self.dist.world_size > 1:
             dist.barrier()
 
     def _remove_old_step_checkpoints(self) -> None:
-        steps = sorted(int(p.stem.split("-")[1]) for p in self.exp_dir.glob("checkpoint-*.pt"))
-        for s in steps[: max(0, len(steps) - self.config.keep_step_checkpoints)]:
-            ckpt.step_checkpoint_path(self.exp_dir, s).unlink()
+        steps = self.dirs.step_checkpoints()
+        for path in steps[: max(0, len(steps) - self.config.keep_step_checkpoints)]:
+            path.unlink()
 
     def resume(self) -> bool:
         """Load the last complete checkpoint of exp_dir, if any."""
-        path = ckpt.latest_checkpoint(self.exp_dir)
+        path = self.dirs.latest_checkpoint()
         if path is None:
             return False
-        state = ckpt.load_checkpoint(path, map_location=self.device)
+        state = load_checkpoint(path, map_location=self.device)
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         t = state["trainer"]
@@ -309,8 +301,7 @@ class Trainer:
 
     def run(self) -> torch.nn.Module:
         """Train to the last epoch, resuming if exp_dir has a checkpoint; return the model."""
-        handler = self._start_log_file()
-        try:
+        with self._log_file():
             self.resume()
             while self.epoch <= self.config.num_epochs:
                 self._train_epoch()
@@ -320,11 +311,7 @@ class Trainer:
                 finished = self.epoch
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self._save(ckpt.epoch_checkpoint_path(self.exp_dir, finished), valid)
-        finally:
-            if handler is not None:
-                log.removeHandler(handler)
-                handler.close()
+                self._save(self.dirs.epoch_checkpoint(finished), valid)
         if self.dist.owns_group:
             dist.destroy_process_group()
         return self.module
@@ -380,7 +367,7 @@ class Trainer:
                 log.info(msg)
                 bar.set_postfix_str(f"loss={averager.means()['loss']:.4f}")
             if cfg.save_every_steps and self.step % cfg.save_every_steps == 0 and self.batch_in_epoch < num_batches:
-                self._save(ckpt.step_checkpoint_path(self.exp_dir, self.step))
+                self._save(self.dirs.step_checkpoint(self.step))
         bar.close()
         self._broadcast_buffers()
         averager.all_reduce(self.dist, self.device)

@@ -27,6 +27,7 @@ from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import (
     PartSummary, recordings_of, require_dir, select_speakers, speaker_durations,
     split_speakers_by_hours, write_part, write_words)
+from frugal.data.corpora import Corpus, Option
 from frugal.errors import FrugalError
 
 log = logging.getLogger(__name__)
@@ -95,3 +96,20 @@ def prepare_fisher(
         write_words(Path(lexicon_dir) / "words.txt",
                     [select_speakers(supervisions, subsets["train_sup"])])
     return summaries
+
+
+PREPARE = Corpus(
+    name=CORPUS,
+    summary="Fisher English: train_sup, train_unsup, dev, test (by speaker)",
+    description="Fisher English via lhotse's recipe; --corpus-dir holds LDC2004S13, LDC2005S13, LDC2004T19, "
+                "LDC2005T19. Parts are disjoint in speakers.",
+    prepare=prepare_fisher,
+    options=[Option("sup_hours", "hours of train_sup", default=50.0, type=float),
+             Option("unsup_hours", "hours of train_unsup", default=250.0, type=float),
+             Option("dev_hours", "hours of dev", default=5.0, type=float),
+             Option("test_hours", "hours of test", default=5.0, type=float),
+             Option("seed", "seed of the speaker draw", default=0, type=int),
+             Option("audio_dirs", "audio packages", default=["LDC2004S13", "LDC2005S13"], nargs="+"),
+             Option("transcript_dirs", "transcript packages", default=["LDC2004T19", "LDC2005T19"], nargs="+"),
+             Option("num_jobs", "processes reading audio headers", default=1, type=int)],
+)

@@ -20,6 +20,7 @@ from lhotse.recipes.yesno import prepare_yesno as lhotse_prepare_yesno
 
 from frugal.data.audio import check_audio_file
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part
+from frugal.data.corpora import Corpus, Option
 from frugal.errors import FrugalError
 
 CORPUS = "yesno"
@@ -95,3 +96,16 @@ def download_yesno(corpus_dir) -> Path:
         if readme.is_file():
             shutil.move(str(readme), corpus_dir / "README")
     return corpus_dir
+
+
+PREPARE = Corpus(
+    name=CORPUS,
+    summary="yesno (OpenSLR 1): parts train, test (30/30 or 31/29 files)",
+    description="yesno: a directory of the 60 files like 0_1_1_0_0_1_1_0.wav; parts train and test (30/30 or "
+                "31/29, --split); lexicon YES Y, NO N, <SIL> SIL.",
+    prepare=prepare_yesno,
+    download=download_yesno,
+    options=[Option("split", "icefall: alternate sorted files (lhotse's recipe); kaldi: first 31 sorted files "
+                             "train, last 29 test (Kaldi's egs/yesno, 232 test words)",
+                    default="icefall", choices=SPLITS)],
+)

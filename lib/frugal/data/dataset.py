@@ -6,13 +6,13 @@ features and hands over the texts and ids.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Union
 
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 
+from frugal.data.cuts import cut_words
 from frugal.errors import FrugalError
 
 
@@ -42,7 +42,7 @@ class FeatureDataset(torch.utils.data.Dataset):
             "features": padded,
             "feature_lens": lengths,
             "cut_ids": [c.id for c in cuts],
-            "texts": [" ".join(s.text for s in c.supervisions if s.text) for c in cuts],
+            "texts": [" ".join(cut_words(c)) for c in cuts],
             "durations": [float(c.duration) for c in cuts],
         }
 
@@ -102,11 +102,3 @@ def make_loader(dataset: torch.utils.data.Dataset, sampler, num_workers: int = 0
         num_workers=num_workers,
         persistent_workers=False,
     )
-
-
-def load_cuts(path, where: Optional[str] = None) -> CutSet:
-    """Read a CutSet manifest, reporting a missing file as a FrugalError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FrugalError(f"{where or path}: cut manifest not found")
-    return CutSet.from_file(path)

@@ -23,6 +23,7 @@ from lhotse.recipes.babel import BABELCODE2LANG, prepare_single_babel_language
 
 from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part, write_words
+from frugal.data.corpora import Corpus, Option
 from frugal.errors import FrugalError, where
 
 log = logging.getLogger(__name__)
@@ -155,3 +156,16 @@ def prepare_babel(
                       read_babel_lexicon(lexicon_file, romanized) + SPECIAL_LEXICON)
         write_words(Path(lexicon_dir) / "words.txt", [training])
     return summaries
+
+
+PREPARE = Corpus(
+    name=CORPUS,
+    summary="IARPA Babel language pack: train, dev10h, pack lexicon",
+    description="Babel via lhotse's recipe; --corpus-dir is one language pack.",
+    prepare=prepare_babel,
+    options=[Option("language", "language as Kaldi names it, e.g. 404-georgian (checked against the pack)"),
+             Option("lexicon_file", "pack lexicon (default: conversational/reference_materials/lexicon.txt)",
+                    type=Path),
+             Option("romanized", "the lexicon has a romanized column after the word (Kaldi's --romanized)",
+                    switch=True)],
+)

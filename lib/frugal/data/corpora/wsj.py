@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from frugal.data.audio import sphere_recording
 from frugal.data.manifests import PartSummary, require_dir, write_part, write_words
+from frugal.data.corpora import Corpus, Option
 from frugal.errors import FrugalError, where
 
 log = logging.getLogger(__name__)
@@ -221,3 +222,16 @@ def prepare_wsj(
     if lexicon_dir is not None and training:
         write_words(Path(lexicon_dir) / "words.txt", training)
     return summaries
+
+
+PREPARE = Corpus(
+    name=CORPUS,
+    summary="WSJ0+WSJ1 (LDC93S6B, LDC94S13B): train_si284, test_dev93, test_eval92",
+    description="WSJ after Kaldi's wsj_data_prep.sh: --corpus-dir holds the discs (11-1.1, ..., 13-34.1, "
+                "directly or one level down).",
+    prepare=prepare_wsj,
+    options=[Option("parts", "parts (also train_si84, test_eval92_5k, test_dev93_5k)", default=list(DEFAULT_PARTS),
+                    nargs="+"),
+             Option("noise_word", "word for [noise] markers", default=NOISE_WORD),
+             Option("sph2pipe", "sph2pipe program for compressed SPHERE files (from PATH)", default="sph2pipe")],
+)

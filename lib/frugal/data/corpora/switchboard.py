@@ -29,6 +29,7 @@ from lhotse.recipes.switchboard import prepare_switchboard as lhotse_prepare_swi
 
 from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import PartSummary, recordings_of, require_dir, write_part, write_words
+from frugal.data.corpora import Corpus, Option
 from frugal.errors import FrugalError
 
 log = logging.getLogger(__name__)
@@ -128,3 +129,15 @@ def prepare_switchboard(
     if lexicon_dir is not None:
         write_words(Path(lexicon_dir) / "words.txt", [train])
     return summaries
+
+
+PREPARE = Corpus(
+    name=CORPUS,
+    summary="Switchboard-1 (LDC97S62) + eval2000: train, dev, eval2000",
+    description="Switchboard via lhotse's recipes; --corpus-dir is the LDC97S62 package.",
+    prepare=prepare_switchboard,
+    options=[Option("transcripts_dir", "swb_ms98_transcriptions (default: inside the corpus dir)", type=Path),
+             Option("eval2000_dir", "directory holding LDC2002S09 and LDC2002T43 (part eval2000)", type=Path),
+             Option("dev_size", "utterances held out as dev, whole conversations in name order", default=4000,
+                    type=int)],
+)

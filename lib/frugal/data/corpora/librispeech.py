@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from frugal.data.audio import check_audio_file
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part, write_words
+from frugal.data.corpora import Corpus, Option
 from frugal.errors import FrugalError, where
 
 log = logging.getLogger(__name__)
@@ -89,3 +90,15 @@ def prepare_librispeech(
         else:
             log.warning("no %s in %s and no --lexicon-file: no lexicon written", LEXICON_NAME, corpus_dir)
     return summaries
+
+
+PREPARE = Corpus(
+    name=CORPUS,
+    summary="LibriSpeech: parts train-clean-100, dev/test-clean/other",
+    description="LibriSpeech via lhotse's recipe (corpus dir holding train-clean-100/ etc.).",
+    prepare=prepare_librispeech,
+    options=[Option("parts", "parts to prepare", default=list(DEFAULT_PARTS), nargs="+"),
+             Option("lexicon_file", "lexicon to convert (default: librispeech-lexicon.txt in the corpus dir, "
+                                    "if there)", type=Path),
+             Option("num_jobs", "threads reading audio headers", default=1, type=int)],
+)

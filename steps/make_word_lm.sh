@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# A word n-gram LM (interpolated modified Kneser-Ney, ARPA) from the transcripts of cut
+# manifests and from Kaldi text files, and its perplexity on that text.
+#
+#   steps/make_word_lm.sh [--order N] <arpa> <cuts.jsonl.gz or text>...
+#
+# Give the manifests of data preparation, not the speed-perturbed ones of the features, so
+# that each transcript counts once. The text the LM was estimated on is kept as <arpa>.text.
+set -eu
+order=3                     # n-gram order
+help_message="Usage: $0 [--order N] <arpa> <cuts.jsonl.gz or text>..."
+. "$FRUGAL_ROOT/tools/parse_options.sh"
+[ $# -ge 2 ] || { echo "$help_message" >&2; exit 1; }
+arpa=$1; shift
+
+text=$arpa.text
+mkdir -p "$(dirname "$arpa")"
+: > "$text.tmp"
+for src in "$@"; do
+  case $src in
+    *.jsonl.gz) frugal cuts-to-text --cuts "$src" --output "$text.part" && cat "$text.part" >> "$text.tmp" && rm "$text.part" ;;
+    *) cat "$src" >> "$text.tmp" ;;
+  esac
+done
+mv "$text.tmp" "$text"
+frugal make-word-lm --text "$text" --order "$order" --output "$arpa"
+frugal lm-perplexity --arpa "$arpa" --text "$text"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Train a model into <exp-dir> (final.pt, checkpoints, log/train.log); a killed run resumes.
+#
+#   steps/train.sh [options] <train-conf> <lang-dir> <cuts> <exp-dir>
+#
+# LF-MMI needs --den-dir (the den graph's directory, den.pt); semi-supervised training adds
+# --init-model (the seed's final.pt) and --supervision (a directory of supervision lattices).
+set -eu
+objective=lfmmi             # lfmmi or ctc
+den_dir=""                  # directory of den.pt (lfmmi)
+num_valid=0                 # cuts held out for the validation objective
+threads=0                   # torch threads (0: torch's choice)
+start_fresh=false           # discard the checkpoints of an earlier run instead of resuming
+init_model=""               # start from these weights
+supervision=""              # supervision lattices of the untranscribed cuts
+help_message="Usage: $0 [options] <train-conf> <lang-dir> <cuts> <exp-dir>"
+. "$FRUGAL_ROOT/tools/parse_options.sh"
+[ $# -eq 4 ] || { echo "$help_message" >&2; exit 1; }
+conf=$1 lang=$2 cuts=$3 dir=$4
+
+opts=()
+[ "$objective" = lfmmi ] && opts+=(--den-graph "$den_dir/den.pt")
+[ "$start_fresh" = true ] && opts+=(--start-fresh)
+[ -n "$init_model" ] && opts+=(--init-model "$init_model")
+[ -n "$supervision" ] && opts+=(--supervision-lattices "$supervision")
+frugal train --train-config "$conf" --train-cuts "$cuts" --num-valid "$num_valid" --lang "$lang" \
+  --exp-dir "$dir" --objective "$objective" --num-threads "$threads" ${opts[@]+"${opts[@]}"}
