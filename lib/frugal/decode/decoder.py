@@ -41,7 +41,6 @@ by forward-backward (Kaldi's lattice-prune), optionally determinised to a word l
 from __future__ import annotations
 
 import math
-import struct
 import time
 from dataclasses import dataclass
 from typing import List, Optional
@@ -49,6 +48,8 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from frugal.decode.packing import (LOW_MASK, NO_ARC, PackedPairs, high_word_scores, high_words, packed_constant,
+                                   packed_threshold, unpack_scores, write_high_words)
 from frugal.lattice.lattice import Lattice
 from frugal.errors import FrugalError
 from frugal.fsa import Fsa
@@ -157,10 +158,10 @@ class _ArcTable:
         self.eps_scores_negative = bool((p_score <= 0).all())  # (a path through them only loses score)
         self.emit_start = emit.start[:-1].to(device)
         self.emit_degree = (emit.start[1:] - emit.start[:-1]).to(device)
-        if self.num_arcs >= _NO_ARC:
+        if self.num_arcs >= NO_ARC:
             raise FrugalError(f"decoding graph has {self.num_arcs} arcs: the decoder takes fewer than 2**32 - 1")
-        # The low word of each row's packed (score, row) pairs (see _LOW_MASK).
-        self.comp = (_LOW_MASK - torch.arange(self.num_arcs)).to(device)
+        # The low word of each row's packed (score, row) pairs (see frugal.decode.packing).
+        self.comp = (LOW_MASK - torch.arange(self.num_arcs)).to(device)
 
     def to(self, device) -> "_ArcTable":
         out = object.__new__(_ArcTable)
@@ -425,7 +426,7 @@ class Decoder:
         ac = float(cfg.acoustic_scale)
         inf = math.inf
         select = torch.index_select
-        no_candidate = _packed_constant(-inf, _NO_ARC)
+        no_candidate = packed_constant(-inf, NO_ARC)
         links = _Columns()
         tok_keys: List[torch.Tensor] = []
         tok_best: List[torch.Tensor] = []
@@ -438,16 +439,16 @@ class Decoder:
         last_frames = set(lengths_list)
         packed = torch.empty((B, S), dtype=torch.long, device=device)
         packed_flat = packed.view(-1)
-        # Word 2 * key + 1 of `high_words` is the high word (the score) of key's pair:
+        # Word 2 * key + 1 of `score_words` is the high word (the score) of key's pair:
         # the closure gathers those, half the bytes of the pairs and no strided unpack.
-        high_words = packed.view(torch.int32).view(-1)
+        score_words = packed.view(torch.int32).view(-1)
         row_words = (torch.arange(B, device=device) * (2 * S) + 1).view(B, 1)
         if lattice:  # (see the links below)
             p_src, p_dst, p_score = A.src[E:], A.dst[E:], A.score[E:]
             p_src_words = (row_words + 2 * p_src).view(-1)
             arc_link = torch.empty(B * N, dtype=torch.long, device=device)
         eps_groups = [((row_words + 2 * A.src[lo:hi]).view(-1), A.score[lo:hi], A.dst[lo:hi].expand(B, hi - lo),
-                       _PackedPairs(A.comp[lo:hi].expand(B, hi - lo)))
+                       PackedPairs(A.comp[lo:hi].expand(B, hi - lo)))
                       for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
         # Token ids by key, of this frame and the last. Only the entries of kept tokens
         # are ever read, so the rest is left as it was.
@@ -459,7 +460,7 @@ class Decoder:
         for t in range(T + 1):
             packed.fill_(no_candidate)
             if t == 0:  # the start tokens, no incoming arc
-                packed[:, 0] = _packed_constant(0.0, _NO_ARC)
+                packed[:, 0] = packed_constant(0.0, NO_ARC)
                 cutoff = float(np.float32(-cfg.beam)) if B == 1 else torch.full((B, 1), -cfg.beam, device=device)
                 negative = False
                 c_tok = c_arc = c_key = torch.zeros(0, dtype=torch.long, device=device)
@@ -497,7 +498,7 @@ class Decoder:
                     negative = bool(c_best.max() < 0)
                     cutoff = c_best.view(B, 1) - cfg.beam
                 c_pairs = select(A.comp, 0, c_arc)
-                _write_high_words(_high_words(c_pairs), c_score, negative)
+                write_high_words(high_words(c_pairs), c_score, negative)
                 packed_flat.scatter_reduce_(0, c_key, c_pairs, reduce="amax")
                 negative &= A.eps_scores_negative
             # Epsilon closure, rank by rank: a state's score is final when its rank comes.
@@ -506,7 +507,7 @@ class Decoder:
             # only wins in a state that stays below the cutoff, and so is pruned, as is
             # everything reached from it.
             for src_words, arc_score, dst, pairs in eps_groups:
-                src_sc = _high_word_scores(select(high_words, 0, src_words), negative).view(B, -1)
+                src_sc = high_word_scores(select(score_words, 0, src_words), negative).view(B, -1)
                 e_sc = src_sc + arc_score
                 if not A.eps_scores_negative:
                     e_sc.masked_fill_((e_sc < cutoff) | (src_sc < cutoff), -inf)
@@ -518,15 +519,15 @@ class Decoder:
             # is `cutoff`, and the packed pairs are compared with it as they are (they
             # order like their scores), so only the tokens' scores are unpacked.
             if t > 0 and A.eps_scores_negative:
-                keep = packed >= _packed_threshold(cutoff)
+                keep = packed >= packed_threshold(cutoff)
             else:
-                score = _unpack_scores(packed, negative)
+                score = unpack_scores(packed, negative)
                 keep = score >= (score.amax(1, keepdim=True) - cfg.beam).nan_to_num_(neginf=inf)
             keep_flat = keep.view(-1)
             new_keys = torch.nonzero(keep_flat).squeeze(1)
             new_utt = new_keys // S if B > 1 else no_utt[:new_keys.numel()]
             tok_pairs = select(packed_flat, 0, new_keys)
-            new_sc = _unpack_scores(tok_pairs, negative)
+            new_sc = unpack_scores(tok_pairs, negative)
             if new_keys.numel() > cfg.max_active:  # (the k-th best of a row is among its tokens)
                 stays = new_sc >= _max_active_cutoff(new_sc, new_utt, B, cfg.max_active)
                 if not bool(stays.all()):
@@ -535,9 +536,9 @@ class Decoder:
                     new_keys, new_utt, new_sc, tok_pairs = (select(x, 0, stay) for x in (new_keys, new_utt, new_sc, tok_pairs))
             # Each token's best incoming arc (its table row: emitting below E) or none (a
             # start token), and the key of the state it leaves.
-            win = torch.bitwise_not(tok_pairs).bitwise_and_(_LOW_MASK)  # (_LOW_MASK - row is ~row)
+            win = torch.bitwise_not(tok_pairs).bitwise_and_(LOW_MASK)  # (LOW_MASK - row is ~row)
             is_emit = win < E
-            has_arc = win < _NO_ARC if t == 0 else None  # (after the start, every token has one)
+            has_arc = win < NO_ARC if t == 0 else None  # (after the start, every token has one)
             tok_arc = win if t > 0 else torch.where(has_arc, win, 0)
             src_key = select(A.src, 0, tok_arc)
             if B > 1:
@@ -573,7 +574,7 @@ class Decoder:
                 e_li = torch.nonzero(e_link).squeeze(1)
                 # non-emitting: by (utterance, arc row)
                 m = select(keep, 1, p_src) & select(keep, 1, p_dst)
-                m &= _high_word_scores(select(high_words, 0, p_src_words), negative).view(B, -1) + p_score >= cutoff
+                m &= high_word_scores(select(score_words, 0, p_src_words), negative).view(B, -1) + p_score >= cutoff
                 u_p = torch.nonzero(m)
                 p_utt, p_row = u_p[:, 0], u_p[:, 1]
                 e_key, p_src_key, p_dst_key = select(c_key, 0, e_li), select(p_src, 0, p_row), select(p_dst, 0, p_row)
@@ -802,92 +803,6 @@ class _DenseBuffers:
 _BIG = torch.iinfo(torch.long).max
 _DENSE_SIZE_PER_ACTIVE = 12
 _MIN_TIMED_FRAMES = 100
-# A (score, arc row) pair packed into one int64, ordered like the score, then by lowest arc
-# row: one integer scatter-max then yields each state's best score and its best arc (its
-# backpointer). A float32's bits, read as int32, order like the float for non-negative
-# floats and reversed for negative ones; flipping the 31 low bits of negative ones fixes that.
-# The low word is _LOW_MASK - row, so that the lowest row wins a tie: the lowest candidate,
-# as in the sparse search, since candidates come in (utterance, state, arc) order, and an
-# emitting arc (rows below num_emit) before a non-emitting one. _NO_ARC marks a start token.
-_LOW_MASK = (1 << 32) - 1
-_NO_ARC = (1 << 32) - 1
-
-
-def _pack(scores: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
-    bits = scores.contiguous().view(torch.int32)
-    key = bits >> 31
-    key &= 0x7FFFFFFF
-    key ^= bits
-    out = key.to(torch.int64)
-    out *= 1 << 32
-    out += comp
-    return out
-
-
-def _packed_threshold(cutoff):
-    """The least packed pair whose score is at least ``cutoff`` (a float, or a (B, 1)
-    tensor of them), -inf meaning that nothing is kept: packed pairs compare with it as
-    their scores compare with ``cutoff`` (-0.0 included, which a float compare equates
-    with 0.0)."""
-    if isinstance(cutoff, float):
-        cutoff = math.inf if cutoff == -math.inf else (-0.0 if cutoff == 0.0 else cutoff)
-        bits = struct.unpack("<i", struct.pack("<f", cutoff))[0]
-        return (bits ^ ((bits >> 31) & 0x7FFFFFFF)) << 32
-    cutoff = torch.where(cutoff == 0.0, -0.0, cutoff.nan_to_num(neginf=math.inf))
-    return _pack(cutoff, 0)
-
-
-def _unpack_scores(packed: torch.Tensor, all_negative: bool = False) -> torch.Tensor:
-    """The scores of packed pairs (given that all are negative, faster)."""
-    return _high_word_scores(_high_words(packed), all_negative)
-
-
-def _high_word_scores(key: torch.Tensor, all_negative: bool = False) -> torch.Tensor:
-    """The scores of the high words (int32) of packed pairs."""
-    if all_negative:
-        return torch.bitwise_xor(key, 0x7FFFFFFF).view(torch.float32)
-    bits = key >> 31
-    bits &= 0x7FFFFFFF
-    bits ^= key
-    return bits.view(torch.float32)
-
-
-class _PackedPairs:
-    """A reusable int64 buffer of packed (score, arc row) pairs whose low words are written
-    once, from ``low`` (int64 below 2**32); `pack` writes the high words (the scores)."""
-
-    def __init__(self, low: torch.Tensor):
-        self.pairs = low.contiguous().clone()
-        self.high = _high_words(self.pairs)
-        self.work = torch.empty(low.shape, dtype=torch.int32, device=low.device)
-
-    def pack(self, scores: torch.Tensor, all_negative: bool) -> torch.Tensor:
-        _write_high_words(self.high, scores, all_negative, self.work)
-        return self.pairs
-
-
-def _high_words(pairs: torch.Tensor) -> torch.Tensor:
-    """The high words (int32) of int64 ``pairs``, as a view (the torch devices are all
-    little-endian: the high word of an int64 is its second int32)."""
-    words = pairs.view(torch.int32)
-    return words[1::2] if words.dim() == 1 else words[..., 1::2]
-
-
-def _write_high_words(high: torch.Tensor, scores: torch.Tensor, all_negative: bool,
-                      work: Optional[torch.Tensor] = None) -> None:
-    """Writes the packed form of float32 ``scores`` into the high words ``high``."""
-    bits = scores.view(torch.int32)
-    if all_negative:  # the flip of every negative float: one pass
-        torch.bitwise_xor(bits, 0x7FFFFFFF, out=high)
-    else:
-        work = torch.empty_like(bits) if work is None else work
-        torch.bitwise_right_shift(bits, 31, out=work)
-        work &= 0x7FFFFFFF
-        torch.bitwise_xor(work, bits, out=high)
-
-
-def _packed_constant(score: float, arc: int) -> int:
-    return int(_pack(torch.tensor([score], dtype=torch.float32), torch.tensor([_LOW_MASK - arc]))[0])
 
 
 def _empty_lattice() -> Lattice:
