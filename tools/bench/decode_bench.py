@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from frugal.bin.main import main as frugal_main
-from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+from frugal.decode.decoder import Decoder, DecoderConfig
+from frugal.decode.graph import DecodingGraph
 from frugal.graph.compile import LangDir, compile_hclg, compile_hlg, make_grammar_fst
 
 PHONES = [f"P{i}" for i in range(30)]
