@@ -19,14 +19,14 @@ A frame (`_DenseSearch.frame`) runs these steps:
 - `_tokens_within_beam`, `_max_active_prune`: the states that hold a token;
 - `_backpointers`: each token's best arc, read off its pair;
 - `_drop_orphans`: tokens whose best arc leaves a pruned token of the frame go too;
-- `_number_tokens`: token ids, and the token each best arc leaves;
+- `_number_tokens`: token ids;
 - `_record_lattice_links` or `_record_best_links`: the frame's links;
 - `_end_frame`: the tokens become the last frame's.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, List, NamedTuple
+from typing import TYPE_CHECKING, List
 
 import numpy as np
 import torch
@@ -54,13 +54,15 @@ def search_dense(graph: DecodingGraph, config: DecoderConfig, scores: torch.Tens
     return search.output()
 
 
-class _Candidates(NamedTuple):
-    """The emitting arcs expanded in a frame, in token order."""
+class _Candidates:
+    """The emitting arcs expanded in a frame, in token order: ``tok``, the token each
+    leaves (an index into the last frame's tokens), ``arc``, its arc table row, ``key``,
+    the key of the state it enters, and ``score``."""
 
-    tok: torch.Tensor    # the token each leaves, an index into the last frame's tokens
-    arc: torch.Tensor    # its arc table row
-    key: torch.Tensor    # the key of the state it enters
-    score: torch.Tensor
+    __slots__ = ("tok", "arc", "key", "score")
+
+    def __init__(self, tok: torch.Tensor, arc: torch.Tensor, key: torch.Tensor, score: torch.Tensor):
+        self.tok, self.arc, self.key, self.score = tok, arc, key, score
 
 
 class _Tokens:
@@ -69,16 +71,16 @@ class _Tokens:
     mark the states that hold one; ``pairs`` are their packed pairs, until
     `_backpointers` reads them; ``arc`` is each one's best arc (table row), ``is_emit``
     whether it is emitting, ``has_arc`` (frame 0 only) whether there is one, ``src_key``
-    the key of the state it leaves; ``ids`` are their token ids, ``pos`` the token ids by
-    key (valid at kept keys only) and ``src`` the id of the token each best arc leaves."""
+    the key of the state it leaves; ``ids`` are their token ids and ``pos`` the token ids
+    by key (valid at kept keys only)."""
 
     __slots__ = ("keys", "utt", "scores", "ids", "keep", "keep_flat", "pairs", "arc", "is_emit", "has_arc",
-                 "src_key", "pos", "src")
+                 "src_key", "pos")
 
     def __init__(self, keys, utt, scores, ids=None, keep=None, keep_flat=None, pairs=None):
         self.keys, self.utt, self.scores, self.ids = keys, utt, scores, ids
         self.keep, self.keep_flat, self.pairs = keep, keep_flat, pairs
-        self.arc = self.is_emit = self.has_arc = self.src_key = self.pos = self.src = None
+        self.arc = self.is_emit = self.has_arc = self.src_key = self.pos = None
 
 
 class _DenseSearch:
@@ -97,7 +99,8 @@ class _DenseSearch:
         self.A, self.config, self.lattice, self.device = A, config, lattice, device
         self.B, self.T, self.D, self.S, self.E, self.N = B, T, D, S, A.num_emit, A.num_arcs
         self.ac = float(config.acoustic_scale)
-        self.scores, self.frames_flat, self.lengths = scores, scores.view(-1), lengths
+        self.frames_flat, self.lengths = scores.view(-1), lengths
+        self.utt0_frames = scores[0] if B == 1 else None  # (a frame of it is one view, not two)
         self.lengths_list = lengths.tolist()
         self.last_frames = set(self.lengths_list)
         self.links = Columns()
@@ -126,9 +129,9 @@ class _DenseSearch:
         self.eps_groups = [((row_words + 2 * A.src[lo:hi]).view(-1), A.score[lo:hi], A.dst[lo:hi].expand(B, hi - lo),
                             PackedPairs(A.comp[lo:hi].expand(B, hi - lo)))
                            for lo, hi in zip(A.eps_splits[:-1], A.eps_splits[1:]) if hi > lo]
-        # Token ids by key, of this frame and the last. Only the entries of kept tokens
-        # are ever read, so the rest is left as it was.
-        self.pos = torch.full((2, B * S), -1, dtype=torch.long, device=device)
+        # Token ids by key, of even and odd frames: this frame's and the last. Only the
+        # entries of kept tokens are ever read, so the rest is left as it was.
+        self.pos = [torch.full((B * S,), -1, dtype=torch.long, device=device) for _ in range(2)]
         self.no_utt = torch.zeros(S if B == 1 else 0, dtype=torch.long, device=device)  # (utterance 0)
         self.prev = _Tokens(None, None, None, torch.zeros(0, dtype=torch.long, device=device))
 
@@ -189,7 +192,7 @@ class _DenseSearch:
         arc = _select(first_arc, 0, tok) + torch.arange(tok.numel(), device=self.device)
         score = _select(prev.scores, 0, tok) + _select(A.score, 0, arc)
         if B == 1:
-            loglik = _select(self.scores[0, t - 1], 0, _select(A.label, 0, arc))
+            loglik = _select(self.utt0_frames[t - 1], 0, _select(A.label, 0, arc))
         else:
             row = (utt * self.T + (t - 1)) * self.D
             loglik = _select(self.frames_flat, 0, _select(row, 0, tok) + _select(A.label, 0, arc))
@@ -227,13 +230,13 @@ class _DenseSearch:
         positive non-emitting arc score that changes no token: such a candidate only wins
         in a state that stays below the cutoff, and so is pruned, as is everything reached
         from it."""
-        A, B = self.A, self.B
+        B, packed, score_words, eps_negative = self.B, self.packed, self.score_words, self.A.eps_scores_negative
         for src_words, arc_score, dst, pairs in self.eps_groups:
-            src_sc = high_word_scores(_select(self.score_words, 0, src_words), negative).view(B, -1)
+            src_sc = high_word_scores(_select(score_words, 0, src_words), negative).view(B, -1)
             e_sc = src_sc + arc_score
-            if not A.eps_scores_negative:
+            if not eps_negative:
                 e_sc.masked_fill_((e_sc < cutoff) | (src_sc < cutoff), -math.inf)
-            self.packed.scatter_reduce_(1, dst, pairs.pack(e_sc, negative), reduce="amax")
+            packed.scatter_reduce_(1, dst, pairs.pack(e_sc, negative), reduce="amax")
 
     def _tokens_within_beam(self, t: int, cutoff, negative: bool) -> _Tokens:
         """The states within the beam of their utterance's best one (hence within the beam
@@ -301,15 +304,10 @@ class _DenseSearch:
                 tok.has_arc = tok.has_arc[good]
 
     def _number_tokens(self, t: int, tok: _Tokens) -> None:
-        """Token ids, following on from the last frame's, and the id of the token each
-        best arc leaves: a token of the last frame (emitting arc) or of this one."""
+        """Token ids, following on from the last frame's, and the ids by key."""
         tok.ids = torch.arange(self.num_tokens, self.num_tokens + tok.keys.numel(), device=self.device)
-        last_pos, tok.pos = self.pos[(t + 1) % 2], self.pos[t % 2]
+        tok.pos = self.pos[t % 2]
         tok.pos.index_copy_(0, tok.keys, tok.ids)
-        src = _select(tok.pos, 0, tok.src_key)
-        if t > 0:
-            src = torch.where(tok.is_emit, _select(last_pos, 0, tok.src_key), src)
-        tok.src = src
 
     def _record_lattice_links(self, t: int, cand: _Candidates, cutoff, negative: bool, tok: _Tokens) -> None:
         """The frame's lattice links, every arc within the beam between kept tokens: the
@@ -348,10 +346,13 @@ class _DenseSearch:
         self.num_links += l_arc.numel()
 
     def _record_best_links(self, t: int, tok: _Tokens) -> None:
-        """The 1-best links: each token's best arc. After frame 0 every token has one, and
+        """The 1-best links: each token's best arc, and the token it leaves, one of the last
+        frame's (emitting arc) or of this one. After frame 0 every token has one, and
         `output` numbers them all at once, in token order."""
+        src = _select(tok.pos, 0, tok.src_key)
         if t > 0:
-            self.best_src.append(tok.src)
+            src = torch.where(tok.is_emit, _select(self.pos[(t + 1) % 2], 0, tok.src_key), src)
+            self.best_src.append(src)
             self.best_arc.append(tok.arc)
             if self.B > 1:
                 self.best_utt.append(tok.utt)
@@ -361,7 +362,7 @@ class _DenseSearch:
         li = torch.nonzero(tok.has_arc).squeeze(1)
         best_link = torch.full_like(tok.keys, -1)
         best_link[li] = self.num_links + torch.arange(li.numel(), device=self.device)
-        self.links.add(src=_select(tok.src, 0, li), arc=_select(tok.arc, 0, li),
+        self.links.add(src=_select(src, 0, li), arc=_select(tok.arc, 0, li),
                        frame_row=_select(tok.utt, 0, li) * self.T + (t - 1))
         self.num_links += li.numel()
         self.tok_best.append(best_link)
