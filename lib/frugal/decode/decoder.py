@@ -62,7 +62,7 @@ class DecoderConfig:
     max_active: int = 7000
     lattice_beam: float = 8.0
     acoustic_scale: float = 1.0
-    search: str = "auto"    # dense (score vectors over all states), sparse (active lists), or by graph size
+    search: str = "auto"    # dense (score vectors over all states), sparse (active lists), or auto (timed)
 
 
 @dataclass

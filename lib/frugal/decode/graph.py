@@ -22,7 +22,8 @@ from frugal.fsa.openfst import from_openfst
 
 class DecodingGraph:
     """A decoding graph laid out for the decoder: arcs grouped by source state (CSR),
-    emitting and non-emitting apart, and each state's rank among non-emitting arcs."""
+    emitting (``emit``) and non-emitting (``eps``) apart, all arcs in one table for the
+    dense search (``arcs``), and each state's rank among non-emitting arcs."""
 
     def __init__(self, fsa: Fsa, device: torch.device | str = "cpu"):
         device = torch.device(device)
