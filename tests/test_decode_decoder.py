@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from decode_testing import make_hclg, make_hlg, reference_best, structured_scores
-from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+from frugal.decode.decoder import Decoder, DecoderConfig
+from frugal.decode.graph import DecodingGraph
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.determinize import determinize_lattice
 from frugal.lattice.paths import nbest

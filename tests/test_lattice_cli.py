@@ -6,7 +6,8 @@ import torch
 
 from decode_testing import arpa_sentence_cost, enumerate_paths, make_lang, random_lexicon_and_arpa, structured_scores
 from frugal.bin.main import main as frugal_main
-from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+from frugal.decode.decoder import Decoder, DecoderConfig
+from frugal.decode.graph import DecodingGraph
 from frugal.lattice.io import read_lattices, write_lattices
 from frugal.lattice.determinize import determinize_lattice
 from frugal.graph.compile import compile_hlg

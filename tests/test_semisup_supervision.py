@@ -127,7 +127,8 @@ def test_decoded_lattices_end_to_end(tmp_path):
     every input's best path (the alignment through HCLG's L, with its silences and
     pronunciations), and the frame weights cover every frame."""
     from decode_testing import make_lang, structured_scores
-    from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+    from frugal.decode.decoder import Decoder, DecoderConfig
+    from frugal.decode.graph import DecodingGraph
     from frugal.graph.chain import ChainLexicon
     from frugal.graph.compile import compile_hclg
     from frugal.losses.lfmmi import numerator_log_likelihood

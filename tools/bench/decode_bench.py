@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from frugal.bin.main import main as frugal_main
-from frugal.decode.decoder import Decoder, DecoderConfig, DecodingGraph
+from frugal.decode.decoder import Decoder, DecoderConfig
+from frugal.decode.graph import DecodingGraph
 from frugal.graph.compile import compile_hclg, compile_hlg, make_grammar_fst
-from frugal.lang.lang import LangDir
+from frugal.lang.lang import Lang
 
 PHONES = [f"P{i}" for i in range(30)]
 
@@ -51,7 +52,7 @@ def make_graph(tmp: Path, kind: str, num_words: int, num_bigrams: int, seed: int
     lines += ["", "\\2-grams:"] + [f"{-rng.uniform(0.3, 1.5):.4f} {h} {w}" for h, w in sorted(pairs)]
     (tmp / "lm.arpa").write_text("\n".join(lines + ["", "\\end\\", ""]))
     assert frugal_main(["prepare-lang", "--lexicon", str(tmp / "lexicon.txt"), "--output-dir", str(tmp / "lang")]) == 0
-    lang = LangDir.read(tmp / "lang")
+    lang = Lang(tmp / "lang")
     G = make_grammar_fst(tmp / "lm.arpa", lang.path / "words.txt")
     if kind == "hlg":
         fst = compile_hlg(lang, G)

@@ -11,7 +11,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from frugal.decode.decoder import DecodingGraph
+from frugal.decode.graph import DecodingGraph
 from frugal.dirs import GraphFile, load_checkpoint
 from frugal.errors import FrugalError
 from frugal.fsa.openfst import read_fst

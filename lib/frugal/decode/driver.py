@@ -42,7 +42,8 @@ from frugal import jobs
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
 from frugal.decode.acoustic import AcousticModel, check_graph_matches_model, load_acoustic_model, load_graph
-from frugal.decode.decoder import DecodeResult, Decoder, DecoderConfig, DecodingGraph
+from frugal.decode.decoder import DecodeResult, Decoder, DecoderConfig
+from frugal.decode.graph import DecodingGraph
 from frugal.decode.dropout import dropout_active, dropout_samples, pass_seeds, set_dropout
 from frugal.dirs import DecodeDir
 from frugal.errors import BadValue, FrugalError

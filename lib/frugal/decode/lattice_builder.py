@@ -1,0 +1,112 @@
+"""Per-utterance lattices from a search's raw token lattice, pruned with the lattice beam.
+
+The tokens a search keeps are the raw lattice's states, and its links (every arc within
+the beam between kept tokens, as in Kaldi's LatticeSimpleDecoder) are the arcs, with
+their graph cost and unscaled acoustic cost. `build_lattices` prunes them as Kaldi's
+lattice-prune does and makes one `Lattice` per utterance, states in topological order.
+"""
+from __future__ import annotations
+
+import math
+from typing import List
+
+import numpy as np
+import torch
+
+from frugal.decode.graph import DecodingGraph
+from frugal.lattice.lattice import Lattice
+
+
+def build_lattices(graph: DecodingGraph, num_utts: int, finals, keys: torch.Tensor, alpha: torch.Tensor,
+                   frames: torch.Tensor, links, labels, acoustic_scale: float, lattice_beam: float) -> List[Lattice]:
+    """Raw token lattices pruned with the lattice beam (Kaldi's lattice-prune): a link
+    stays if the best path through it is within ``lattice_beam`` of the best path.
+
+    alpha (the best score from the start) is each token's score; beta (the best score
+    to the end) is computed backwards layer by layer, a layer being the tokens of one
+    frame and one epsilon rank, so every link leads to a layer already done. The links
+    kept form a connected lattice: the best path through a kept link only uses kept links.
+
+    The tokens are given by their ``keys``, scores ``alpha`` and ``frames``, the links by
+    their columns ``links`` (token ids ``src`` and ``dst``) and ``labels`` (ilabel, olabel,
+    graph score, log-likelihood); ``finals`` are the tokens of each utterance's last frame.
+    """
+    g = graph
+    B, S, R = num_utts, g.num_states, g.max_eps_rank + 1
+    device = keys.device
+    if not links:
+        return [empty_lattice() for _ in range(B)]
+    src, dst = links["src"], links["dst"]
+    score = labels[2] + acoustic_scale * labels[3]
+    beta = torch.full_like(alpha, -math.inf)
+    final_score = torch.full_like(alpha, -math.inf)
+    for u in range(B):
+        if finals[u] is not None:
+            ids, states, _ = finals[u]
+            fs = g.final_scores[states]
+            final_score[ids] = fs if bool((fs > -math.inf).any()) else torch.zeros_like(fs)
+    beta = final_score.clone()
+    utt = keys // S
+    states = keys - utt * S
+    layer = frames * R + g.eps_rank.index_select(0, states)
+    num_layers = int(layer.max()) + 1
+    src_layer = layer.index_select(0, src)
+    # Links come out of the search nearly in layer order: a stable merge sort (numpy's
+    # timsort) is close to linear on them, unlike a general sort.
+    order = torch.from_numpy(np.argsort(src_layer.cpu().numpy(), kind="stable")).to(device)
+    splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
+                        torch.bincount(src_layer, minlength=num_layers).cumsum(0)]).tolist()
+    src_o, dst_o, score_o = (x.index_select(0, order) for x in (src, dst, score))
+    for L in reversed(range(num_layers)):
+        lo, hi = splits[L], splits[L + 1]
+        if lo == hi:
+            continue
+        beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
+    is_start = (frames == 0) & (states == 0)
+    best = torch.full((B,), -math.inf, device=device)
+    best[utt[is_start]] = beta[is_start]
+    threshold = best - lattice_beam
+    keep = alpha.index_select(0, src) + score + beta.index_select(0, dst) >= \
+        threshold.index_select(0, utt.index_select(0, src))
+    keep_final = alpha + final_score >= threshold.index_select(0, utt)
+    # To numpy, per utterance.
+    kept = torch.nonzero(keep).squeeze(1)
+    src, dst = src.index_select(0, kept).cpu().numpy(), dst.index_select(0, kept).cpu().numpy()
+    il, ol, l_graph, l_loglik = (x.index_select(0, kept).cpu().numpy() for x in labels)
+    w = np.stack([-l_graph, -l_loglik], 1)
+    utt_np, layer_np = utt.cpu().numpy(), layer.cpu().numpy()
+    start_np, keep_final_np = is_start.cpu().numpy(), keep_final.cpu().numpy()
+    final_np = final_score.cpu().numpy()
+    # Links, start tokens and final tokens grouped by utterance: each utterance then
+    # costs in proportion to its own lattice.
+    link_order = np.argsort(utt_np[src], kind="stable")
+    link_splits = np.searchsorted(utt_np[src][link_order], np.arange(B + 1))
+    start_ids = np.nonzero(start_np)[0]
+    start_of = dict(zip(utt_np[start_ids].tolist(), start_ids.tolist()))
+    final_ids = np.nonzero(keep_final_np)[0]
+    new_id = np.full(utt_np.size, -1, dtype=np.int64)
+    out = []
+    for u in range(B):
+        if u not in start_of or not np.isfinite(float(best[u])):
+            out.append(empty_lattice())
+            continue
+        m = link_order[link_splits[u]:link_splits[u + 1]]
+        start = start_of[u]
+        finals_u = final_ids[utt_np[final_ids] == u] if final_ids.size else final_ids
+        used = np.unique(np.concatenate([[start], src[m], dst[m], finals_u]))
+        # State numbers in (frame, epsilon rank) order, start first: topological.
+        used = used[np.lexsort((used, layer_np[used], used != start))]
+        new_id[used] = np.arange(used.size)
+        arcs = np.stack([new_id[src[m]], new_id[dst[m]], il[m], ol[m]], 1)
+        fin = np.full((used.size, 2), math.inf, dtype=np.float32)
+        fin[new_id[finals_u], 0] = -final_np[finals_u]
+        fin[new_id[finals_u], 1] = 0.0
+        new_id[used] = -1
+        by_src = np.argsort(arcs[:, 0], kind="stable")  # arcs grouped by state, as Kaldi's
+        out.append(Lattice(arcs[by_src], w[m][by_src], fin))
+    return out
+
+
+def empty_lattice() -> Lattice:
+    """A lattice with no arcs and a start state that is not final."""
+    return Lattice(np.zeros((0, 4)), np.zeros((0, 2)), np.full((1, 2), math.inf))
