@@ -32,12 +32,11 @@ import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
-
-import torch
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from frugal.errors import FrugalError
-from frugal.fileio import PathLike, atomic_path, atomic_write_text, read_lines
+from frugal.fileio import (PathLike, atomic_path, atomic_write_text, load_weights_only, read_lines,
+                           save_weights_only)
 
 Setting = Tuple[float, float]  # (LM weight, word insertion penalty) of scoring
 
@@ -328,24 +327,14 @@ class DecodeDir:
 CHECKPOINT_FORMAT = "frugal-checkpoint-1"
 
 
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict:
+def load_checkpoint(path: PathLike, map_location="cpu") -> Dict:
     """A checkpoint read with ``weights_only=True`` (tensors and primitives, no code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FrugalError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise FrugalError(f"{path}: cannot read checkpoint: {e}".splitlines()[0]) from None
-    if not isinstance(state, dict):
-        raise FrugalError(f"{path}: not a frugal checkpoint")
-    return state
+    return load_weights_only(path, "a frugal checkpoint", map_location=map_location)
 
 
 def save_checkpoint(path: PathLike, checkpoint: Mapping) -> None:
     """Write a checkpoint atomically: the name only ever points at a complete file."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(checkpoint), tmp)
+    save_weights_only(path, dict(checkpoint))
 
 
 class ModelDir:

@@ -1,4 +1,4 @@
-"""File helpers: crash-safe outputs, and reading small text files with one-line errors.
+"""File helpers: crash-safe outputs, weights-only torch files, small text files, one-line errors.
 
 Outputs are written to a temporary name beside the target and renamed when complete.
 
@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from frugal.errors import FrugalError
 
@@ -87,3 +87,43 @@ def read_lines(path: PathLike) -> List[str]:
     except UnicodeDecodeError as e:
         raise FrugalError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def save_weights_only(path: PathLike, data: dict) -> None:
+    """A torch file of tensors and primitive containers only (no pickled classes), written
+    atomically: `load_weights_only` reads it with ``torch.load(weights_only=True)``."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def load_weights_only(path: PathLike, what: str, tag: Optional[Tuple[str, str]] = None,
+                      map_location="cpu") -> dict:
+    """A dict saved by `save_weights_only`, read with ``weights_only=True`` (no code runs);
+    ``tag`` = (key, value) that it must hold. One-line FrugalErrors naming the file and
+    ``what`` it should be, for a missing, cut-short or foreign file."""
+    import torch
+
+    if not Path(path).is_file():
+        raise FrugalError(f"{path}: no such file ({what})")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types; not e's text: it may advise weights_only=False
+        raise FrugalError(f"{path}: not {what} (unreadable: {type(e).__name__})") from None
+    if not isinstance(data, dict) or (tag is not None and data.get(tag[0]) != tag[1]):
+        raise FrugalError(f"{path}: not {what}")
+    return data
+
+
+def read_keyed_files(files: Iterable[PathLike], read: Callable[[PathLike], Mapping], what: str) -> dict:
+    """Key -> value over several files (e.g. the jobs of a decode directory, in order), each
+    read with ``read``; a key in two files is an error naming both."""
+    out: dict = {}
+    first: dict = {}
+    for f in files:
+        for key, value in read(f).items():
+            if key in out:
+                raise FrugalError(f"{f}: utterance '{key}' has a {what} in {first[key]} too")
+            out[key], first[key] = value, f
+    return out

@@ -28,7 +28,7 @@ from frugal import jobs
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
 from frugal.errors import BadValue, FrugalError
-from frugal.fileio import PathLike, atomic_path
+from frugal.fileio import PathLike, load_weights_only, save_weights_only
 from frugal.fsa.dense import DenseFsaVec
 from frugal.fsa.intersect import best_paths
 from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraphs
@@ -94,18 +94,12 @@ def align(model_outputs: torch.Tensor, lengths: torch.Tensor, num_graphs: Numera
 
 def save_alignments(path: PathLike, alignments: Sequence[Alignment], frame_shift: float) -> None:
     d = {"kind": "Alignments", "frame_shift": float(frame_shift), "utts": [asdict(a) for a in alignments]}
-    with atomic_path(path) as tmp:
-        torch.save(d, tmp)
+    save_weights_only(path, d)
 
 
 def load_alignments(path: PathLike) -> Tuple[List[Alignment], float]:
     """(alignments, frame shift in seconds) from `save_alignments`."""
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a corrupt or foreign file
-        raise FrugalError(f"{path}: not an alignment file: {e}") from None
-    if not isinstance(d, dict) or d.get("kind") != "Alignments":
-        raise FrugalError(f"{path}: not an alignment file (frugal align)")
+    d = load_weights_only(path, "an alignment file (frugal align)", ("kind", "Alignments"))
     return [Alignment(**u) for u in d["utts"]], float(d["frame_shift"])
 
 

@@ -30,7 +30,7 @@ import torch
 
 from frugal.errors import FrugalError, where
 from frugal.fsa.arcs import reachable, to_dot
-from frugal.fileio import PathLike, atomic_path, atomic_write_text
+from frugal.fileio import PathLike, atomic_write_text, load_weights_only, save_weights_only
 
 
 def _state_or_label(field: str) -> int:
@@ -326,17 +326,13 @@ class FsaVec:
 
 
 def _save(d: dict, path: PathLike) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(d, tmp)
+    save_weights_only(path, d)
 
 
 def load_fsa(path: PathLike, map_location: Optional[Union[str, torch.device]] = "cpu") -> Union[Fsa, FsaVec]:
     """Load what `Fsa.save` or `FsaVec.save` wrote (with ``weights_only=True``: no pickled code)."""
-    try:
-        d = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for a corrupt or foreign file
-        raise FrugalError(f"{path}: not a saved Fsa/FsaVec: {e}") from None
-    kind = d.get("kind") if isinstance(d, dict) else None
+    d = load_weights_only(path, "a saved Fsa/FsaVec", map_location=map_location)
+    kind = d.get("kind")
     try:
         if kind == "Fsa":
             return Fsa(d["arcs"], d["scores"], d["final_scores"])

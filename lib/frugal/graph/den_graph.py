@@ -35,7 +35,7 @@ import torch
 from frugal.data.cuts import read_transcripts
 from frugal.dirs import GraphFile
 from frugal.errors import BadValue, FrugalError
-from frugal.fileio import PathLike, atomic_path
+from frugal.fileio import PathLike, load_weights_only, save_weights_only
 from frugal.fsa.leaky_hmm import DenominatorGraph, kaldi_initial_probs
 from frugal.graph.chain import ChainLexicon, expand_to_pdfs, phone_lm_graph
 from frugal.graph.hmm_topo import HmmTopology, PdfMap
@@ -98,17 +98,11 @@ class ChainDenGraph:
              "phones": torch.tensor(self.phones, dtype=torch.int64),
              "hmm_states": topo.num_states, "separate_self_loop_pdf": topo.separate_self_loop_pdf,
              "context_width": self.pdf_map.context_width}
-        with atomic_path(path) as tmp:
-            torch.save(d, tmp)
+        save_weights_only(path, d)
 
     @staticmethod
     def load(path: PathLike) -> "ChainDenGraph":
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a corrupt or foreign file
-            raise FrugalError(f"{path}: not a saved denominator graph: {e}") from None
-        if not isinstance(d, dict) or d.get("kind") != "ChainDenGraph":
-            raise FrugalError(f"{path}: not a saved denominator graph (frugal make-den-graph)")
+        d = load_weights_only(path, "a saved denominator graph (frugal make-den-graph)", ("kind", "ChainDenGraph"))
         topo = HmmTopology(int(d["hmm_states"]), bool(d["separate_self_loop_pdf"]))
         phones = d["phones"].tolist()
         pdf_map = PdfMap(phones, topo, int(d["context_width"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Sequence
 
 from frugal.errors import FrugalError, where
-from frugal.fileio import PathLike, atomic_write_text
+from frugal.fileio import PathLike, atomic_write_text, read_keyed_files
 
 
 def read_text(path: PathLike) -> Dict[str, List[str]]:
@@ -42,11 +42,4 @@ def write_text(path: PathLike, texts: Mapping[str, Sequence[str]], sort: bool = 
 def read_texts(files: Sequence[PathLike]) -> Dict[str, List[str]]:
     """uttid -> words over several Kaldi texts (e.g. the hyp.J.txt of a decode directory's
     jobs, in order); an utterance in two files is an error naming both."""
-    out: Dict[str, List[str]] = {}
-    first: Dict[str, PathLike] = {}
-    for f in files:
-        for key, words in read_text(f).items():
-            if key in out:
-                raise FrugalError(f"{f}: utterance '{key}' has a text in {first[key]} too")
-            out[key], first[key] = words, f
-    return out
+    return read_keyed_files(files, read_text, "text")

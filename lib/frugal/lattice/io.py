@@ -31,7 +31,8 @@ import torch
 from frugal.dirs import DecodeDir
 from frugal.errors import FrugalError, where
 from frugal.lattice.lattice import Lattice
-from frugal.fileio import PathLike, atomic_path, atomic_write_text
+from frugal.fileio import (PathLike, atomic_write_text, load_weights_only, read_keyed_files,
+                           save_weights_only)
 
 BINARY_FORMAT = "frugal-lattices-1"
 BINARY_SUFFIX = ".pt"
@@ -208,19 +209,13 @@ def write_binary_lattices(path: PathLike, lattices: Mapping[str, Lattice]) -> No
         "align_labels": align_labels, "align_splits": align_splits,
         "final_align_labels": final_labels, "final_align_splits": final_splits,
     }
-    with atomic_path(path) as tmp:
-        torch.save(d, tmp)
+    save_weights_only(path, d)
 
 
 def read_binary_lattices(path: PathLike) -> Dict[str, Lattice]:
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FrugalError(f"{path}: no such lattice file") from None
-    except Exception as e:  # torch raises several types for a cut-short or foreign file
-        raise FrugalError(f"{path}: not a complete frugal binary lattice file ({type(e).__name__}: {e})") from None
-    if not isinstance(d, dict) or d.get("format") != BINARY_FORMAT:
-        raise FrugalError(f"{path}: not a frugal binary lattice file")
+    if not Path(path).is_file():
+        raise FrugalError(f"{path}: no such lattice file")
+    d = load_weights_only(path, "a complete frugal binary lattice file", ("format", BINARY_FORMAT))
     try:
         arcs, weights, finals = d["arcs"].numpy(), d["weights"].numpy(), d["finals"].numpy()
         arc_splits, state_splits = d["arc_splits"].tolist(), d["state_splits"].tolist()
@@ -263,14 +258,7 @@ def write_lattices(path: PathLike, lattices: Mapping[str, Lattice]) -> None:
 def read_lattice_files(files: Sequence[PathLike]) -> Dict[str, Lattice]:
     """Utterance id -> lattice over several files (e.g. the jobs of a decode directory, in
     order); an utterance in two files is an error naming both."""
-    out: Dict[str, Lattice] = {}
-    first: Dict[str, PathLike] = {}
-    for f in files:
-        for key, lat in read_lattices(f).items():
-            if key in out:
-                raise FrugalError(f"{f}: utterance '{key}' has a lattice in {first[key]} too")
-            out[key], first[key] = lat, f
-    return out
+    return read_keyed_files(files, read_lattices, "lattice")
 
 
 def read_dir_lattices(decode_dir: PathLike) -> Dict[str, Lattice]:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from frugal.errors import BadValue, FrugalError
-from frugal.fileio import PathLike, atomic_path
+from frugal.fileio import PathLike, load_weights_only, save_weights_only
 from frugal.lang.lang import Lang
 from frugal.lm.arpa import BOS, EOS, UNK
 from frugal.lm.text import read_sentences
@@ -290,21 +290,11 @@ class NeuralLm:
              "unk": self.vocab.unk,
              "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
              "train_info": dict(self.train_info)}
-        with atomic_path(path) as tmp:
-            torch.save(d, tmp)
+        save_weights_only(path, d)
 
     @staticmethod
     def load(path: PathLike, device="cpu") -> "NeuralLm":
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise FrugalError(f"{path}: no such file") from None
-        except Exception as e:  # torch raises several types for a cut-short or foreign file
-            # (not e's text: for a foreign pickle torch advises weights_only=False, which we never use)
-            raise FrugalError(f"{path}: not a frugal neural LM checkpoint "
-                              f"(torch.load(weights_only=True) failed: {type(e).__name__})") from None
-        if not isinstance(d, dict) or d.get("kind") != CHECKPOINT_KIND:
-            raise FrugalError(f"{path}: not a frugal neural LM checkpoint (frugal train-nnlm)")
+        d = load_weights_only(path, "a frugal neural LM checkpoint (frugal train-nnlm)", ("kind", CHECKPOINT_KIND))
         try:
             known = {f.name for f in fields(TcnLmConfig)}
             config = TcnLmConfig(**{k: v for k, v in d["config"].items() if k in known})
