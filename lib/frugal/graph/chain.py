@@ -67,6 +67,10 @@ class PhoneGraph:
     arcs: List[Tuple[int, int, int, float, int]]
     finals: Dict[int, float]  # state -> final log weight
 
+    def add_state(self) -> int:
+        self.num_states += 1
+        return self.num_states - 1
+
     def arcs_by_src(self) -> List[List[Tuple[int, int, int, float, int]]]:
         out: List[List] = [[] for _ in range(self.num_states)]
         for arc in self.arcs:
@@ -328,15 +332,9 @@ def transcript_phone_graph(word_ids: Sequence[int], lexicon: ChainLexicon) -> Ph
     sil = lexicon.sil_phone
     lp_sil = math.log(p) if p > 0 else -math.inf
     lp_nosil = math.log1p(-p)
-    arcs: List[Tuple[int, int, int, float, int]] = []
     # State 0: start; then boundaries b_0..b_n (b_i: after word i), allocated as we go.
-    num_states = 1
-    finals: Dict[int, float] = {}
-
-    def new_state() -> int:
-        nonlocal num_states
-        num_states += 1
-        return num_states - 1
+    g = PhoneGraph(1, 0, [], {})
+    arcs, finals, new_state = g.arcs, g.finals, g.add_state
 
     # Sources of word 1: the start (having skipped the optional silence, epsilon removed)
     # and b_0 after the silence.
@@ -348,7 +346,7 @@ def transcript_phone_graph(word_ids: Sequence[int], lexicon: ChainLexicon) -> Ph
     if not word_ids:
         for s, extra in sources:
             finals[s] = extra
-        return PhoneGraph(num_states, 0, arcs, finals)
+        return g
     for word in word_ids:
         b = new_state()
         sil_state = new_state() if p > 0 else -1
@@ -369,7 +367,7 @@ def transcript_phone_graph(word_ids: Sequence[int], lexicon: ChainLexicon) -> Ph
             arcs.append((sil_state, b, sil, 0.0, 0))
         sources = [(b, 0.0)]
     finals[sources[0][0]] = 0.0
-    return PhoneGraph(num_states, 0, arcs, finals)
+    return g
 
 
 class NumeratorBuilder:

@@ -64,14 +64,8 @@ def lattice_phone_graph(lat: Lattice, lexicon: ChainLexicon,
     _, _, best = lat.forward_backward(1.0, 0.0, viterbi=True)
     shift = best if math.isfinite(best) else 0.0
 
-    arcs: List[Tuple[int, int, int, float, int]] = []
-    num_states = 1
-    finals: Dict[int, float] = {}
-
-    def new_state() -> int:
-        nonlocal num_states
-        num_states += 1
-        return num_states - 1
+    g = PhoneGraph(1, 0, [], {})
+    arcs, finals, new_state = g.arcs, g.finals, g.add_state
 
     # Per lattice state q > 0: B(q), reached after a word, and S(q), after a word that is
     # followed by the optional silence (S(q) -sil-> B(q)). The start has two entry points:
@@ -111,7 +105,7 @@ def lattice_phone_graph(lat: Lattice, lexicon: ChainLexicon,
         w_final = -lattice_lm_scale * (final_graph[q] + shift)
         for s, extra in sources(q):
             finals[s] = extra + w_final
-    return PhoneGraph(num_states, 0, arcs, finals)
+    return g
 
 
 def _pronunciations(lat: Lattice, lexicon: ChainLexicon) -> Dict[int, List[Tuple[Tuple[int, ...], float]]]:
