@@ -15,7 +15,7 @@ from frugal.graph.chain import NumeratorBuilder, NumeratorGraphs
 from frugal.graph.den_graph import make_den_graph
 from frugal.graph.hmm_topo import CHAIN_TOPOLOGY, PdfMap
 from frugal.losses.lfmmi import lfmmi_loss
-from frugal.graph.lattice_numerator import LatticeNumeratorBuilder
+from frugal.lattice.numerator import LatticeNumeratorBuilder
 from frugal.lattice.paths import best_path_frame_weights
 from test_chain_graphs import PHONES, assert_same_distribution, fsa_paths, toy_lexicon, toy_phone_lm
 

@@ -7,7 +7,7 @@ leaky HMM, the output l2 and the cross-entropy regulariser on the model's xent h
 
 With supervision lattices (Kaldi's chain semi-supervised recipe, Manohar et al. 2018), a
 cut that has a lattice is supervised by the lattice's numerator instead
-(`frugal.graph.lattice_numerator`: pruned, determinised, graph costs scaled by the lattice
+(`frugal.lattice.numerator`: pruned, determinised, graph costs scaled by the lattice
 LM scale, through the lexicon), built the first time the cut is in a batch and kept, with
 optionally the lattice's best-path frame weights and a weight on its gradient as
 derivative weights (Kaldi's deriv weights and unsup egs weight). Decode lattices carry
@@ -30,7 +30,7 @@ from frugal.dirs import GraphFile
 from frugal.errors import BadValue, FrugalError
 from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraph, NumeratorGraphs
 from frugal.graph.den_graph import ChainDenGraph
-from frugal.graph.lattice_numerator import DEFAULT_LATTICE_LM_SCALE, LatticeNumeratorBuilder
+from frugal.lattice.numerator import DEFAULT_LATTICE_LM_SCALE, LatticeNumeratorBuilder
 from frugal.lattice.io import read_lattice_inputs
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.paths import best_path_frame_weights
@@ -161,7 +161,7 @@ class LfmmiObjective(Objective):
 
     @property
     def output_source(self) -> str:
-        return f"--den-graph {self.info.get('den_graph', '')}".rstrip()
+        return f"den graph {self.info.get('den_graph', '')}".rstrip()
 
     def checkpoint_info(self) -> Dict:
         return {"objective": self.name, **self.info}
