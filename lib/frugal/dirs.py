@@ -19,7 +19,8 @@ but its errors and file helpers: it is the lowest layer.
   num_jobs, decode.json (how it was made), lat.J.pt (and lat.J.txt), hyp.J.txt (1-best),
   log/decode.J.log, .done.J (job J's fingerprint) and .done last; with Monte-Carlo
   dropout dropout.json and dropout/K/, each a DecodeDir; after scoring wer_LMWT_WIP,
-  penalty_WIP/LMWT.txt, best_wer and wer_details/.
+  penalty_WIP/LMWT.txt, best_wer, wer_details/ and, with a setting chosen on dev,
+  wer_dev_setting.
 - ``ModelDir``: checkpoints of a training run (epoch-N.pt, checkpoint-STEP.pt,
   last-checkpoint naming the newest), final.pt and log/train.log. A checkpoint is a dict
   of tensors and primitives only, read with ``torch.load(weights_only=True)``.
@@ -307,6 +308,15 @@ class DecodeDir:
     @property
     def details_dir(self) -> Path:
         return self.path / "wer_details"
+
+    @property
+    def best_wer_file(self) -> Path:
+        return self.path / "best_wer"
+
+    @property
+    def dev_setting_wer_file(self) -> Path:
+        """The WER at the setting chosen on a dev decode (score-lattices --dev-decode-dir)."""
+        return self.path / "wer_dev_setting"
 
     def best_setting(self) -> Setting:
         """The best (lmwt, wip) that scoring recorded in wer_details/."""

@@ -253,7 +253,7 @@ def score_sweep(refs: Mapping[str, Words],
         out = DecodeDir(out_dir)
         write_details(out.details_dir, refs, best_hyps, best_result, bootstrap_replications, seed)
         out.write_best_setting(best)
-        atomic_write_text(out.path / "best_wer", sweep.best_wer_line(out_dir) + "\n")
+        atomic_write_text(out.best_wer_file, sweep.best_wer_line(out_dir) + "\n")
     return sweep
 
 

@@ -89,7 +89,7 @@ def score_lattices(decode_dir: PathLike, words: PathLike, ref_cuts: Optional[Pat
     if dev_setting is not None and dev_setting not in [(lm, w) for lm in lmwts for w in wips]:
         raise BadValue("dev_decode_dir", dev_decode_dir, f"its best setting lmwt={dev_setting[0]} "
                                                          f"wip={dev_setting[1]} is not among the settings scored")
-    refs = read_transcripts(ref_cuts, where=f"--ref-cuts {ref_cuts}") if ref_cuts else read_text(ref_text)
+    refs = read_transcripts(ref_cuts) if ref_cuts else read_text(ref_text)
     lattices = read_lattice_files(out.lattice_files())
     with tqdm(total=len(lmwts) * len(wips), desc="score", unit="setting") as bar:
         hyps = SweepHypotheses(lattices, SymbolTable.read(words), lmwts, wips, progress=bar.update)
@@ -99,7 +99,7 @@ def score_lattices(decode_dir: PathLike, words: PathLike, ref_cuts: Optional[Pat
     if dev_setting is not None:
         counts, setting = sweep.counts[dev_setting], dev_setting
         line = f"{counts.wer_line()} lmwt={setting[0]} wip={setting[1]} (best on {dev_decode_dir})"
-        atomic_write_text(out.path / "wer_dev_setting", line + "\n")
+        atomic_write_text(out.dev_setting_wer_file, line + "\n")
         print(line)
     if results is not None:
         path, model, data, graph = results

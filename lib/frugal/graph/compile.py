@@ -198,7 +198,7 @@ def compile_graph(lang_dir: PathLike, arpa: PathLike, topo: str, output: PathLik
         topology = HmmTopology(num_states=hmm_states, separate_self_loop_pdf=hmm_states == 1)
         graph, pdf_map = compile_hclg(lang, G, context_width=2 if context == "biphone" else 1, topology=topology,
                                       info=info)
-        pdf_map.write(out.parent / "pdf_map.txt", lang.phones)
+        pdf_map.write(GraphFile(out).pdf_map_path, lang.phones)
         meta.update(context=context, hmm_states=hmm_states, num_pdfs=pdf_map.num_pdfs, input_labels="pdf id + 1")
     write_fst(graph, out)
     meta.update(info.as_dict())
