@@ -159,7 +159,7 @@ def test_cli_writes_fst_and_reads_symbols(tmp_path, capsys):
 
 
 def test_bad_options():
-    with pytest.raises(FrugalError, match="no-prune"):
+    with pytest.raises(FrugalError, match=r"no_prune_ngram_order 4: must be in \[1, ngram order 3\]"):
         estimate_phone_lm([(1.0, TOY)], ngram_order=3, no_prune_ngram_order=4)
     with pytest.raises(FrugalError, match="weight"):
         estimate_phone_lm([(-1.0, TOY)])

@@ -225,7 +225,7 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
 
 
 def test_build_model_dispatches_and_checks():
-    src = "--den-graph den.pt"
+    src = "den graph den.pt"
     m = build_model({"preset": "tdnnf-small"}, 40, 30, "conf.yaml", src)
     assert isinstance(m, TdnnfModel) and m.config.feat_dim == 40 and m.config.num_pdfs == 30
     m = build_model({"type": "tdnnf", "preset": "tdnnf-small", "num_pdfs": 30}, 40, 30, "conf.yaml", src)
@@ -245,9 +245,10 @@ def test_build_model_dispatches_and_checks():
 
     assert error({"type": "lstm"}) == "conf.yaml: unknown model type 'lstm' (known: tdnnf, transformer)"
     assert error({"type": "transformer", "num_pdfs": 10}) == \
-        "conf.yaml: model num_pdfs is 10 but --den-graph den.pt give(s) 30"
-    assert error({"type": "transformer", "feat_dim": 80}) == "conf.yaml: model feat_dim is 80 but the features give(s) 40"
-    assert error({"feat_dim": 80}) == "conf.yaml: model feat_dim is 80 but the features give(s) 40"
+        "conf.yaml: model num_pdfs is 10 but must be 30 (from den graph den.pt)"
+    assert error({"type": "transformer", "feat_dim": 80}) == \
+        "conf.yaml: model feat_dim is 80 but must be 40 (from the features)"
+    assert error({"feat_dim": 80}) == "conf.yaml: model feat_dim is 80 but must be 40 (from the features)"
     msg = error({"type": "transformer", "heads": 4, "layers": 2})
     assert msg.startswith("conf.yaml: unknown transformer option(s): heads, layers (known: preset, feat_dim,")
     assert "unknown TDNN-F option(s): heads" in error({"heads": 4})

@@ -207,8 +207,8 @@ def test_den_graph_pdfs_must_match_the_model_config(tiny, tmp_path):
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     den_pdfs = json.loads((d / "exp/chain/den.pt.json").read_text())["num_pdfs"]
     assert den_pdfs != 10
-    assert re.match(r"frugal train: error: .*bad\.yaml: model num_pdfs is 10 but --den-graph "
-                    rf"exp/chain/den\.pt give\(s\) {den_pdfs}\n", r.stderr), r.stderr
+    assert re.match(r"frugal train: error: .*bad\.yaml: model num_pdfs is 10 but must be "
+                    rf"{den_pdfs} \(from den graph exp/chain/den\.pt\)\n", r.stderr), r.stderr
     # Resuming from checkpoints of another model is refused the same way.
     (tmp_path / "other").mkdir()
     ok = subprocess.run(train_cmd(d, conf, cuts, tmp_path / "other"), cwd=d, capture_output=True, text=True)

@@ -465,7 +465,7 @@ def test_bad_input_gives_one_line_errors(yesno, semi_run, tmp_path, capsys):
     some = tmp_path / "some.pt"
     write_lattices(some, {k: yesno["lats"][k] for k in list(yesno["lats"])[1:]})
     assert error("--supervision-lattices", some, cuts=tmp_path / "no_text.jsonl.gz") == (
-        f"--train-cuts {tmp_path / 'no_text.jsonl.gz'}: cut {yesno['unsup'][0].id} has neither a transcript nor "
+        f"{tmp_path / 'no_text.jsonl.gz'}: cut {yesno['unsup'][0].id} has neither a transcript nor "
         "a supervision lattice")
     assert error("--supervision-lattices", d / "lats", objective=["--objective", "ctc"]) == \
         f"--supervision-lattices {d / 'lats'}: are for LF-MMI only"

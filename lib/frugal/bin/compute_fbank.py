@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     p.add_argument("--cuts-in", type=Path, required=True)
     p.add_argument("--cuts-out", type=Path, required=True)
     p.add_argument("--storage-dir", type=Path, required=True)
-    p.add_argument("--num-mel-bins", type=int, default=80, help="80 (default) or 40")
+    p.add_argument("--num-mel-bins", type=int, default=80, help="mel bins (80 by default; yesno uses 23)")
     p.add_argument("--nj", type=int, default=1, help="parallel processes")
     p.add_argument("--speed-perturb", action="store_true", help="add 0.9x and 1.1x copies")
     p.add_argument("--volume-perturb", action="store_true",

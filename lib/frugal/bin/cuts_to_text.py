@@ -15,4 +15,4 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    write_text(args.output, read_transcripts(args.cuts, where=f"--cuts {args.cuts}"))
+    write_text(args.output, read_transcripts(args.cuts))

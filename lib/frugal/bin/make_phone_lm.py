@@ -19,10 +19,10 @@ def add_arguments(p) -> None:
     p.add_argument("--text-output", help="also write a readable dump (log10 probs per state)")
     p.add_argument("--ngram-order", type=int, default=4)
     p.add_argument("--no-prune-ngram-order", type=int, default=3, help="histories shorter than this are never pruned")
-    p.add_argument("--num-extra-lm-states", type=int, default=2000,
+    p.add_argument("--num-extra-lm-states", dest="num_extra_states", type=int, default=2000,
                    help="states allowed beyond those of --no-prune-ngram-order")
 
 
 def run(args) -> None:
     make_phone_lm(args.phone_seqs, args.output, args.phones_txt, args.text_output, args.ngram_order,
-                  args.no_prune_ngram_order, args.num_extra_lm_states)
+                  args.no_prune_ngram_order, args.num_extra_states)

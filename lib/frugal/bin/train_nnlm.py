@@ -19,7 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--min-count", type=int, default=1,
                    help="without --lang: training words seen fewer times become <unk>")
     p.add_argument("--output", required=True, help="checkpoint to write, e.g. exp/nnlm/model.pt")
-    p.add_argument("--layers", type=int, default=3, help="causal conv layers (dilations 1, 2, 4, ...)")
+    p.add_argument("--layers", dest="num_layers", type=int, default=3,
+                   help="causal conv layers (dilations 1, 2, 4, ...)")
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--hidden-dim", type=int, default=256)
     p.add_argument("--kernel-size", type=int, default=3)
@@ -38,7 +39,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    config = TcnLmConfig(num_layers=args.layers, embed_dim=args.embed_dim, hidden_dim=args.hidden_dim,
+    config = TcnLmConfig(num_layers=args.num_layers, embed_dim=args.embed_dim, hidden_dim=args.hidden_dim,
                          kernel_size=args.kernel_size, dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings)
     options = TrainOptions(epochs=args.epochs, lr=args.lr, max_tokens=args.max_tokens, patience=args.patience,
                            seed=args.seed, device=args.device)

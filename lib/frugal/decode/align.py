@@ -178,7 +178,7 @@ def align_file(model: PathLike, cuts: PathLike, lang: PathLike, den_graph: PathL
     for name, path in (("model", model), ("den_graph", den_graph)):
         if not Path(path).is_file():
             raise BadValue(name, path, "no such file")
-    cut_list = list(load_cuts(cuts, where=f"--cuts {cuts}"))
+    cut_list = list(load_cuts(cuts))
     tasks = [(str(model), str(lang), str(den_graph), part, max_duration, device)
              for part in jobs.split(cut_list, nj, "cuts to align")]
     results = jobs.run(align_cuts, tasks, nj, desc="align", unit="utt", total=len(cut_list))

@@ -305,7 +305,7 @@ def decode(cuts_path: str, output_dir: str, options: DecodeOptions, nj: int = 1,
     """Decode ``cuts_path`` into the decode directory ``output_dir`` with ``nj`` jobs; returns
     the jobs run (those already done with the same cuts and options are skipped)."""
     options.validate()
-    cuts = load_cuts(cuts_path, where=f"--cuts {cuts_path}")
+    cuts = load_cuts(cuts_path)
     splits = jobs.split([c.id for c in cuts], nj, "cuts to decode")
     load_checked(DecodeOptions(**{**asdict(options), "device": "cpu"}))  # fail early, in one line
     out = DecodeDir(output_dir)

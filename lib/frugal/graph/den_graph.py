@@ -155,7 +155,7 @@ def build_den_graph(lang_dir: PathLike, sources: Sequence[Tuple[PathLike, float]
     prons = lexicon.prons_by_word()
     seq_sources = []
     for k, (path, weight) in enumerate(sources):
-        texts = [words for words in read_transcripts(path, where=f"--cuts {path}").values() if words]
+        texts = [words for words in read_transcripts(path).values() if words]
         if not texts:
             log.warning("%s: no cut has a transcript", path)
         seqs = phone_lm_training_sequences(texts, prons, lexicon.sil_phone, edge_sil_prob, between_sil_prob,

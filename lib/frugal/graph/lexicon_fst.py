@@ -24,7 +24,7 @@ from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 import kaldifst
 
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
 from frugal.fsa.openfst import Arc, build_fst
 
 # (word id, phone ids (with the disambiguation symbol last, for L_disambig), pron prob)
@@ -39,7 +39,7 @@ def make_lexicon_fst(entries: Iterable[LexEntry], sil_phone: Optional[int], sil_
     Arcs are sorted by output label, as composition with G needs.
     """
     if not 0.0 <= sil_prob < 1.0:
-        raise FrugalError(f"--sil-prob {sil_prob}: must be in [0, 1)")
+        raise BadValue("sil_prob", sil_prob, "must be in [0, 1)")
     if sil_prob > 0 and sil_phone is None:
         raise FrugalError("a silence phone is needed when --sil-prob > 0")
     arcs: List[Arc] = []

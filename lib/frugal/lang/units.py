@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Sequence
 
-from frugal.errors import FrugalError
+from frugal.errors import BadValue
 from frugal.fileio import PathLike
 from frugal.lang.lexicon import Lexicon, Pron, check_phone
 
@@ -55,8 +55,8 @@ def train_bpe(transcripts: Sequence[Sequence[str]], vocab_size: int, model_path:
                 input_sentence_size=10_000_000, shuffle_input_sentence=True,
                 minloglevel=2)
         except RuntimeError as e:
-            raise FrugalError(f"--vocab-size {vocab_size}: sentencepiece failed: "
-                              f"{str(e).strip().splitlines()[-1]}") from None
+            reason = str(e).strip().splitlines()[-1]
+            raise BadValue("vocab_size", vocab_size, f"sentencepiece failed: {reason}") from None
         Path(model_path).write_bytes(prefix.with_suffix(".model").read_bytes())
 
 

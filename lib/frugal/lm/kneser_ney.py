@@ -41,7 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike
 from frugal.lang.symbols import read_symbol_list
 from frugal.lm.arpa import BOS, EOS, UNK, ArpaLm, NGram
@@ -107,7 +107,7 @@ def estimate_kn(sentences: Iterable[Sequence[str]], order: int = 3,
     vocabulary is the training words. Either way ``</s>`` and ``<unk>`` belong to it.
     """
     if not 1 <= order <= 9:
-        raise FrugalError(f"--order must be between 1 and 9, got {order}")
+        raise BadValue("order", order, "must be between 1 and 9")
     vocab_set = set(vocab) - {BOS} if vocab is not None else None
     padded = _pad(sentences, vocab_set)
     if not padded:
@@ -165,9 +165,9 @@ def _check_cutoffs(cutoffs: Sequence[int], order: int) -> List[int]:
     if not cutoffs:
         return [0] * order
     if cutoffs[0] != 0:
-        raise FrugalError("--cutoffs: unigrams cannot be pruned, the first cutoff must be 0")
+        raise BadValue("cutoffs", ",".join(map(str, cutoffs)), "unigrams cannot be pruned, the first cutoff must be 0")
     if any(b < a for a, b in zip(cutoffs, cutoffs[1:])) or min(cutoffs) < 0:
-        raise FrugalError("--cutoffs must be non-negative and non-decreasing")
+        raise BadValue("cutoffs", ",".join(map(str, cutoffs)), "must be non-negative and non-decreasing")
     return (cutoffs + [cutoffs[-1]] * order)[:order]
 
 
@@ -274,6 +274,7 @@ def to_arpa(model: KneserNeyModel, kept: Set[NGram]) -> ArpaLm:
 def train_kn_lm(sentences: Iterable[Sequence[str]], order: int = 3, cutoffs: Sequence[int] = (),
                 max_ngrams: Optional[int] = None, vocab: Optional[Iterable[str]] = None) -> ArpaLm:
     """Estimate, prune and return an interpolated modified Kneser-Ney LM as an ARPA model."""
+    _check_cutoffs(cutoffs, order)  # before the counting, which can take long
     model = estimate_kn(sentences, order, vocab)
     for k, (n, d) in enumerate(zip(model.count_of_counts, model.discounts), 1):
         log.info("order %d: %d n-grams, count-of-counts %s, discounts %.4f %.4f %.4f",

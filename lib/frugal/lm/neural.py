@@ -120,9 +120,9 @@ class TcnLmConfig:
     def validate(self) -> None:
         for name in ("num_layers", "embed_dim", "hidden_dim", "kernel_size"):
             if getattr(self, name) < 1:
-                raise FrugalError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise BadValue(name, getattr(self, name), "must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
-            raise FrugalError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise BadValue("dropout", self.dropout, "must be in [0, 1)")
 
     @property
     def receptive_field(self) -> int:

@@ -119,12 +119,11 @@ def integer_repeats(weights: Sequence[float]) -> Tuple[List[int], int]:
 class _Estimator:
     def __init__(self, ngram_order: int, no_prune_ngram_order: int, num_extra_states: int):
         if ngram_order < 2:
-            raise FrugalError(f"--ngram-order must be >= 2, got {ngram_order}")
+            raise BadValue("ngram_order", ngram_order, "must be >= 2")
         if not 1 <= no_prune_ngram_order <= ngram_order:
-            raise FrugalError(f"--no-prune-ngram-order must be in [1, --ngram-order={ngram_order}], "
-                              f"got {no_prune_ngram_order}")
+            raise BadValue("no_prune_ngram_order", no_prune_ngram_order, f"must be in [1, ngram order {ngram_order}]")
         if num_extra_states < 0:
-            raise FrugalError(f"--num-extra-lm-states must be >= 0, got {num_extra_states}")
+            raise BadValue("num_extra_states", num_extra_states, "must be >= 0")
         self.order = ngram_order
         self.no_prune = no_prune_ngram_order
         self.num_extra = num_extra_states

@@ -47,7 +47,7 @@ def build_model(section: Dict, feat_dim: int, num_outputs: int, where: str,
 
     feat_dim and num_pdfs, when the section names them, must agree with the features and
     with the objective's output size (``output_source`` says where that comes from, e.g.
-    ``--den-graph exp/chain/den.pt``); otherwise they are filled in.
+    ``den graph exp/chain/den.pt``); otherwise they are filled in.
     """
     section = dict(section)
     kind = section.pop("type", "tdnnf")
@@ -59,7 +59,7 @@ def build_model(section: Dict, feat_dim: int, num_outputs: int, where: str,
             if isinstance(given, bool) or not isinstance(given, int):
                 raise FrugalError(f"{where}: model {key} must be an integer (got {given!r})")
             if given != value:
-                raise FrugalError(f"{where}: model {key} is {given} but {source} give(s) {value}")
+                raise FrugalError(f"{where}: model {key} is {given} but must be {value} (from {source})")
         section[key] = value
     return MODEL_BUILDERS[kind](section, where)
 

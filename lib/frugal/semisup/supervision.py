@@ -200,7 +200,7 @@ def supervision_report(kinds: Sequence[Tuple[str, PathLike]], cuts: PathLike, wo
     names = [name for name, _ in kinds]
     if len(set(names)) != len(names):
         raise BadValue("kinds", next(n for n in names if names.count(n) > 1), "is given twice")
-    refs = read_transcripts(cuts, where=f"--cuts {cuts}")
+    refs = read_transcripts(cuts)
     table = SymbolTable.read(words)
     rates = {}
     for name, path in kinds:
@@ -281,7 +281,7 @@ def set_cut_texts(cuts: PathLike, texts: Sequence[PathLike], output: PathLike) -
     exactly one text, and every text must name a cut. Returns the number of empty texts."""
     if not str(output).endswith(".jsonl.gz"):
         raise BadValue("output", output, "must end in .jsonl.gz")
-    cut_list = list(load_cuts(cuts, where=f"--cuts {cuts}"))
+    cut_list = list(load_cuts(cuts))
     files: List[Path] = []
     for p in map(Path, texts):
         files += DecodeDir.finished(p, "--text").hyp_files() if p.is_dir() else [p]

@@ -54,7 +54,7 @@ class CtcObjective(Objective):
 
     @property
     def output_source(self) -> str:
-        return f"the units of --lang {self.lang_dir} (+ blank)"
+        return f"the units of lang dir {self.lang_dir} (+ blank)"
 
     def checkpoint_info(self) -> Dict:
         return {"objective": self.name, "lang": str(self.lang_dir), "den_graph": ""}

@@ -170,7 +170,7 @@ def train(job: TrainJob) -> Optional[Path]:
     objective = make_objective(job.objective_name, ObjectiveInputs(**{**job.objective.__dict__,
                                                                         "options": sections["loss"]}))
     train_cuts, valid_cuts = _cuts(job, config.seed)
-    objective.select_cuts(train_cuts, valid_cuts, f"--train-cuts {job.train_cuts}")
+    objective.select_cuts(train_cuts, valid_cuts, str(job.train_cuts))
     torch.manual_seed(config.seed)  # the initial weights (DDP gives every rank rank 0's anyway)
     model = objective.build_model(sections["model"], next(iter(train_cuts)).num_features, job.train_config)
     info = model.model_info()
@@ -202,15 +202,15 @@ def train(job: TrainJob) -> Optional[Path]:
 
 
 def _cuts(job: TrainJob, seed: int) -> Tuple[CutSet, Optional[CutSet]]:
-    train_cuts = load_cuts(job.train_cuts, where=f"--train-cuts {job.train_cuts}")
-    valid_cuts = load_cuts(job.valid_cuts, where=f"--valid-cuts {job.valid_cuts}") if job.valid_cuts else None
+    train_cuts = load_cuts(job.train_cuts)
+    valid_cuts = load_cuts(job.valid_cuts) if job.valid_cuts else None
     if job.num_valid:
         if valid_cuts is not None:
             raise BadValue("num_valid", job.num_valid, "excludes validation cuts of their own")
         train_cuts, valid_cuts = hold_out(train_cuts, job.num_valid, seed)
     first = next(iter(train_cuts))
     if not first.has_features:
-        raise FrugalError(f"--train-cuts {job.train_cuts}: cut {first.id} has no features (frugal compute-fbank)")
+        raise FrugalError(f"{job.train_cuts}: cut {first.id} has no features (frugal compute-fbank)")
     return train_cuts, valid_cuts
 
 

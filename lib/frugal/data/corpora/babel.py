@@ -24,7 +24,7 @@ from lhotse.recipes.babel import BABELCODE2LANG, prepare_single_babel_language
 from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part, write_words
 from frugal.data.corpora import Corpus, Option
-from frugal.errors import FrugalError, where
+from frugal.errors import BadValue, FrugalError, where
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,7 @@ def prepare_babel(
     codes = {split: check_split(pack, split) for split in SPLITS}
     code = codes["training"]
     if language is not None and not language.split("-")[0] == code:
-        raise FrugalError(f"--language {language}: the pack in {pack} is language {code} "
-                          f"({BABELCODE2LANG[code]})")
+        raise BadValue("language", language, f"the pack in {pack} is language {code} ({BABELCODE2LANG[code]})")
     with sphere_headers_for_lhotse():
         manifests = prepare_single_babel_language(pack, output_dir=None, no_eval_ok=True)
     summaries, training = {}, None

@@ -30,7 +30,7 @@ from lhotse.recipes.switchboard import prepare_switchboard as lhotse_prepare_swi
 from frugal.data.audio import check_audio_file, sphere_headers_for_lhotse
 from frugal.data.manifests import PartSummary, recordings_of, require_dir, write_part, write_words
 from frugal.data.corpora import Corpus, Option
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def split_dev(supervisions: SupervisionSet, dev_size: int):
     for recording_id in sorted(by_recording):
         (dev if len(dev) < dev_size else train).extend(by_recording[recording_id])
     if not train:
-        raise FrugalError(f"--dev-size {dev_size}: leaves no training data ({len(supervisions)} utterances in all)")
+        raise BadValue("dev_size", dev_size, f"leaves no training data ({len(supervisions)} utterances in all)")
     return SupervisionSet.from_segments(train), SupervisionSet.from_segments(dev)
 
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from frugal.data.audio import sphere_recording
 from frugal.data.manifests import PartSummary, require_dir, write_part, write_words
 from frugal.data.corpora import Corpus, Option
-from frugal.errors import FrugalError, where
+from frugal.errors import BadValue, FrugalError, where
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def prepare_wsj(
     summaries, training = {}, []
     for part in parts:
         if part not in PART_INDICES:
-            raise FrugalError(f"--parts: unknown WSJ part {part} (known: {', '.join(PART_INDICES)})")
+            raise BadValue("parts", part, f"unknown WSJ part (known: {', '.join(PART_INDICES)})")
         indices, extension = PART_INDICES[part]
         entries: Dict[str, Tuple[Path, str]] = {}
         for disc, relative in indices:

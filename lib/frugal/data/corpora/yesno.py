@@ -21,7 +21,7 @@ from lhotse.recipes.yesno import prepare_yesno as lhotse_prepare_yesno
 from frugal.data.audio import check_audio_file
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part
 from frugal.data.corpora import Corpus, Option
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
 
 CORPUS = "yesno"
 NUM_FILES = 60
@@ -48,7 +48,7 @@ def check_yesno_dir(corpus_dir: Path) -> List[Path]:
 def prepare_yesno(corpus_dir, output_dir, lexicon_dir=None, split="icefall") -> Dict[str, PartSummary]:
     """Write yesno manifests for parts train and test (and the yesno lexicon)."""
     if split not in SPLITS:
-        raise FrugalError(f"--split {split}: must be one of {', '.join(SPLITS)}")
+        raise BadValue("split", split, f"must be one of {', '.join(SPLITS)}")
     waves = check_yesno_dir(Path(corpus_dir))
     manifests = lhotse_prepare_yesno(Path(corpus_dir).resolve(), output_dir=None)
     if split == "kaldi":
@@ -89,7 +89,11 @@ def download_yesno(corpus_dir) -> Path:
     corpus_dir = Path(corpus_dir)
     corpus_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=corpus_dir) as scratch:
-        extracted = lhotse_download_yesno(scratch)
+        try:
+            extracted = lhotse_download_yesno(scratch)
+        except OSError as e:  # urllib's URLError is one: no network, no such host
+            raise FrugalError(f"cannot download yesno into {corpus_dir} (openslr.org/1): {e}; put the 60 wav "
+                              f"files there, or give --corpus-dir a directory holding them") from None
         for wav in sorted(Path(extracted).glob("*.wav")):
             shutil.move(str(wav), corpus_dir / wav.name)
         readme = Path(extracted) / "README"
