@@ -1,5 +1,8 @@
 """`frugal lattice` sub-commands on lattices decoded from a toy HLG."""
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -131,3 +134,15 @@ def test_draw_and_errors(setup, tmp_path, capsys):
     assert code == 1 and "missing.txt: no such lattice file" in err
     code, _, err = run(capsys, "show", d / "lat.txt", "--utt", "nope")
     assert code == 1 and "no lattice for utterance 'nope'" in err
+
+
+def test_output_into_a_closed_pipe_stops_quietly(setup):
+    """`frugal lattice show ... | head -1`: the reader has gone; no traceback, the shell's 141."""
+    d, _, _ = setup
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # before the tool writes, so that its first write fails whatever the pipe holds
+    proc = subprocess.Popen([sys.executable, "-m", "frugal.bin.main", "lattice", "show", str(d / "lat.txt")],
+                            stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    _, err = proc.communicate()
+    assert proc.returncode == 141 and err == "", err

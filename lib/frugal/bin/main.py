@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from types import ModuleType
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"frugal {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `frugal ... | head`: the reader is gone; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail too
+        return 141  # 128 + SIGPIPE, a shell's status for a writer killed by it
     return int(rc or 0)
 
 
