@@ -49,22 +49,11 @@ import torch
 
 from frugal.decode.graph import DecodingGraph
 from frugal.decode.lattice_builder import build_lattices, empty_lattice
-from frugal.decode.search_common import link_labels
+from frugal.decode.search_common import DecoderConfig, link_labels
 from frugal.decode.search_dense import search_dense
 from frugal.decode.search_sparse import search_sparse
 from frugal.lattice.lattice import Lattice
 from frugal.errors import FrugalError
-
-
-@dataclass
-class DecoderConfig:
-    """The search's options; their defaults are the defaults of `frugal decode` and steps/decode.sh."""
-
-    beam: float = 15.0
-    max_active: int = 7000
-    lattice_beam: float = 8.0
-    acoustic_scale: float = 1.0
-    search: str = "auto"    # dense (score vectors over all states), sparse (active lists), or auto (timed)
 
 
 @dataclass

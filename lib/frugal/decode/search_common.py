@@ -1,13 +1,25 @@
-"""What the sparse and the dense search share: the token lattice they return and the
-per-utterance pruning ops both use (so that both prune alike, to the bit)."""
+"""What the sparse and the dense search share: their options, the token lattice they return
+and the per-utterance pruning ops both use (so that both prune alike, to the bit)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import List, NamedTuple, Optional
 
 import torch
 
 from frugal.decode.graph import DecodingGraph
+
+
+@dataclass
+class DecoderConfig:
+    """The search's options; their defaults are the defaults of `frugal decode` and steps/decode.sh."""
+
+    beam: float = 15.0
+    max_active: int = 7000
+    lattice_beam: float = 8.0
+    acoustic_scale: float = 1.0
+    search: str = "auto"    # dense (score vectors over all states), sparse (active lists), or auto (timed)
 
 
 class SearchOutput(NamedTuple):

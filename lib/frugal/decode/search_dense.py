@@ -26,7 +26,7 @@ A frame (`_DenseSearch.frame`) runs these steps:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, List
+from typing import List
 
 import numpy as np
 import torch
@@ -34,10 +34,7 @@ import torch
 from frugal.decode.graph import DecodingGraph
 from frugal.decode.packing import (LOW_MASK, NO_ARC, PackedPairs, high_word_scores, high_words, packed_constant,
                                    packed_threshold, unpack_scores, write_high_words)
-from frugal.decode.search_common import Columns, SearchOutput, max_active_cutoff, segment_max
-
-if TYPE_CHECKING:
-    from frugal.decode.decoder import DecoderConfig
+from frugal.decode.search_common import Columns, DecoderConfig, SearchOutput, max_active_cutoff, segment_max
 
 _select = torch.index_select
 

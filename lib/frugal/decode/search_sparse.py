@@ -10,15 +10,12 @@ candidates that are the best of their key in states with non-emitting arcs.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, List
+from typing import List
 
 import torch
 
 from frugal.decode.graph import DecodingGraph
-from frugal.decode.search_common import Columns, SearchOutput, max_active_cutoff, segment_max
-
-if TYPE_CHECKING:
-    from frugal.decode.decoder import DecoderConfig
+from frugal.decode.search_common import Columns, DecoderConfig, SearchOutput, max_active_cutoff, segment_max
 
 
 def search_sparse(graph: DecodingGraph, config: DecoderConfig, scores: torch.Tensor, lengths: torch.Tensor,
