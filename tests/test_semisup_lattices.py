@@ -20,6 +20,7 @@ from frugal.lang.symbols import SymbolTable
 from frugal.lm.arpa import read_arpa
 from frugal.lm.neural import NeuralLm, TcnLm, TcnLmConfig, Vocabulary
 from frugal.dirs import DecodeDir
+from frugal.errors import FrugalError
 from frugal.semisup.lattices import (NbestRescoreConfig, combine_lattices, nbest_error_rates, nnlm_rescore,
                                      normalize_lattice, supervision_table)
 from frugal.semisup.supervision import SupervisionOptions, utterance_supervision
@@ -247,16 +248,34 @@ def test_dropout_samples_differ_and_seeds_reproduce(lm_files):
     top = {tuple(p.words): p.ilabels for p in nbest(lat, 6)}
     for r in a + c:
         assert {tuple(p.words): p.ilabels for p in nbest(r, 100)} == top
-    # LM and AM+LM supervisions: the union of the dropout-off lattice and the rescored ones.
-    def rescore(x, n, seed):
-        return nnlm_rescore(x, lm, old, words, n, seed, config=config)
+    # The LM's dropout off: one deterministic rescoring, unlike any dropout sample.
+    plain = nnlm_rescore(lat, lm, old, words, 1, None, dropout=False, config=config)
+    assert len(plain) == 1 and plain == nnlm_rescore(lat, lm, old, words, 1, 7, dropout=False, config=config)
+    assert all(plain[0] != x for x in a)
+    with pytest.raises(ValueError):
+        nnlm_rescore(lat, lm, old, words, 2, None, dropout=False, config=config)
 
-    sup = utterance_supervision("u", lat, [], SupervisionOptions("lm", num_samples=3, beam=None), 1.0, rescore)
-    assert set(word_sequences(sup)) == set(costs_by_words(lat))
+    # Every input of a supervision is rescored (thesis table 3.5): each keeps its n-best
+    # paths, so the union's word sequences are those of the inputs' n-best lists.
+    def rescore(x, n, seed, dropout):
+        return nnlm_rescore(x, lm, old, words, n, seed, dropout, config=config)
+
+    def top(x):
+        return {tuple(p.words) for p in nbest(x, 6)}
+
     drops = [random_lattice(random.Random(20 + i), num_frames=6, num_words=NUM_WORDS) for i in range(2)]
-    both = utterance_supervision("u", lat, drops, SupervisionOptions("am_lm", beam=None), 1.0, rescore)
-    assert set(word_sequences(both)) == set(costs_by_words(lat)).union(
-        *[{tuple(p.words) for p in nbest(d, 6)} for d in drops])
+    for kind, inputs in (("regular", [lat]), ("am", [lat, *drops]), ("lm", [lat]), ("am_lm", [lat, *drops])):
+        sup = utterance_supervision("u", lat, drops if kind.startswith("am") else [],
+                                    SupervisionOptions(kind, num_samples=3 if kind == "lm" else None, beam=None),
+                                    1.0, rescore)
+        assert set(word_sequences(sup)) == set().union(*map(top, inputs)), kind
+    # Rescoring changes the regular lattice's costs: the LM's, not the n-gram's.
+    regular = SupervisionOptions("regular", beam=None)
+    rescored = utterance_supervision("u", lat, [], regular, 1.0, rescore)
+    assert rescored == combine_lattices(plain, beam=None, name="u")
+    assert rescored != utterance_supervision("u", lat, [], regular, 1.0)
+    with pytest.raises(FrugalError, match="nnlm: is needed for lm supervision"):
+        utterance_supervision("u", lat, [], SupervisionOptions("lm", num_samples=3), 1.0)
 
 
 # ----------------------------------------------------------------------------- tools
@@ -307,12 +326,13 @@ def test_make_supervision_kinds_through_the_tool(tmp_path, lm_files):
     lm = NeuralLm.load(tmp_path / "nnlm.pt")
     config = NbestRescoreConfig(nbest=4, acoustic_scale=0.1)
 
-    def rescore(x, n, seed):
-        return nnlm_rescore(x, lm, old, words, n, seed, config=config)
+    def rescore(x, n, seed, dropout):
+        return nnlm_rescore(x, lm, old, words, n, seed, dropout, config=config)
 
     passes = [read_lattices(f) for k in range(4) for f in [dec.pass_dir(k).job(1).lattices]]
-    for kind, extra in (("regular", []), ("am", ["--num-samples", "2"]), ("lm", lm_args), ("am_lm", lm_args)):
-        out = tmp_path / kind
+    for kind, extra in (("regular", []), ("regular", lm_args), ("am", ["--num-samples", "2"]),
+                        ("am", ["--num-samples", "2", *lm_args]), ("lm", lm_args), ("am_lm", lm_args)):
+        out = tmp_path / (kind + ("_rescored" if extra and kind in ("regular", "am") else ""))
         argv = ["make-supervision", "--kind", kind, "--decode-dir", str(dec.path), "--output-dir", str(out),
                 "--beam", "4", "--nj", "2", *extra]
         assert frugal_main(argv) == 0, kind
@@ -323,12 +343,14 @@ def test_make_supervision_kinds_through_the_tool(tmp_path, lm_files):
                                      num_samples={"am": 2, "lm": 3}.get(kind))
         for key in got:
             drops = [p[key] for p in passes[1:3 if kind == "am" else 4] if key in p]
-            want = utterance_supervision(key, passes[0][key], drops if kind != "lm" else [], options, 0.1, rescore)
+            want = utterance_supervision(key, passes[0][key], drops if kind != "lm" else [], options, 0.1,
+                                         rescore if "--nnlm" in extra else None)
             assert got[key] == want, (kind, key)
         stamp = (out / "lat.1.pt").stat().st_mtime_ns
         assert frugal_main(argv) == 0 and (out / "lat.1.pt").stat().st_mtime_ns == stamp  # done: skipped
     # AM+LM is not the union of AM and LM: its LM samples rescore the dropout lattices.
     assert read_lattices(tmp_path / "am_lm/lat.1.pt") != read_lattices(tmp_path / "lm/lat.1.pt")
+    assert read_lattices(tmp_path / "regular/lat.1.pt") != read_lattices(tmp_path / "regular_rescored/lat.1.pt")
     assert frugal_main(["make-supervision", "--kind", "lm", "--decode-dir", str(dec.path), "--output-dir",
                         str(tmp_path / "x")]) == 1  # the LM kinds need the neural LM
 

@@ -220,7 +220,8 @@ fi
 
 # regular: the dropout-off lattice; am: with the N dropout lattices (am_nK: the first K);
 # lm: with N rescorings by the neural LM under dropout; am_lm: with the N dropout lattices,
-# each rescored by its own neural-LM dropout sample. Table 3.4: their N-best WER and SER.
+# each rescored by its own neural-LM dropout sample. Every other lattice is rescored by the
+# neural LM with dropout off (thesis table 3.5). Table 3.4: their N-best WER and SER.
 if stage_begin 18 "supervision lattices ($kinds$curve_kinds) and their N-best error rates" exp/semisup/.done; then
   stage_run train_nnlm steps/train_nnlm.sh --layers "$nnlm_layers" --seed "$dropout_seed" data/lang \
     "data/local/lm_$graph.arpa.text" data/fbank/fisher_cuts_dev.jsonl.gz exp/semisup/nnlm
@@ -228,8 +229,8 @@ if stage_begin 18 "supervision lattices ($kinds$curve_kinds) and their N-best er
            --seed "$dropout_seed")
   report=()
   for kind in $kinds $curve_kinds; do
-    opts=(--kind "${kind%_n*}" --beam "$sup_beam" --nj "$nj")
-    case $kind in am_n*) opts+=(--num-samples "${kind#am_n}") ;; lm|am_lm) opts+=("${lm_opts[@]}") ;; esac
+    opts=(--kind "${kind%_n*}" --beam "$sup_beam" --nj "$nj" "${lm_opts[@]}")
+    case $kind in am_n*) opts+=(--num-samples "${kind#am_n}") ;; esac
     stage_run "sup_$kind" frugal make-supervision "${opts[@]}" --decode-dir "$unsup_decode" \
       --output-dir "exp/semisup/sup_$kind"
     report+=(--kind "$kind:exp/semisup/sup_$kind")

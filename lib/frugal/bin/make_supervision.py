@@ -8,7 +8,11 @@ N dropout passes), one supervision lattice an utterance, combined (each input pr
   am       the dropout-off lattice and the dropout lattices (--num-samples: the first K);
   lm       the dropout-off lattice and its rescorings by --nnlm with dropout on (N samples);
   am_lm    the dropout-off lattice and the dropout lattices, the i-th rescored with its own
-           dropout sample of --nnlm (thesis section 3.8.3).
+           dropout sample of --nnlm.
+
+With --nnlm (lm and am_lm need it) every lattice is rescored before the combination, as in
+the thesis's table 3.5: the dropout-off lattice, and am's dropout lattices, by the LM with
+its dropout off.
 
 The output is a directory of lattices in the decode's jobs (lat.J.pt, .done), read by
 frugal train --supervision-lattices and frugal supervision-report; jobs done with the
@@ -34,9 +38,9 @@ def add_arguments(p) -> None:
     p.add_argument("--acoustic-scale", type=float,
                    help="scale of the lattices' acoustic costs (default: the decode's search scale, "
                         "acoustic_scale / post_decode_acwt)")
-    p.add_argument("--nnlm", help="neural LM of frugal train-nnlm (lm, am_lm)")
-    p.add_argument("--old-lm", help="the ARPA LM whose costs the lattices carry (lm, am_lm)")
-    p.add_argument("--words", help="words.txt of the lattices (lm, am_lm)")
+    p.add_argument("--nnlm", help="neural LM of frugal train-nnlm (needed by lm, am_lm; rescores every kind)")
+    p.add_argument("--old-lm", help="the ARPA LM whose costs the lattices carry (with --nnlm)")
+    p.add_argument("--words", help="words.txt of the lattices (with --nnlm)")
     p.add_argument("--seed", type=int, default=0, help="seed of the LM's dropout samples (default: %(default)s)")
     p.add_argument("--nbest", type=int, default=100, help="paths rescored per lattice (default: %(default)s)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs (default: %(default)s)")

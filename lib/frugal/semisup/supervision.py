@@ -10,8 +10,14 @@ pruned with the beam, its best path's cost removed, united, pruned and determini
   lattices (``num_samples`` fewer for the dev-WER-vs-N curve);
 - ``lm`` (of the language model): the dropout-off lattice and its N rescorings by the
   neural LM with dropout on (`nnlm_rescore`, one call drawing the N samples);
-- ``am_lm`` (both, thesis section 3.8.3): the dropout-off lattice and the N dropout
-  lattices, the i-th rescored with the neural LM's own dropout sample (seed + i).
+- ``am_lm`` (both): the dropout-off lattice and the N dropout lattices, the i-th rescored
+  with the neural LM's own dropout sample (seed + i).
+
+With a neural LM (``nnlm``; the LM kinds need one) every lattice is rescored before pruning
+and combination, as in the thesis's table 3.5 (section 3.8.3), where every row, the regular
+one included, is rescored: the dropout-off lattice, and the dropout lattices of ``am``, by
+the LM with its dropout off; the samples above by the LM with dropout on. Without one,
+``regular`` and ``am`` combine the decoder's lattices as they are.
 
 The LM samples of an utterance are seeded from (``seed``, utterance id), so a run is
 reproducible and does not depend on the jobs. The output is a decode directory of
@@ -71,8 +77,12 @@ class SupervisionOptions:
     nbest: int = 100                      # paths rescored per lattice by the neural LM
 
     @property
-    def uses_lm(self) -> bool:
+    def needs_lm(self) -> bool:
         return self.kind in ("lm", "am_lm")
+
+    @property
+    def uses_lm(self) -> bool:
+        return self.needs_lm or self.nnlm is not None
 
     def validate(self) -> None:
         if self.kind not in KINDS:
@@ -85,8 +95,10 @@ class SupervisionOptions:
             raise BadValue("nbest", self.nbest, "must be at least 1")
         for name in ("nnlm", "old_lm", "words"):
             path = getattr(self, name)
-            if self.uses_lm and not path:
+            if self.needs_lm and not path:
                 raise BadValue(name, None, f"is needed for {self.kind} supervision")
+            if self.uses_lm and not path:
+                raise BadValue(name, None, "is needed to rescore with the neural LM")
             if path and not Path(path).is_file():
                 raise BadValue(name, path, "no such file")
 
@@ -109,24 +121,34 @@ class _LmRescorer:
         self.words = SymbolTable.read(options.words)
         self.config = NbestRescoreConfig(nbest=options.nbest, acoustic_scale=acoustic_scale)
 
-    def __call__(self, lat: Lattice, num_samples: int, seed: int) -> List[Lattice]:
-        return nnlm_rescore(lat, self.lm, self.old_lm, self.words, num_samples, seed, True, self.config)
+    def __call__(self, lat: Lattice, num_samples: int = 1, seed: Optional[int] = None,
+                 dropout: bool = True) -> List[Lattice]:
+        return nnlm_rescore(lat, self.lm, self.old_lm, self.words, num_samples, seed, dropout, self.config)
+
+
+Rescorer = Callable[..., List[Lattice]]  # (lattice, num_samples, seed, dropout) -> rescored lattices
 
 
 def utterance_supervision(key: str, off: Lattice, dropout: Sequence[Lattice], options: SupervisionOptions,
-                          acoustic_scale: float, rescore: Optional[Callable[[Lattice, int, int], List[Lattice]]] = None
-                          ) -> Lattice:
+                          acoustic_scale: float, rescore: Optional[Rescorer] = None) -> Lattice:
     """The supervision lattice of one utterance (see the module docstring); ``rescore(lat,
-    num_samples, seed)`` gives the neural LM's rescorings of a lattice (lm, am_lm)."""
+    num_samples, seed, dropout)`` gives the neural LM's rescorings of a lattice (needed by
+    lm and am_lm; with it, every input is rescored)."""
+    if options.needs_lm and rescore is None:
+        raise BadValue("nnlm", None, f"is needed for {options.kind} supervision")
+
+    def plain(lat: Lattice) -> Lattice:  # the LM's dropout off: deterministic
+        return rescore(lat, 1, None, False)[0] if rescore is not None else lat
+
     seed = utterance_seed(options.seed, key)
     if options.kind == "regular":
-        inputs = [off]
+        inputs = [plain(off)]
     elif options.kind == "am":
-        inputs = [off, *dropout]
+        inputs = [plain(off), *map(plain, dropout)]
     elif options.kind == "lm":
-        inputs = [off, *rescore(off, options.num_samples, seed)]
+        inputs = [plain(off), *rescore(off, options.num_samples, seed, True)]
     else:
-        inputs = [off, *(rescore(lat, 1, seed + i)[0] for i, lat in enumerate(dropout))]
+        inputs = [plain(off), *(rescore(lat, 1, seed + i, True)[0] for i, lat in enumerate(dropout))]
     return combine_lattices(inputs, options.beam, options.normalize, True, 1.0, acoustic_scale, name=key)
 
 
