@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
 
-stage=1
+stage=1                     # first stage to run
 stop_stage=100              # last stage to run
 nj=4                        # parallel jobs
 force=false                 # redo stages that are done already

@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
 
-stage=0
+stage=0                     # first stage to run
 stop_stage=100              # last stage to run
 nj=2                        # parallel jobs
 force=false                 # redo stages that are done already

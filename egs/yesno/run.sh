@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")"
 . ../../path.sh
 
-stage=0
+stage=0                     # first stage to run
 stop_stage=100              # last stage to run
 nj=1                        # parallel jobs (yesno is so small that a second process costs more than it saves)
 force=false                 # redo stages that are done already
