@@ -2,12 +2,13 @@
 import json
 import re
 import shutil
-import subprocess
 
 import pytest
 import torch
 import yaml
 from lhotse import CutSet
+
+import proc_testing
 
 
 @pytest.fixture
@@ -26,8 +27,7 @@ def sandbox(tmp_path, repo_dir):
 
 
 def run_recipe(root, recipe, *args):
-    r = subprocess.run([str(root / "run.sh"), "--recipe", recipe, *args],
-                       capture_output=True, text=True, timeout=1200)
+    r = proc_testing.run([str(root / "run.sh"), "--recipe", recipe, *args])
     return r
 
 
@@ -153,7 +153,7 @@ def test_mini_every_stage_quick(sandbox, monkeypatch):
     r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     monkeypatch.chdir(d)
-    results = (d / "RESULTS.md").read_text()
+    results = (d / "exp/RESULTS.md").read_text()
     for model in ["tdnnf_seed", "tdnnf_oracle"] + [f"tdnnf_semisup_{k}" for k in ("regular", "am", "lm", "am_lm")]:
         for part in ("dev", "test"):
             assert f"| {model} | {part} | 3g |" in results, (model, part)
@@ -187,8 +187,7 @@ def test_yesno_seed_sweep(sandbox, yesno_dir):
     # Whole runs (about a minute for both seeds): a model of one or two epochs decodes into
     # lattices that take half a minute each to determinise.
     sweep = [str(d / "local/seed_sweep.sh")]
-    r = subprocess.run(sweep + ["--seeds", "3 2", "--corpus-dir", str(yesno_dir)],
-                       capture_output=True, text=True, timeout=600)
+    r = proc_testing.run(sweep + ["--seeds", "3 2", "--corpus-dir", str(yesno_dir)])
     assert r.returncode == 0, r.stdout + r.stderr
     table = (d / "exp/seed_sweep.txt").read_text()
     assert table == r.stdout
@@ -202,14 +201,13 @@ def test_yesno_seed_sweep(sandbox, yesno_dir):
     assert not list(sandbox.glob("egs/.yesno_seed_*"))  # scratch copies gone
 
     # A run that gives no WER keeps its copy, with the seed in its config, and says why.
-    r = subprocess.run(sweep + ["--seeds", "4", "--corpus-dir", str(yesno_dir), "--stop-stage", "1"],
-                       capture_output=True, text=True, timeout=600)
+    r = proc_testing.run(sweep + ["--seeds", "4", "--corpus-dir", str(yesno_dir), "--stop-stage", "1"])
     assert r.returncode == 0, r.stdout + r.stderr
     copy = sandbox / "egs/.yesno_seed_4"
-    assert f"4 no RESULTS.md: {copy}/run.log" in r.stdout and "# mean" not in r.stdout
+    assert f"4 no exp/RESULTS.md: {copy}/run.log" in r.stdout and "# mean" not in r.stdout
     assert "  seed: 4\n" in (copy / "conf/train.yaml").read_text()
 
-    r = subprocess.run(sweep + ["--seeds"], capture_output=True, text=True)
+    r = proc_testing.run(sweep + ["--seeds"])
     assert r.returncode == 1 and "option --seeds needs a value" in r.stderr
-    r = subprocess.run(sweep + ["--seeds", "1 x"], capture_output=True, text=True)
+    r = proc_testing.run(sweep + ["--seeds", "1 x"])
     assert r.returncode == 1 and "take whole numbers, got 'x'" in r.stderr

@@ -7,8 +7,9 @@
 #
 # `--stop-stage 5` sets stop_stage=5 (dashes become underscores); only variables that
 # the calling script declared before sourcing this file can be set, anything else is an
-# error. A variable whose value is true/false may be given alone (`--force` = `--force true`),
-# followed by another option or nothing; any other value for it is an error.
+# error. The default's form is the option's type: a true/false option takes true or false and
+# may be given alone (`--force` = `--force true`), followed by another option or nothing; an
+# integer default (`nj=4`) takes integers only, a decimal one (`beam=15.0`) any number.
 # `--config FILE` reads `name=value` lines (no code is executed). `--help` lists the options
 # with their defaults and the comments that follow them. Positional arguments are left in "$@".
 # shellcheck shell=bash
@@ -43,6 +44,21 @@ __po_is_option() {
   __po_declared_options | cut -f1 | grep -qx -- "$1"
 }
 
+# __po_set NAME VALUE WHERE: sets NAME after checking VALUE against the type of NAME's default;
+# WHERE names the option (or config line) in the error.
+__po_set() {
+  local old=${!1} type=""
+  case "$old" in
+    true|false) type="true or false"; [[ "$2" = true || "$2" = false ]] ;;
+    *) if [[ "$old" =~ ^-?[0-9]+$ ]]; then
+         type="an integer"; [[ "$2" =~ ^-?[0-9]+$ ]]
+       elif [[ "$old" =~ ^-?[0-9]*\.[0-9]+$ ]]; then
+         type="a number"; [[ "$2" =~ ^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$ ]]
+       fi ;;
+  esac || { echo "$0: $3 takes $type, not '$2'" >&2; exit 1; }
+  printf -v "$1" '%s' "$2"
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) __po_usage; exit 0 ;;
@@ -58,35 +74,29 @@ while [ $# -gt 0 ]; do
         if [[ "$__po_line" != *=* ]] || ! __po_is_option "$__po_name"; then
           echo "$0: $2:$__po_n: unknown option '${__po_line}'" >&2; exit 1
         fi
-        printf -v "$__po_name" '%s' "${__po_line#*=}"
+        __po_set "$__po_name" "${__po_line#*=}" "$2:$__po_n: option $__po_name"
       done < "$2"
       shift 2 ;;
     --*=*)
       __po_name=${1%%=*}; __po_name=${__po_name#--}; __po_name=${__po_name//-/_}
       __po_is_option "$__po_name" || { echo "$0: unknown option ${1%%=*} (see --help)" >&2; exit 1; }
-      __po_old=${!__po_name}
-      if { [ "$__po_old" = true ] || [ "$__po_old" = false ]; } && [ "${1#*=}" != true ] && [ "${1#*=}" != false ]; then
-        echo "$0: option ${1%%=*} takes true or false, not '${1#*=}'" >&2; exit 1
-      fi
-      printf -v "$__po_name" '%s' "${1#*=}"
+      __po_set "$__po_name" "${1#*=}" "option ${1%%=*}"
       shift ;;
     --*)
       __po_name=${1#--}; __po_name=${__po_name//-/_}
       __po_is_option "$__po_name" || { echo "$0: unknown option $1 (see --help)" >&2; exit 1; }
       __po_old=${!__po_name}
       if [ "$__po_old" = true ] || [ "$__po_old" = false ]; then
-        if [ $# -ge 2 ] && { [ "$2" = true ] || [ "$2" = false ]; }; then
-          printf -v "$__po_name" '%s' "$2"; shift 2
-        elif [ $# -ge 2 ] && [[ "$2" != --* ]]; then
-          # `--force yes` would otherwise set force=true and end the options at "yes",
-          # silently dropping every option after it.
-          echo "$0: option $1 takes true or false, not '$2'" >&2; exit 1
+        if [ $# -ge 2 ] && [[ "$2" != --* ]]; then
+          # `--force yes` must not set force=true and end the options at "yes", silently
+          # dropping every option after it: __po_set refuses it.
+          __po_set "$__po_name" "$2" "option $1"; shift 2
         else
           printf -v "$__po_name" '%s' true; shift
         fi
       else
         [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-        printf -v "$__po_name" '%s' "$2"; shift 2
+        __po_set "$__po_name" "$2" "option $1"; shift 2
       fi ;;
     *) break ;;
   esac

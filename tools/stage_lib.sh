@@ -25,6 +25,19 @@ if [ $# -gt 0 ]; then
 fi
 
 : "${stage:=0}" "${stop_stage:=100}" "${force:=false}" "${log_dir:=exp/log}"
+
+# The recipe's stages are the numbers its `stage_begin N` lines name: asking to start after the
+# last one, or to stop before the start, would run nothing and must say so.
+__stage_last=$(grep -oE '^[[:space:]]*(if[[:space:]]+)?stage_begin[[:space:]]+[0-9]+' "${__po_script:-$0}" \
+  | grep -oE '[0-9]+$' | sort -n | tail -1)
+if [ -n "$__stage_last" ] && [ "$stage" -gt "$__stage_last" ]; then
+  echo "$0: --stage $stage: the recipe's last stage is $__stage_last" >&2
+  exit 1
+fi
+if [ "$stop_stage" -lt "$stage" ]; then
+  echo "$0: --stop-stage $stop_stage is before --stage $stage: nothing to run" >&2
+  exit 1
+fi
 __stage_n=""; __stage_marker=""; __stage_desc=""
 
 stage_begin() {
@@ -46,7 +59,10 @@ stage_run() {
   local log="$log_dir/stage${__stage_n}_${name}.log"
   mkdir -p "$(dirname "$log")"
   echo "# $(date '+%F %T') $*" >> "$log"
+  local from; from=$(wc -l < "$log")
   if ! "$@" 2>&1 | tee -a "$log"; then
+    # The error itself on stderr too: a background step's output goes only to its log.
+    tail -n +"$((from + 1))" "$log" | grep -E '(^|: )error: ' | tail -1 >&2
     echo "$(date '+%F %T') stage $__stage_n ($__stage_desc) FAILED; log: $log" >&2
     exit 1
   fi

@@ -14,10 +14,10 @@ stop_stage=100              # last stage to run
 nj=4                        # parallel jobs
 force=false                 # redo stages that are done already
 corpus_dir=                 # the corpus as distributed (required for stage 1)
-sup_hours=50                # supervised subset, hours (by speaker)
-unsup_hours=250             # unsupervised subset, hours (by speaker)
-dev_hours=5                 # dev set, hours (by speaker)
-test_hours=5                # test set, hours (by speaker)
+sup_hours=50.0              # supervised subset, hours (by speaker)
+unsup_hours=250.0           # unsupervised subset, hours (by speaker)
+dev_hours=5.0               # dev set, hours (by speaker)
+test_hours=5.0              # test set, hours (by speaker)
 audio_dirs="LDC2004S13 LDC2005S13"        # audio releases under --corpus-dir
 transcript_dirs="LDC2004T19 LDC2005T19"   # transcript releases under --corpus-dir
 speed_perturb=true          # 3-way speed perturbation (0.9/1.0/1.1) of training data
@@ -27,9 +27,9 @@ context=biphone             # phone context of the chain model: biphone or mono
 hmm_states=1                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 lm_order=4                  # word LM order (train_sup transcripts)
-beam=15                     # decoding beam
+beam=15.0                   # decoding beam
 max_active=7000             # most tokens per frame in decoding
-lattice_beam=8              # lattice beam
+lattice_beam=8.0            # lattice beam
 acoustic_scale=1.0          # decoding acoustic scale (lattices keep 10x it)
 train_conf=conf/train.yaml  # seed model (tdnnf-s): model, train and loss sections
 oracle_conf=conf/train_oracle.yaml    # oracle model (sup + unsup, true transcripts)
@@ -38,9 +38,9 @@ num_dropout_samples=4       # N: Monte-Carlo dropout decodings besides the dropo
 dropout_proportion=0.1      # dropout proportion of those decodings
 dropout_seed=1              # seed of their dropout masks (and of the neural LM)
 curve_samples="1 2"         # further N of the dev WER vs N curve (AM combination)
-unsup_beam=15               # search of train_unsup
+unsup_beam=15.0             # search of train_unsup
 unsup_max_active=7000
-sup_beam=4                  # pruning beam of the supervision lattices
+sup_beam=4.0                # pruning beam of the supervision lattices
 nnlm_layers=3               # temporal-convolution layers of the neural word LM
 num_valid=300               # train_sup cuts held out for the validation objective
 train_threads=0             # torch threads of training (0: torch's choice)
@@ -144,7 +144,7 @@ if stage_begin 10 "score dev, test ($(basename "$seed_dir"))" "$seed_dir/.done.s
   dev=()
   for part in dev test; do  # test at the dev set's best setting
     stage_run "score_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/fisher_cuts_$part.jsonl.gz" data/lang \
-      "$seed_dir/decode_${graph}_$part" RESULTS.md "$(basename "$seed_dir")" "$part" "$graph"
+      "$seed_dir/decode_${graph}_$part" exp/RESULTS.md "$(basename "$seed_dir")" "$part" "$graph"
     dev=(--dev-decode-dir "$seed_dir/decode_${graph}_dev")
   done
   stage_end
@@ -177,7 +177,7 @@ if stage_begin 14 "score dev, test ($(basename "$oracle_dir"))" "$oracle_dir/.do
   dev=()
   for part in dev test; do  # test at the dev set's best setting
     stage_run "score_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/fisher_cuts_$part.jsonl.gz" data/lang \
-      "$oracle_dir/decode_${graph}_$part" RESULTS.md "$(basename "$oracle_dir")" "$part" "$graph"
+      "$oracle_dir/decode_${graph}_$part" exp/RESULTS.md "$(basename "$oracle_dir")" "$part" "$graph"
     dev=(--dev-decode-dir "$oracle_dir/decode_${graph}_dev")
   done
   stage_end
@@ -269,7 +269,7 @@ for kind in $kinds $curve_kinds; do
     dev=()
     for part in $parts; do
       stage_run "score_${kind}_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/fisher_cuts_$part.jsonl.gz" \
-        data/lang "$model/decode_${graph}_$part" RESULTS.md "$(basename "$model")" "$part" "$graph"
+        data/lang "$model/decode_${graph}_$part" exp/RESULTS.md "$(basename "$model")" "$part" "$graph"
       dev=(--dev-decode-dir "$model/decode_${graph}_dev")
     done
     stage_end
@@ -280,7 +280,7 @@ if stage_begin 21 "semi-supervised results (table 3.5, dev WER vs N)" exp/semisu
   curve=(--curve "0:exp/tdnnf_semisup_regular/decode_$graph")
   for n in $curve_samples; do curve+=(--curve "$n:exp/tdnnf_semisup_am_n$n/decode_$graph"); done
   curve+=(--curve "$num_dropout_samples:exp/tdnnf_semisup_am/decode_$graph")
-  stage_run results frugal semisup-results --results RESULTS.md --dev dev --test test \
+  stage_run results frugal semisup-results --results exp/RESULTS.md --dev dev --test test \
     --row "Supervised only:$seed_dir/decode_$graph" \
     --row "Regular lattice:exp/tdnnf_semisup_regular/decode_$graph" \
     --row "Combination w.r.t. AM:exp/tdnnf_semisup_am/decode_$graph" \

@@ -20,9 +20,9 @@ context=mono                # phone context of the chain model: biphone or mono
 hmm_states=1                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 lm_order=3                  # word LM order
-beam=11                     # decoding beam
+beam=11.0                   # decoding beam
 max_active=2000             # most tokens per frame in decoding
-lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
+lattice_beam=2.0            # lattice beam (word-lattice determinisation is slow for wide beams)
 acoustic_scale=1.0          # decoding acoustic scale (lattices keep 10x it)
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
 oracle_conf=conf/train_oracle.yaml  # oracle model (3x the data of the seed: fewer epochs)
@@ -31,9 +31,9 @@ num_dropout_samples=4       # N: Monte-Carlo dropout decodings besides the dropo
 dropout_proportion=0.1      # dropout proportion of those decodings
 dropout_seed=1              # seed of their dropout masks (and of the neural LM)
 curve_samples="2"           # further N of the dev WER vs N curve (AM combination; "1 2" adds a model)
-unsup_beam=8                # search of train_unsup (N + 1 decodes of the largest part)
+unsup_beam=8.0              # search of train_unsup (N + 1 decodes of the largest part)
 unsup_max_active=1000
-sup_beam=4                  # pruning beam of the supervision lattices
+sup_beam=4.0                # pruning beam of the supervision lattices
 nnlm_layers=3               # temporal-convolution layers of the neural word LM
 num_valid=20                # train_sup cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
@@ -130,7 +130,7 @@ if stage_begin 10 "score dev, test ($(basename "$seed_dir"))" "$seed_dir/.done.s
   dev=()
   for part in dev test; do  # test at the dev set's best setting
     stage_run "score_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/mini_cuts_$part.jsonl.gz" data/lang \
-      "$seed_dir/decode_${graph}_$part" RESULTS.md "$(basename "$seed_dir")" "$part" "$graph"
+      "$seed_dir/decode_${graph}_$part" exp/RESULTS.md "$(basename "$seed_dir")" "$part" "$graph"
     dev=(--dev-decode-dir "$seed_dir/decode_${graph}_dev")
   done
   stage_end
@@ -163,7 +163,7 @@ if stage_begin 14 "score dev, test ($(basename "$oracle_dir"))" "$oracle_dir/.do
   dev=()
   for part in dev test; do  # test at the dev set's best setting
     stage_run "score_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/mini_cuts_$part.jsonl.gz" data/lang \
-      "$oracle_dir/decode_${graph}_$part" RESULTS.md "$(basename "$oracle_dir")" "$part" "$graph"
+      "$oracle_dir/decode_${graph}_$part" exp/RESULTS.md "$(basename "$oracle_dir")" "$part" "$graph"
     dev=(--dev-decode-dir "$oracle_dir/decode_${graph}_dev")
   done
   stage_end
@@ -255,7 +255,7 @@ for kind in $kinds $curve_kinds; do
     dev=()
     for part in $parts; do
       stage_run "score_${kind}_$part" steps/score.sh ${dev[@]+"${dev[@]}"} "data/fbank/mini_cuts_$part.jsonl.gz" \
-        data/lang "$model/decode_${graph}_$part" RESULTS.md "$(basename "$model")" "$part" "$graph"
+        data/lang "$model/decode_${graph}_$part" exp/RESULTS.md "$(basename "$model")" "$part" "$graph"
       dev=(--dev-decode-dir "$model/decode_${graph}_dev")
     done
     stage_end
@@ -266,7 +266,7 @@ if stage_begin 21 "semi-supervised results (table 3.5, dev WER vs N)" exp/semisu
   curve=(--curve "0:exp/tdnnf_semisup_regular/decode_$graph")
   for n in $curve_samples; do curve+=(--curve "$n:exp/tdnnf_semisup_am_n$n/decode_$graph"); done
   curve+=(--curve "$num_dropout_samples:exp/tdnnf_semisup_am/decode_$graph")
-  stage_run results frugal semisup-results --results RESULTS.md --dev dev --test test \
+  stage_run results frugal semisup-results --results exp/RESULTS.md --dev dev --test test \
     --row "Supervised only:$seed_dir/decode_$graph" \
     --row "Regular lattice:exp/tdnnf_semisup_regular/decode_$graph" \
     --row "Combination w.r.t. AM:exp/tdnnf_semisup_am/decode_$graph" \

@@ -24,9 +24,9 @@ hmm_states=2                # HMM states a phone of the chain model: 1 (Kaldi's 
 den_graph_opts="--ngram-order 2 --no-prune-ngram-order 2"   # more frugal make-den-graph options: a bigram phone LM
 sil_prob=0.9                # optional-silence probability of L.fst (Kaldi's default is 0.5)
 lm_order=1                  # word LM order
-beam=15                     # decoding beam
+beam=15.0                   # decoding beam
 acoustic_scale=0.2          # decoding acoustic scale (lattices get 10x it, so LM weights 7-17 bracket it; chain: 1.0)
-lattice_beam=2              # lattice beam (word-lattice determinisation is slow for wide beams)
+lattice_beam=2.0            # lattice beam (word-lattice determinisation is slow for wide beams)
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
 num_valid=0                 # train cuts held out for the validation objective
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
@@ -116,6 +116,6 @@ fi
 
 if stage_begin 10 "score test ($(basename "$seed_dir"))" "$seed_dir/.done.score_$graph"; then
   stage_run score_test steps/score.sh data/fbank/yesno_cuts_test.jsonl.gz data/lang "$seed_dir/decode_${graph}_test" \
-    RESULTS.md "$(basename "$seed_dir")" test "$graph"
+    exp/RESULTS.md "$(basename "$seed_dir")" test "$graph"
   stage_end
 fi

@@ -39,10 +39,10 @@ run_seed() {  # run_seed SEED: writes the seed's row (SEED %WER errors, or why t
   sed -i "s/^  seed: .*/  seed: $seed/" "$dir/conf/train.yaml"
   if ! (cd "$dir" && ./run.sh "${run_opts[@]+"${run_opts[@]}"}" > run.log 2>&1); then
     echo "$seed failed: $dir/run.log" > "$rows/$seed"
-  elif [ ! -f "$dir/RESULTS.md" ]; then
-    echo "$seed no RESULTS.md: $dir/run.log" > "$rows/$seed"
+  elif [ ! -f "$dir/exp/RESULTS.md" ]; then
+    echo "$seed no exp/RESULTS.md: $dir/run.log" > "$rows/$seed"
   else
-    tail -n 1 "$dir/RESULTS.md" | awk -F'|' -v s="$seed" '{gsub(/ /, "", $5); gsub(/^ +| +$/, "", $6); print s, $5, $6}' \
+    tail -n 1 "$dir/exp/RESULTS.md" | awk -F'|' -v s="$seed" '{gsub(/ /, "", $5); gsub(/^ +| +$/, "", $6); print s, $5, $6}' \
       > "$rows/$seed"
     [ "$keep" = true ] || rm -rf "$dir"
   fi
