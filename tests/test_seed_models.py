@@ -19,6 +19,8 @@ from lhotse import CutSet
 from frugal.decode.align import load_alignments
 from frugal.lang.symbols import SymbolTable
 
+import proc_testing
+
 VENV_BIN = Path(sys.executable).parent
 LEAKY = 0.1
 
@@ -40,8 +42,7 @@ def yesno_root(tmp_path_factory, repo_dir, yesno_dir):
 
 
 def run_recipe(root, *args):
-    return subprocess.run([str(root / "run.sh"), "--recipe", "yesno", *args], capture_output=True, text=True,
-                          timeout=900)
+    return proc_testing.run([str(root / "run.sh"), "--recipe", "yesno", *args])
 
 
 def epoch_objectives(train_log: Path, kind: str):
@@ -153,7 +154,7 @@ def assert_same_weights(a, b):
 @pytest.mark.slow
 def test_resume_after_kill_gives_the_same_model(tiny, tmp_path):
     d, conf, cuts = tiny
-    ref = subprocess.run(train_cmd(d, conf, cuts, tmp_path / "ref"), cwd=d, capture_output=True, text=True)
+    ref = proc_testing.run(train_cmd(d, conf, cuts, tmp_path / "ref"), cwd=d)
     assert ref.returncode == 0, ref.stderr
 
     exp = tmp_path / "killed"
@@ -168,13 +169,13 @@ def test_resume_after_kill_gives_the_same_model(tiny, tmp_path):
     assert (exp / "epoch-1.pt").exists() and not (exp / "final.pt").exists()
     assert not (exp / "epoch-3.pt").exists()
 
-    again = subprocess.run(train_cmd(d, conf, cuts, exp), cwd=d, capture_output=True, text=True)
+    again = proc_testing.run(train_cmd(d, conf, cuts, exp), cwd=d)
     assert again.returncode == 0, again.stderr
     assert "resumed from" in (exp / "log/train.log").read_text()
     assert_same_weights(final_weights(exp), final_weights(tmp_path / "ref"))
 
     # --start-fresh retrains from scratch (and gets the same model again: same seed).
-    fresh = subprocess.run(train_cmd(d, conf, cuts, exp, "--start-fresh"), cwd=d, capture_output=True, text=True)
+    fresh = proc_testing.run(train_cmd(d, conf, cuts, exp, "--start-fresh"), cwd=d)
     assert fresh.returncode == 0, fresh.stderr
     assert_same_weights(final_weights(exp), final_weights(tmp_path / "ref"))
 
@@ -187,7 +188,7 @@ def test_torchrun_two_processes_agree(tiny, tmp_path):
     exp = tmp_path / "ddp"
     cmd = [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "frugal.bin.main",
            *train_cmd(d, one_epoch, cuts, exp)[1:]]
-    r = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=300)
+    r = proc_testing.run(cmd, cwd=d)
     assert r.returncode == 0, r.stdout + r.stderr
     log = (exp / "log/train.log").read_text()
     assert "2 process(es)" in log
@@ -202,7 +203,7 @@ def test_den_graph_pdfs_must_match_the_model_config(tiny, tmp_path):
     d, conf, cuts = tiny
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY_CONFIG.replace("  preset: tdnnf-small\n", "  preset: tdnnf-small\n  num_pdfs: 10\n"))
-    r = subprocess.run(train_cmd(d, bad, cuts, tmp_path / "exp"), cwd=d, capture_output=True, text=True)
+    r = proc_testing.run(train_cmd(d, bad, cuts, tmp_path / "exp"), cwd=d)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     den_pdfs = json.loads((d / "exp/chain/den.pt.json").read_text())["num_pdfs"]
@@ -211,11 +212,11 @@ def test_den_graph_pdfs_must_match_the_model_config(tiny, tmp_path):
                     rf"{den_pdfs} \(from den graph exp/chain/den\.pt\)\n", r.stderr), r.stderr
     # Resuming from checkpoints of another model is refused the same way.
     (tmp_path / "other").mkdir()
-    ok = subprocess.run(train_cmd(d, conf, cuts, tmp_path / "other"), cwd=d, capture_output=True, text=True)
+    ok = proc_testing.run(train_cmd(d, conf, cuts, tmp_path / "other"), cwd=d)
     assert ok.returncode == 0, ok.stderr
     bigger = tmp_path / "bigger.yaml"
     bigger.write_text(TINY_CONFIG.replace("hidden_dim: 64", "hidden_dim: 32"))
-    r = subprocess.run(train_cmd(d, bigger, cuts, tmp_path / "other"), cwd=d, capture_output=True, text=True)
+    r = proc_testing.run(train_cmd(d, bigger, cuts, tmp_path / "other"), cwd=d)
     assert r.returncode == 1 and "checkpoint of a different model" in r.stderr, r.stderr
 
 
@@ -224,7 +225,7 @@ def test_ctc_seed_model_on_phones(tiny, tmp_path):
     cmd = train_cmd(d, conf, cuts, tmp_path / "ctc", "--objective", "ctc")
     cmd.remove("--den-graph")
     cmd.remove("exp/chain/den.pt")
-    r = subprocess.run(cmd, cwd=d, capture_output=True, text=True)
+    r = proc_testing.run(cmd, cwd=d)
     assert r.returncode == 0, r.stderr
     final = torch.load(tmp_path / "ctc/final.pt", weights_only=True)
     num_units = SymbolTable.read(d / "data/lang/phones.txt").get("#0")  # phones, blank 0, no #k

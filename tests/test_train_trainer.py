@@ -1,7 +1,6 @@
 """The trainer on a toy CTC task: learning, checkpoints, kill -9 and resume, averaging, DDP."""
 import importlib.util
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +12,8 @@ from frugal.errors import FrugalError
 from frugal.models import load_model
 from frugal.dirs import ModelDir, load_checkpoint
 from frugal.train import TrainConfig, average_checkpoints
+
+import proc_testing
 
 # The toy task as a script, so that the same code runs in-process, in killed subprocesses
 # and under torchrun. Each token is a block of 6-12 frames around its own random prototype;
@@ -142,8 +143,7 @@ def run_toy(toy, exp_dir, *args, check=True, torchrun=False):
         cmd = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"]
     else:
         cmd = [sys.executable]
-    proc = subprocess.run(cmd + [str(toy.script), str(toy.data_dir), str(exp_dir), *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = proc_testing.run(cmd + [str(toy.script), str(toy.data_dir), str(exp_dir), *args], env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
