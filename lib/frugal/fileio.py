@@ -110,7 +110,11 @@ def load_weights_only(path: PathLike, what: str, tag: Optional[Tuple[str, str]] 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types; not e's text: it may advise weights_only=False
-        raise FrugalError(f"{path}: not {what} (unreadable: {type(e).__name__})") from None
+        import pickle
+        reason = ("pickled objects beyond tensors and plain data, not loaded: no code from data files runs"
+                  if isinstance(e, pickle.UnpicklingError)
+                  else f"unreadable, cut short or foreign: {type(e).__name__}")
+        raise FrugalError(f"{path}: not {what} ({reason})") from None
     if not isinstance(data, dict) or (tag is not None and data.get(tag[0]) != tag[1]):
         raise FrugalError(f"{path}: not {what}")
     return data

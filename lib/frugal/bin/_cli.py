@@ -14,8 +14,10 @@ import yaml
 from frugal.errors import FrugalError
 
 
-def expand_config(argv: list[str]) -> list[str]:
-    """Replace ``--config FILE`` in place by the options the YAML file lists (module doc)."""
+def expand_config(argv: list[str], known=None) -> list[str]:
+    """Replace ``--config FILE`` in place by the options the YAML file lists (module doc);
+    ``known(flag)`` says whether the tool takes an option, so that a typo in the file is
+    named with its file and line rather than as an unknown flag of the command line."""
     out: list[str] = []
     i = 0
     while i < len(argv):
@@ -27,17 +29,18 @@ def expand_config(argv: list[str]) -> list[str]:
                 path, i = argv[i + 1], i + 2
             else:
                 path, i = arg.split("=", 1)[1], i + 1
-            out += _config_options(path)
+            out += _config_options(path, known)
             continue
         out.append(arg)
         i += 1
     return out
 
 
-def _config_options(path: str) -> list[str]:
+def _config_options(path: str, known=None) -> list[str]:
     try:
         with open(path) as f:
-            conf = yaml.safe_load(f)
+            text = f.read()
+        conf = yaml.safe_load(text)
     except OSError as e:
         raise FrugalError(f"cannot read config {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
@@ -48,9 +51,12 @@ def _config_options(path: str) -> list[str]:
         return []
     if not isinstance(conf, dict):
         raise FrugalError(f"{path}: a config must be a mapping of option: value")
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in yaml.compose(text).value}
     opts: list[str] = []
     for key, value in conf.items():
         flag = "--" + str(key).replace("_", "-")
+        if known is not None and not known(flag):
+            raise UsageError(f"{path}:{lines.get(str(key), '?')}: unknown option '{key}'")
         if value is True:
             opts.append(flag)
         elif value is False or value is None:
@@ -71,6 +77,14 @@ class UsageError(FrugalError):
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage and exit
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def takes_flag(parser: argparse.ArgumentParser, flag: str) -> bool:
+    """Whether ``parser`` or one of its sub-commands has the option ``flag``."""
+    if flag in parser._option_string_actions:
+        return True
+    return any(takes_flag(sub, flag) for action in parser._actions
+               if isinstance(action, argparse._SubParsersAction) for sub in action.choices.values())
 
 
 def flag_of(parser: argparse.ArgumentParser, dest: str) -> str:

@@ -1,4 +1,4 @@
-"""Inspect and process lattices: show, copy, best-path, nbest, oracle, to-ctm, lm-rescore and more.
+"""Inspect and process lattices: show, draw, copy, best-path, nbest, oracle, posteriors, to-ctm, lm-rescore, scale, determinize.
 
 Lattice files are Kaldi's text form (``lattice-copy ark,t``), or frugal's binary form
 when the name ends in ``.pt``; outputs follow the same rule, so ``copy`` converts.

@@ -19,7 +19,7 @@ import sys
 from types import ModuleType
 
 import frugal.bin
-from frugal.bin._cli import UsageError, OneLineParser, expand_config, flag_of
+from frugal.bin._cli import UsageError, OneLineParser, expand_config, flag_of, takes_flag
 from frugal.errors import BadValue, FrugalError
 from frugal.logs import setup_cli_logging
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     mod = tool_module(name)
     parser = tool_parser(name, mod)
     try:
-        args = parser.parse_args(expand_config(rest))
+        args = parser.parse_args(expand_config(rest, lambda flag: takes_flag(parser, flag)))
         setup_cli_logging()
         rc = mod.run(args)
     except BadValue as e:

@@ -20,7 +20,11 @@ than per-arc Python bindings for graphs with millions of arcs.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Sequence, Set, Tuple
@@ -159,13 +163,40 @@ def write_fst(fst, path: PathLike) -> None:
             raise FrugalError(f"{path}: cannot write FST")
 
 
+_FST_MAGIC = (2125659606).to_bytes(4, "little")  # OpenFst's kFstMagicNumber, native byte order
+
+
 def read_fst(path: PathLike) -> kaldifst.StdVectorFst:
     if not Path(path).is_file():
         raise FrugalError(f"{path}: no such FST file")
-    fst = kaldifst.StdVectorFst.read(str(path))
+    with open(path, "rb") as f:  # OpenFst would print its own error line for a foreign file
+        if f.read(4) != _FST_MAGIC:
+            raise FrugalError(f"{path}: not an OpenFst binary FST (wrong magic number)")
+    with _captured_stderr() as said:  # OpenFst's own "ERROR: ..." line would come before ours
+        fst = kaldifst.StdVectorFst.read(str(path))
     if fst is None:
-        raise FrugalError(f"{path}: not an OpenFst StdVectorFst")
+        reason = said().strip().splitlines()
+        raise FrugalError(f"{path}: not a readable OpenFst StdVectorFst (truncated?)"
+                          + (f": {reason[-1]}" if reason else ""))
     return fst
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """File descriptor 2 into a temporary file while the block runs (C++ libraries write
+    there directly); yields a function that returns what was written."""
+    said: List[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: "".join(said)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said.append(tmp.read().decode(errors="replace"))
 
 
 def iter_paths(fst, max_arcs: int) -> Iterator[Tuple[List[int], List[int], float]]:

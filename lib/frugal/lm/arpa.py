@@ -149,6 +149,8 @@ def read_arpa(path: PathLike) -> ArpaLm:
             if len(fields) not in (order + 1, order + 2):
                 raise FrugalError(f"{where(path, n)}: a {order}-gram line needs log10 prob, "
                                   f"{order} words and an optional backoff; got {len(fields)} fields")
+            if len(fields) == order + 2 and order == len(declared):  # Kaldi's reader refuses it too
+                raise FrugalError(f"{where(path, n)}: a {order}-gram of the highest order has no backoff weight")
             prob = _number(fields[0], path, n, "log10 prob")
             bow = _number(fields[-1], path, n, "backoff") if len(fields) == order + 2 else 0.0
             if bow == -math.inf:

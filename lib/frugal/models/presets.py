@@ -17,7 +17,15 @@ def from_preset(presets: Dict[str, Config], preset: str, family: str, **override
     return dataclasses.replace(presets[preset], **overrides)
 
 
-def _type_error(value, default) -> str:
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def type_problem(value, default) -> str:
     """What ``value`` fails to be, judged by the type of the field's ``default``; '' if it fits.
     YAML gives bool, int, float, str and lists; a bool is an int to Python, so it is checked apart."""
     if isinstance(default, bool):
@@ -25,12 +33,18 @@ def _type_error(value, default) -> str:
     if isinstance(default, int):
         return "" if isinstance(value, int) and not isinstance(value, bool) else "an integer"
     if isinstance(default, float):
+        if isinstance(value, str) and _is_number(value):  # PyYAML reads 1e-3 (no dot) as a string
+            return f"a number (YAML reads {value} as a string: write {float(value)!r})"
         return "" if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
     if isinstance(default, str):
         return "" if isinstance(value, str) else "a string"
     if isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         return "" if ok else "a list of integers"
+    if isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and len(value) == len(default) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        return "" if ok else f"a list of {len(default)} numbers"
     return ""
 
 
@@ -47,7 +61,7 @@ def config_from_mapping(cls: type, presets: Dict[str, Config], family: str, d: d
                           f"(known: preset, {', '.join(fields)})")
     defaults = cls()
     for name, value in d.items():
-        what = _type_error(value, getattr(defaults, name))
+        what = type_problem(value, getattr(defaults, name))
         if what:
             raise FrugalError(f"{where}: {family} option {name} must be {what} (got {value!r})")
     if preset is not None:
