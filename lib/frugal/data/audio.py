@@ -177,6 +177,23 @@ def check_recording_files(recordings) -> None:
                 check_audio_file(source.source)
 
 
+def require_one_sampling_rate(items, name: str) -> int:
+    """The one sampling rate of recordings or cuts (anything with ``id``, ``sampling_rate``
+    and ``recording``/``sources``); a part with several would give features of different
+    bands, silently, as lhotse only warns."""
+    by_rate: Dict[int, list] = {}
+    for item in items:
+        by_rate.setdefault(item.sampling_rate, []).append(item)
+    if len(by_rate) > 1:
+        rarest = min(by_rate.values(), key=len)[0]
+        recording = getattr(rarest, "recording", rarest)
+        source = recording.sources[0].source if getattr(recording, "sources", None) else rarest.id
+        counts = ", ".join(f"{len(v)} at {r} Hz" for r, v in sorted(by_rate.items()))
+        raise FrugalError(f"{name}: recordings have several sampling rates ({counts}), e.g. {rarest.id} "
+                          f"({source}) at {rarest.sampling_rate} Hz: resample them to one rate first")
+    return next(iter(by_rate), 0)
+
+
 class SphereHeaderBackend(lhotse_backend.AudioBackend):
     """A lhotse audio backend for ``*.sph`` files that takes their info from the header.
 

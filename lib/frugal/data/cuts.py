@@ -12,8 +12,9 @@ import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-from lhotse import CutSet, SupervisionSet
-from lhotse.serialization import load_manifest
+from lhotse import CutSet, SupervisionSegment, SupervisionSet
+from lhotse.cut import Cut
+from lhotse.lazy import deserialize_item
 
 from frugal.errors import FrugalError
 from frugal.fileio import PathLike
@@ -23,27 +24,70 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile, json.JSONDecode
                 ValueError, KeyError, TypeError, AttributeError)
 
 
+def _items(path: Path, name: str):
+    """The manifest's items, deserialised line by line so that a bad line is named; lhotse's
+    lazy reader would fail later, deep inside whatever iterates the cuts."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            try:
+                yield deserialize_item(json.loads(line))
+            except _READ_ERRORS as e:
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise FrugalError(f"{name}:{line_no}: not a lhotse manifest line (truncated file?): {reason}") from None
+
+
 def _read(path: PathLike, where: Optional[str], kinds: tuple) -> Union[CutSet, SupervisionSet]:
     name = where or str(path)
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         raise FrugalError(f"{name}: cut manifest not found")
+    if not (path.name.endswith(".jsonl") or path.name.endswith(".jsonl.gz")):
+        raise FrugalError(f"{name}: a cut manifest is a .jsonl or .jsonl.gz file")
     try:
-        manifest = load_manifest(path) if len(kinds) > 1 else CutSet.from_file(path)
-    except _READ_ERRORS as e:
+        items = list(_items(path, name))
+    except _READ_ERRORS as e:  # the file itself: not gzip, not text, cut short inside the gzip stream
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FrugalError(f"{name}: not a readable lhotse manifest (truncated or foreign?): {reason}") from None
-    if manifest is None or len(manifest) == 0:
+    if not items:
         raise FrugalError(f"{name}: empty manifest (no cuts)")
+    if all(isinstance(i, Cut) for i in items):
+        manifest = CutSet.from_cuts(items)
+    elif all(isinstance(i, SupervisionSegment) for i in items):
+        manifest = SupervisionSet.from_segments(items)
+    else:
+        manifest = None
     if not isinstance(manifest, kinds):
-        raise FrugalError(f"{name}: a {type(manifest).__name__}, not a "
-                          f"{' or '.join(k.__name__ for k in kinds)}")
+        found = (type(manifest).__name__ if manifest is not None
+                 else "manifest of " + " and ".join(sorted({type(i).__name__ for i in items})))
+        raise FrugalError(f"{name}: a {found}, not a {' or '.join(k.__name__ for k in kinds)}")
     return manifest
 
 
-def load_cuts(path: PathLike, where: Optional[str] = None) -> CutSet:
+def load_cuts(path: PathLike, where: Optional[str] = None, features: bool = False) -> CutSet:
     """The CutSet of a manifest (eager); one-line FrugalErrors, naming ``where`` (e.g.
-    ``--cuts FILE``) or the file, for a missing, empty, truncated or foreign manifest."""
-    return _read(path, where, (CutSet,))
+    ``--cuts FILE``) or the file, for a missing, empty, truncated or foreign manifest.
+    With ``features``, every cut must have precomputed features whose files exist."""
+    cuts = _read(path, where, (CutSet,))
+    if features:
+        _check_feature_files(cuts, where or str(path))
+    return cuts
+
+
+def _check_feature_files(cuts: CutSet, name: str) -> None:
+    """Fail before any work starts, not in a worker deep inside the first batch."""
+    seen = set()
+    for cut in cuts:
+        if not cut.has_features:
+            raise FrugalError(f"{name}: cut {cut.id} has no precomputed features (run frugal compute-fbank)")
+        storage = cut.features.storage_path
+        if storage in seen:
+            continue
+        seen.add(storage)
+        if not Path(storage).exists():
+            hint = (f" (a relative path, read from {Path.cwd()}: run where the manifest was made)"
+                    if not Path(storage).is_absolute() else "")
+            raise FrugalError(f"{name}: cut {cut.id}: feature file {storage} not found{hint}")
 
 
 def cut_words(cut) -> List[str]:

@@ -30,7 +30,11 @@ class FeatureDataset(torch.utils.data.Dataset):
         for cut in cuts:
             if not cut.has_features:
                 raise FrugalError(f"cut '{cut.id}' has no precomputed features")
-            feats.append(torch.from_numpy(cut.load_features()).float())
+            try:
+                feats.append(torch.from_numpy(cut.load_features()).float())
+            except (OSError, ValueError, RuntimeError) as e:  # a missing, truncated or foreign archive
+                raise FrugalError(f"cut {cut.id}: cannot read its features from {cut.features.storage_path}: "
+                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
         dims = {f.shape[1] for f in feats}
         if len(dims) != 1:

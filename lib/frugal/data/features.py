@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
@@ -32,9 +33,11 @@ import numpy as np
 import soundfile as sf
 from lhotse import CutSet, LilcomChunkyWriter, Recording
 from lhotse.audio import AudioSource
+from lhotse.audio.utils import AudioLoadingError
 from lhotse.features.base import FeatureExtractor, register_extractor
 from lhotse.utils import fastcopy
 
+from frugal.data.audio import require_one_sampling_rate
 from frugal.data.jsonl import write_manifest
 from frugal.data.resampling import resample
 from frugal import jobs
@@ -124,13 +127,26 @@ def perturb(cuts: CutSet, speed: bool, volume: bool, seed: int = 0) -> CutSet:
     return cuts
 
 
+@contextmanager
+def _audio_of(cut):
+    """An unreadable or changed audio file is named in one line, not in lhotse's traceback."""
+    try:
+        yield
+    except (AudioLoadingError, OSError, sf.LibsndfileError) as e:
+        sources = ", ".join(s.source for s in cut.recording.sources)
+        reason = str(e).split(" (offset=")[0].splitlines()[0] if str(e) else type(e).__name__
+        raise FrugalError(f"cut {cut.id}: cannot load audio {sources} (changed since the manifest was "
+                          f"made?): {reason}") from None
+
+
 def _fbank_batch(args: Tuple[int, Path, List, KaldiFbankConfig]) -> List:
     index, storage_dir, cuts, config = args
     extractor = KaldiNativeFbank(config)
     out = []
     with LilcomChunkyWriter(storage_dir / f"feats-{index:05d}") as writer:
         for cut in cuts:
-            out.append(cut.compute_and_store_features(extractor, writer))
+            with _audio_of(cut):
+                out.append(cut.compute_and_store_features(extractor, writer))
     return out
 
 
@@ -138,7 +154,8 @@ def _raw_batch(args: Tuple[int, Path, List, None]) -> List:
     _, storage_dir, cuts, _ = args
     out = []
     for cut in cuts:
-        samples = resample(cut.load_audio()[:1], cut.sampling_rate, RAW_SAMPLING_RATE)[0]
+        with _audio_of(cut):
+            samples = resample(cut.load_audio()[:1], cut.sampling_rate, RAW_SAMPLING_RATE)[0]
         path = storage_dir / f"{cut.id}.flac"
         sf.write(str(path), samples, RAW_SAMPLING_RATE, format="FLAC", subtype="PCM_16")
         rec = Recording(id=cut.id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
@@ -184,14 +201,18 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
         for source in cut.recording.sources:
             if source.type == "file" and not Path(source.source).is_file():
                 raise FrugalError(f"{cuts_in}: cut {cut.id}: no such audio file {source.source}")
+    require_one_sampling_rate(cuts, str(cuts_in))
     cuts = perturb(cuts, speed_perturb, volume_perturb, seed)
     cut_list = list(cuts)
     config = KaldiFbankConfig(num_mel_bins=num_mel_bins, dither=dither)
     with atomic_path(storage_dir, is_dir=True) as tmp:
         tasks = [(i // batch_size, tmp, cut_list[i:i + batch_size], None if raw else config)
                  for i in range(0, len(cut_list), batch_size)]
-        batches = jobs.run(_raw_batch if raw else _fbank_batch, tasks, nj, desc="raw audio" if raw else "fbank",
-                           unit="cut", total=len(cut_list), size=lambda task: len(task[2]))
+        try:
+            batches = jobs.run(_raw_batch if raw else _fbank_batch, tasks, nj, desc="raw audio" if raw else "fbank",
+                               unit="cut", total=len(cut_list), size=lambda task: len(task[2]))
+        except FrugalError as e:
+            raise FrugalError(f"{cuts_in}: {e}") from None
         done = [_relocate(c, tmp, storage_dir) for batch in batches for c in batch]
     out = CutSet.from_cuts(done)
     write_manifest(out, cuts_out)

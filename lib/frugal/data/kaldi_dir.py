@@ -87,7 +87,9 @@ def import_kaldi_dir(
     recording_ids = set(wav_scp)
     # The utterances that have audio: those of segments, or (unsegmented) of utt2spk.
     utterance_file = kaldi_dir / ("segments" if segmented else "utt2spk")
-    listed = [line.split()[0] for line in utterance_file.read_text().splitlines() if line.strip()]
+    listed_at = [(n, line.split()[0]) for n, line in enumerate(utterance_file.read_text().splitlines(), 1)
+                 if line.strip()]
+    listed = [utt for _, utt in listed_at]
     for line_no, line in enumerate((kaldi_dir / "segments").read_text().splitlines() if segmented else [], 1):
         fields = line.split()
         if fields and (len(fields) != 4 or fields[1] not in recording_ids):
@@ -95,11 +97,19 @@ def import_kaldi_dir(
                               + ("expected '<utt> <recording> <start> <end>'" if len(fields) != 4
                                  else f"recording {fields[1]} is not in wav.scp"))
     utterances = set(listed)
+    transcribed = set()
     for line_no, line in enumerate((kaldi_dir / "text").read_text().splitlines(), 1):
         utt = line.split(maxsplit=1)[0] if line.strip() else None
         if utt is not None and utt not in utterances:
             raise FrugalError(f"{where(kaldi_dir / 'text', line_no)}: utterance {utt} has no audio "
                               f"(not in {'segments' if segmented else 'wav.scp/utt2spk'})")
+        transcribed.add(utt)
+    if not transcribed - {None}:
+        raise FrugalError(f"{kaldi_dir / 'text'}: empty (no transcripts)")
+    for line_no, utt in listed_at:
+        if utt not in transcribed:  # lhotse would stop on a KeyError
+            raise FrugalError(f"{where(utterance_file, line_no)}: utterance {utt} has no line in "
+                              f"{kaldi_dir / 'text'}")
     if not segmented:
         for utt in listed:
             if utt not in recording_ids:

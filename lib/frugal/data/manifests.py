@@ -17,6 +17,7 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 from lhotse import CutSet, RecordingSet, SupervisionSet
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 
+from frugal.data.audio import require_one_sampling_rate
 from frugal.errors import FrugalError
 from frugal.data.jsonl import write_manifest
 from frugal.fileio import atomic_write_text
@@ -68,6 +69,7 @@ def write_part(
     if len(supervisions) == 0:
         raise FrugalError(f"{corpus} {part}: no utterances found")
     recordings, supervisions = fix_manifests(recordings, supervisions)
+    require_one_sampling_rate(recordings, f"{corpus} {part}")
     validate_recordings_and_supervisions(recordings, supervisions)
     cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
     if trim_to_supervisions:
