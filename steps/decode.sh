@@ -17,6 +17,7 @@ batch_size=0                # utterance-passes per decoder call (0: automatic)
 dropout_samples=0           # N: Monte-Carlo dropout decodings besides the dropout-off one
 dropout_proportion=0.1      # their dropout proportion
 dropout_seed=0              # their masks' seed
+skip_checks=false           # decode even where the graph's metadata is missing or disagrees with model or words
 help_message="Usage: $0 [options] <graph-dir> <lang-dir> <cuts> <model-dir> <decode-dir>"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 [ $# -eq 5 ] || { echo "$help_message" >&2; exit 1; }
@@ -24,11 +25,12 @@ graph_dir=$1 lang=$2 cuts=$3 model_dir=$4 dir=$5
 
 graph=$graph_dir/HCLG.fst
 [ -f "$graph" ] || graph=$graph_dir/HLG.fst
-dropout=()
+opts=()
 if [ "$dropout_samples" -gt 0 ]; then
-  dropout=(--dropout-samples "$dropout_samples" --dropout-proportion "$dropout_proportion" --dropout-seed "$dropout_seed")
+  opts+=(--dropout-samples "$dropout_samples" --dropout-proportion "$dropout_proportion" --dropout-seed "$dropout_seed")
 fi
+[ "$skip_checks" = true ] && opts+=(--skip-checks)
 frugal decode --model "$model_dir/final.pt" --graph "$graph" --words "$lang/words.txt" --cuts "$cuts" \
   --output-dir "$dir" --nj "$nj" --beam "$beam" --max-active "$max_active" --lattice-beam "$lattice_beam" \
   --acoustic-scale "$acoustic_scale" --post-decode-acwt "$(awk "BEGIN {print 10 * $acoustic_scale}")" \
-  --batch-size "$batch_size" ${dropout[@]+"${dropout[@]}"}
+  --batch-size "$batch_size" ${opts[@]+"${opts[@]}"}

@@ -11,6 +11,11 @@ HCLG; a CTC model's (the checkpoint says which) goes through a log-softmax, over
 Lattice acoustic costs are multiplied by --post-decode-acwt (Kaldi chain: 10), so that
 frugal score-lattices' LM-weight sweep (7..17) is centred on the decoding scale.
 
+Before decoding, the model, the graph and --words are compared by content: the den graph
+fingerprint in the checkpoint (topology, context, HMM states, pdf count, pdf map hash)
+with the one compile-graph wrote into GRAPH.json, and --words with the graph's words.txt
+hash. A mismatch, or a graph without GRAPH.json, is refused unless --skip-checks.
+
 Monte-Carlo dropout (thesis ch. 3, Vyas et al. 2019): with --dropout-samples N each
 utterance is also decoded N times with the model's dropout active at --dropout-proportion
 (continuous masks in [1 - 2p, 1 + 2p], drawn anew for each pass); pass k writes the same
@@ -54,6 +59,9 @@ def add_arguments(p) -> None:
     p.add_argument("--dropout-proportion", type=float, default=D.dropout_proportion,
                    help="dropout proportion of the samples (default: %(default)s)")
     p.add_argument("--dropout-seed", type=int, default=0, help="seed of the dropout masks (default: %(default)s)")
+    p.add_argument("--skip-checks", action="store_true",
+                   help="decode even with a graph that has no GRAPH.json, or whose fingerprint or words.txt hash "
+                        "disagrees with the model or --words (warnings instead of errors)")
 
 
 def run(args) -> None:

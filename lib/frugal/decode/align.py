@@ -27,12 +27,14 @@ import torch
 from frugal import jobs
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
+from frugal.dirs import load_checkpoint
 from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike, load_weights_only, save_weights_only
 from frugal.fsa.dense import DenseFsaVec
 from frugal.fsa.intersect import best_paths
 from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraphs
 from frugal.graph.den_graph import ChainDenGraph
+from frugal.graph.fingerprint import checkpoint_fingerprint, den_graph_fingerprint, first_difference, show
 from frugal.graph.hmm_topo import read_pdf_phones
 from frugal.lang.lang import Lang
 from frugal.models import load_model
@@ -170,6 +172,22 @@ def align_cuts(task: Tuple[str, str, str, Sequence, float, str]) -> Tuple[List[A
     return [by_id[c.id] for c in cuts], model.config.subsampling_factor
 
 
+def check_den_graph(model: PathLike, den_graph: PathLike) -> None:
+    """The model must have been trained on a den graph like ``den_graph``, by content
+    (`frugal.graph.fingerprint`): same topology and pdf map, or its pdf ids mean others."""
+    fp, name = checkpoint_fingerprint(load_checkpoint(model), model)
+    if fp is None:
+        log.warning("model %s records no den graph fingerprint and its den graph %s is not found from here: "
+                    "cannot check that it was trained on a den graph like %s", model, name or "(unknown)", den_graph)
+        return
+    diff = first_difference(den_graph_fingerprint(den_graph), fp)
+    if diff is not None:
+        field, theirs, ours = diff
+        trained = f"was trained on den graph {name}" if name else "was trained"
+        raise FrugalError(f"den graph {den_graph} has {field} {show(field, theirs)} but model {model} {trained} "
+                          f"with {field} {show(field, ours)}: they were not built for each other")
+
+
 def align_file(model: PathLike, cuts: PathLike, lang: PathLike, den_graph: PathLike, output: PathLike,
                nj: int = 1, max_duration: float = 200.0, device: str = "cpu") -> List[Alignment]:
     """Align the cuts of a manifest in ``nj`` jobs and save the alignments to ``output``."""
@@ -178,7 +196,8 @@ def align_file(model: PathLike, cuts: PathLike, lang: PathLike, den_graph: PathL
     for name, path in (("model", model), ("den_graph", den_graph)):
         if not Path(path).is_file():
             raise BadValue(name, path, "no such file")
-    cut_list = list(load_cuts(cuts))
+    check_den_graph(model, den_graph)
+    cut_list = list(load_cuts(cuts, features=True))
     tasks = [(str(model), str(lang), str(den_graph), part, max_duration, device)
              for part in jobs.split(cut_list, nj, "cuts to align")]
     results = jobs.run(align_cuts, tasks, nj, desc="align", unit="utt", total=len(cut_list))

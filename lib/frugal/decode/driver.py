@@ -5,9 +5,10 @@ The library call behind ``frugal decode``, in the manner of Kaldi's ``steps/nnet
 - the cuts are split into ``nj`` contiguous jobs (`frugal.jobs.split`), each run in its own
   process with one torch thread (the decoder is many small tensor operations, which extra
   threads only slow down);
-- a job loads the model and the graph, checked against each other
-  (`frugal.decode.acoustic`), computes the network output in batches of utterances sorted
-  by length and searches it (`frugal.decode.decoder`);
+- first the model, the graph and the words file are checked against each other by content
+  (`frugal.decode.acoustic`; with ``skip_checks`` a mismatch only warns);
+- a job loads the model and the graph, computes the network output in batches of
+  utterances sorted by length and searches it (`frugal.decode.decoder`);
 - job J writes lat.J.pt (word-determinised lattices), optionally lat.J.txt, hyp.J.txt and
   log/decode.J.log into the `frugal.dirs.DecodeDir`; its done-marker (the job's
   fingerprint: cuts, options, and the model, graph and words files) is written last, so a
@@ -41,7 +42,8 @@ import torch
 from frugal import jobs
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
-from frugal.decode.acoustic import AcousticModel, check_graph_matches_model, load_acoustic_model, load_graph
+from frugal.decode.acoustic import (AcousticModel, check_graph_matches_model, check_output_range,
+                                   load_acoustic_model, load_graph)
 from frugal.decode.decoder import DecodeResult, Decoder, DecoderConfig
 from frugal.decode.graph import DecodingGraph
 from frugal.decode.dropout import dropout_active, dropout_samples, pass_seeds, set_dropout
@@ -83,6 +85,7 @@ class DecodeOptions:
     dropout_samples: int = 0     # N: passes with dropout active besides the dropout-off one
     dropout_proportion: float = 0.1
     dropout_seed: int = 0
+    skip_checks: bool = False    # a graph without metadata, or disagreeing with model or words: warn only
 
     @property
     def num_passes(self) -> int:
@@ -126,16 +129,20 @@ class DecodeOptions:
     def fingerprint(self, cut_ids: List[str]) -> str:
         """What a job's done-marker holds: it is reused only for the same cuts, options and
         model, graph and words files."""
-        opts = {k: v for k, v in self.record().items() if k not in ("device", "batch_size")}
+        opts = {k: v for k, v in self.record().items() if k not in ("device", "batch_size", "skip_checks")}
         return jobs.fingerprint(cut_ids, opts, {name: getattr(self, name) for name in ("model", "graph", "words")})
 
 
-def load_checked(options: DecodeOptions) -> Tuple[AcousticModel, DecodingGraph]:
-    """Model and graph of ``options``, checked against each other (and, with dropout
-    samples, the model's dropout)."""
+def load_checked(options: DecodeOptions, check: bool = True) -> Tuple[AcousticModel, DecodingGraph]:
+    """Model and graph of ``options``, checked against each other and the words file
+    (`check_graph_matches_model`; without ``check`` only what would crash the search) and,
+    with dropout samples, the model's dropout."""
     am = load_acoustic_model(options.model, options.device)
     graph = load_graph(options.graph, options.device)
-    check_graph_matches_model(graph, options.graph, am)
+    if check:
+        check_graph_matches_model(graph, options.graph, am, options.words, options.skip_checks)
+    else:
+        check_output_range(graph, options.graph, am)
     if options.dropout_samples > 0:
         set_dropout(am.model, options.dropout_proportion, active=False, where=options.model)
     return am, graph
@@ -270,7 +277,8 @@ def run_job(job: Job) -> None:
         try:
             t0 = time.perf_counter()
             log.info("job %d: %d cuts, %s", job.number, len(job.cut_ids), json.dumps(asdict(options)))
-            am, graph = load_checked(options)
+            # decode() checked the files' fit before starting the jobs (its warnings once, not per job).
+            am, graph = load_checked(options, check=False)
             cuts = load_cuts(job.cuts_path).subset(cut_ids=job.cut_ids)
             words = SymbolTable.read(options.words)
             times = PassTimes()
@@ -305,7 +313,7 @@ def decode(cuts_path: str, output_dir: str, options: DecodeOptions, nj: int = 1,
     """Decode ``cuts_path`` into the decode directory ``output_dir`` with ``nj`` jobs; returns
     the jobs run (those already done with the same cuts and options are skipped)."""
     options.validate()
-    cuts = load_cuts(cuts_path)
+    cuts = load_cuts(cuts_path, features=True)
     splits = jobs.split([c.id for c in cuts], nj, "cuts to decode")
     load_checked(DecodeOptions(**{**asdict(options), "device": "cpu"}))  # fail early, in one line
     out = DecodeDir(output_dir)

@@ -31,9 +31,11 @@ from frugal.dirs import GraphFile
 from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike
 from frugal.graph.ctc_topo import ctc_topo
+from frugal.graph.fingerprint import den_graph_fingerprint, file_sha256, text_sha256
 from frugal.fsa.openfst import (build_fst, fst_size, map_ilabels_to_epsilon, num_input_epsilon_arcs, read_fst,
                                  write_fst)
 from frugal.lang.lang import Lang
+from frugal.lm.arpa import read_arpa
 from frugal.graph.hmm_topo import (CHAIN_TOPOLOGY, HmmTopology, PdfMap, add_hmm_self_loops,
                                    make_h_without_self_loops)
 
@@ -68,6 +70,9 @@ def make_grammar_fst(arpa: PathLike, words_txt: PathLike, info: Optional[Compile
     epsilon; n-grams with words outside words.txt are skipped (kaldilm warns)."""
     if not Path(arpa).is_file():
         raise FrugalError(f"{arpa}: no such ARPA file")
+    # kaldilm aborts the process on a malformed file (no file name, no exception), and
+    # compiles one whose \\data\\ counts are wrong: frugal's reader checks it first.
+    read_arpa(arpa)
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         g_path = Path(tmp) / "G.fst"
@@ -170,7 +175,8 @@ def compile_graph(lang_dir: PathLike, arpa: PathLike, topo: str, output: PathLik
                   remove_epsilons: bool = False, context: Optional[str] = None, hmm_states: Optional[int] = None,
                   den_graph: Optional[PathLike] = None) -> Dict:
     """HLG (``topo`` ctc) or HCLG (chain) of a lang directory and an ARPA LM into ``output``,
-    with OUTPUT.json (sizes, times, topology) and, for chain, pdf_map.txt beside it. A chain
+    with OUTPUT.json (sizes, times, the fingerprint of `frugal.graph.fingerprint` and the
+    SHA-256 of the lang's words.txt) and, for chain, pdf_map.txt beside it. A chain
     graph takes its context (biphone or mono, default biphone) and HMM states (default 1)
     from ``den_graph``'s info when given, so that it suits models trained on that den graph."""
     if topo not in ("ctc", "chain"):
@@ -187,19 +193,28 @@ def compile_graph(lang_dir: PathLike, arpa: PathLike, topo: str, output: PathLik
         context, hmm_states = info["context"], info["hmm_states"]
     context, hmm_states = context or "biphone", hmm_states or 1
     lang = Lang(lang_dir, need=("phones.txt", "words.txt", "phones/disambig.txt", "L_disambig.fst"))
+    topology = HmmTopology(num_states=hmm_states, separate_self_loop_pdf=hmm_states == 1)
+    context_width = 2 if context == "biphone" else 1
+    if den_graph:  # before compiling: a den graph of another lang gives pdf ids of other phones
+        ours = text_sha256(PdfMap(lang.units(), topology, context_width).to_text(lang.phones))
+        theirs = den_graph_fingerprint(den_graph).get("pdf_map_sha256")
+        if theirs is not None and theirs != ours:
+            raise BadValue("den_graph", den_graph, f"has another pdf map (sha256 {theirs[:12]}) than lang "
+                                                   f"{lang_dir} gives (sha256 {ours[:12]}): made from another lang")
     info = CompileInfo()
     G = make_grammar_fst(arpa, lang.dir.file("words.txt"), info)
     out = Path(output)
-    meta = {"lang": str(lang.path), "arpa": str(arpa), "topo": topo}
+    # words_sha256: decode refuses a words.txt other than the one the graph's word ids are of.
+    meta = {"lang": str(lang.path), "arpa": str(arpa), "topo": topo,
+            "words_sha256": file_sha256(lang.dir.file("words.txt"))}
     if topo == "ctc":
         graph = compile_hlg(lang, G, compact=ctc_compact, remove_epsilons=remove_epsilons, info=info)
         meta.update(ctc_compact=ctc_compact, input_labels="token id + 1")
     else:
-        topology = HmmTopology(num_states=hmm_states, separate_self_loop_pdf=hmm_states == 1)
-        graph, pdf_map = compile_hclg(lang, G, context_width=2 if context == "biphone" else 1, topology=topology,
-                                      info=info)
+        graph, pdf_map = compile_hclg(lang, G, context_width=context_width, topology=topology, info=info)
         pdf_map.write(GraphFile(out).pdf_map_path, lang.phones)
-        meta.update(context=context, hmm_states=hmm_states, num_pdfs=pdf_map.num_pdfs, input_labels="pdf id + 1")
+        meta.update(context=context, hmm_states=hmm_states, num_pdfs=pdf_map.num_pdfs,
+                    pdf_map_sha256=file_sha256(GraphFile(out).pdf_map_path), input_labels="pdf id + 1")
     write_fst(graph, out)
     meta.update(info.as_dict())
     meta["input_epsilon_arcs"] = num_input_epsilon_arcs(graph)

@@ -30,6 +30,7 @@ from frugal.dirs import GraphFile
 from frugal.errors import BadValue, FrugalError
 from frugal.graph.chain import ChainLexicon, NumeratorBuilder, NumeratorGraph, NumeratorGraphs
 from frugal.graph.den_graph import ChainDenGraph
+from frugal.graph.fingerprint import den_graph_fingerprint
 from frugal.lattice.numerator import DEFAULT_LATTICE_LM_SCALE, LatticeNumeratorBuilder
 from frugal.lattice.io import read_lattice_inputs
 from frugal.lattice.lattice import Lattice
@@ -147,11 +148,12 @@ class LfmmiObjective(Objective):
         options.validate()
         lattices = (read_lattice_inputs(inputs.supervision_lattices, "--supervision-lattices")
                     if inputs.supervision_lattices else None)
+        den = ChainDenGraph.load(inputs.den_graph)
+        # By content, not by path: decode and align compare it wherever they are run from.
         info = {"lang": str(inputs.lang), "den_graph": str(inputs.den_graph),
-                "den_info": {**{k: den_file.info[k] for k in ("context", "hmm_states", "num_pdfs") if k in den_file.info},
-                             **({"pdf_map": den_file.pdf_map_text()} if den_file.pdf_map_text() else {})},
+                "den_fingerprint": den_graph_fingerprint(inputs.den_graph, den),
                 "supervision_lattices": list(inputs.supervision_lattices)}
-        return cls(ChainLexicon.from_lang_dir(inputs.lang), ChainDenGraph.load(inputs.den_graph),
+        return cls(ChainLexicon.from_lang_dir(inputs.lang), den,
                    **{k: float(v) for k, v in inputs.options.items()}, lattices=lattices,
                    lattice_options=options, info=info)
 

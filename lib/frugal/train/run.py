@@ -8,7 +8,8 @@
   finds checkpoints in the model directory resumes from the newest, and refuses a
   checkpoint of another model; ``start_fresh`` deletes them first. ``init_model`` starts
   from another model's weights (semi-supervised training from the seed) with a new
-  optimiser and schedule.
+  optimiser and schedule. Both must have been trained on a den graph like this run's
+  (`frugal.graph.fingerprint`: same topology and pdf map, compared by content).
 - Under ``torchrun --nproc_per_node N`` the same call trains with N processes (DDP; gloo on
   CPU) and checks at the end that every rank holds the same weights.
 - The last ``num_average`` epoch checkpoints are averaged into final.pt, with what the
@@ -31,7 +32,9 @@ from lhotse import CutSet
 from frugal.data.cuts import load_cuts
 from frugal.dirs import ModelDir, load_checkpoint, save_checkpoint
 from frugal.errors import BadValue, FrugalError
+from frugal.graph.fingerprint import checkpoint_fingerprint, first_difference, show
 from frugal.logs import log_to_file
+from frugal.models.presets import type_problem
 from frugal.train import checkpoint as ckpt
 from frugal.train.objective import Objective, ObjectiveInputs, make_objective
 from frugal.train.trainer import Trainer, init_distributed, train_config_from_dict
@@ -81,6 +84,10 @@ def read_train_config(path: str) -> Dict[str, Dict]:
         if not isinstance(section, dict):
             raise FrugalError(f"{path}: section '{name}' must be a mapping")
         out[name] = section
+    for key, value in out["loss"].items():  # every loss option is a weight or coefficient
+        what = type_problem(value, 0.0)
+        if what:
+            raise FrugalError(f"{path} (loss): loss option {key} must be {what} (got {value!r})")
     return out
 
 
@@ -107,9 +114,31 @@ def _model_differences(stored: Dict, wanted: Dict, limit: int = 3) -> str:
     return "; ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else []))
 
 
-def load_init_model(model: torch.nn.Module, path: str, train_config: str) -> None:
+def den_graph_difference(state: Dict, path: str, objective: Objective) -> Optional[str]:
+    """How checkpoint ``path`` (its ``state``) was trained on another den graph than
+    ``objective``'s, by content (`frugal.graph.fingerprint`); None where they agree or
+    there is nothing to compare (CTC, or a checkpoint of another objective)."""
+    info = objective.checkpoint_info()
+    ours = info.get("den_fingerprint")
+    if ours is None or state.get("objective", "lfmmi") != objective.name:
+        return None
+    theirs, name = checkpoint_fingerprint(state, path)
+    if theirs is None:
+        log.warning("%s records no den graph fingerprint and its den graph %s is not found from here: cannot "
+                    "check that it was trained on a den graph like %s", path, name or "(unknown)", info["den_graph"])
+        return None
+    diff = first_difference(theirs, {"topo": "chain", **ours})
+    if diff is None:
+        return None
+    field, mine, other = diff
+    return (f"was trained on den graph {name} with {field} {show(field, mine)} but den graph {info['den_graph']} "
+            f"has {field} {show(field, other)}")
+
+
+def load_init_model(model: torch.nn.Module, path: str, train_config: str,
+                    objective: Optional[Objective] = None) -> None:
     """Load the weights of checkpoint ``path`` into ``model``, whose model_info (from the
-    training config) must be the checkpoint's."""
+    training config) must be the checkpoint's, as must its den graph be ``objective``'s."""
     if not Path(path).is_file():
         raise BadValue("init_model", path, "no such file")
     state = load_checkpoint(path)
@@ -119,6 +148,9 @@ def load_init_model(model: torch.nn.Module, path: str, train_config: str) -> Non
     if stored != wanted:
         raise BadValue("init_model", path, f"a different model than {train_config} describes "
                                            f"({_model_differences(stored, wanted)})")
+    diff = den_graph_difference(state, path, objective) if objective is not None else None
+    if diff:  # its outputs mean other pdfs: training would start from scrambled outputs
+        raise BadValue("init_model", path, diff)
     model.load_state_dict(state["model"])
 
 
@@ -175,17 +207,23 @@ def train(job: TrainJob) -> Optional[Path]:
     model = objective.build_model(sections["model"], next(iter(train_cuts)).num_features, job.train_config)
     info = model.model_info()
     latest = None if job.start_fresh else exp_dir.latest_checkpoint()
-    if latest is not None and load_checkpoint(latest).get("model_info", {}) != info:
-        raise FrugalError(f"{latest}: checkpoint of a different model than {job.train_config} describes "
-                          "(start afresh, or use another experiment directory)")
+    if latest is not None:
+        state = load_checkpoint(latest)
+        if state.get("model_info", {}) != info:
+            raise FrugalError(f"{latest}: checkpoint of a different model than {job.train_config} describes "
+                              "(start afresh, or use another experiment directory)")
+        diff = den_graph_difference(state, str(latest), objective)
+        if diff:
+            raise FrugalError(f"{latest}: checkpoint {diff} (start afresh, or use another experiment directory)")
     if job.init_model:
-        load_init_model(model, job.init_model, job.train_config)
+        load_init_model(model, job.init_model, job.train_config, objective)
     if dist_info.is_main:  # the input is good: the run begins
         if job.start_fresh:
             exp_dir.remove_checkpoints()
         with log_to_file(exp_dir.train_log):
             _log_start(job, objective, sections["model"], model, train_cuts, dist_info.world_size, latest is not None)
-    trainer = Trainer(model, objective, train_cuts, exp_dir.path, config, valid_cuts=valid_cuts, model_info=info)
+    trainer = Trainer(model, objective, train_cuts, exp_dir.path, config, valid_cuts=valid_cuts, model_info=info,
+                      record=objective.checkpoint_info())
     if dist_info.world_size > 1:
         dist.barrier()  # starting afresh: nobody resumes from what rank 0 is deleting
     trainer.run()
@@ -202,15 +240,12 @@ def train(job: TrainJob) -> Optional[Path]:
 
 
 def _cuts(job: TrainJob, seed: int) -> Tuple[CutSet, Optional[CutSet]]:
-    train_cuts = load_cuts(job.train_cuts)
-    valid_cuts = load_cuts(job.valid_cuts) if job.valid_cuts else None
+    train_cuts = load_cuts(job.train_cuts, features=True)
+    valid_cuts = load_cuts(job.valid_cuts, features=True) if job.valid_cuts else None
     if job.num_valid:
         if valid_cuts is not None:
             raise BadValue("num_valid", job.num_valid, "excludes validation cuts of their own")
         train_cuts, valid_cuts = hold_out(train_cuts, job.num_valid, seed)
-    first = next(iter(train_cuts))
-    if not first.has_features:
-        raise FrugalError(f"{job.train_cuts}: cut {first.id} has no features (frugal compute-fbank)")
     return train_cuts, valid_cuts
 
 

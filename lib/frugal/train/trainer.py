@@ -40,6 +40,7 @@ from tqdm import tqdm
 from frugal.dirs import ModelDir, load_checkpoint
 from frugal.errors import FrugalError
 from frugal.logs import log_to_file
+from frugal.models.presets import type_problem
 from frugal.train import checkpoint as ckpt
 from frugal.data.dataset import FeatureDataset, count_batches, make_loader, make_sampler
 from frugal.train.schedule import DropoutSchedule, LrSchedule
@@ -76,6 +77,8 @@ class TrainConfig:
             raise FrugalError(f"{where}: num_epochs must be at least 1")
         if self.max_duration <= 0:
             raise FrugalError(f"{where}: max_duration must be positive")
+        if self.num_buckets < 2:  # lhotse's bucketing sampler asserts it
+            raise FrugalError(f"{where}: num_buckets must be at least 2")
         if self.keep_step_checkpoints < 1:
             raise FrugalError(f"{where}: keep_step_checkpoints must be at least 1 (the newest is resumed from)")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -100,6 +103,11 @@ def train_config_from_dict(d: Dict, where: str = "train config") -> TrainConfig:
     if unknown:
         raise FrugalError(f"{where}: unknown training option(s): {', '.join(unknown)}")
     d = dict(d)
+    defaults = TrainConfig()
+    for name, value in d.items():
+        what = type_problem(value, getattr(defaults, name))
+        if what:
+            raise FrugalError(f"{where}: training option {name} must be {what} (got {value!r})")
     if "betas" in d:
         d["betas"] = tuple(float(b) for b in d["betas"])
     cfg = TrainConfig(**d)
@@ -201,15 +209,17 @@ class Trainer:
 
     ``model_info`` (primitives only) is stored in every checkpoint, e.g.
     ``{"type": "tdnnf", "config": dataclasses.asdict(model_config)}``, so that later
-    stages can rebuild the model. If the model has ``after_optimizer_step(step)`` it is
-    called after each optimizer step (TDNN-F's semi-orthogonal constraint), and if it has
-    ``set_dropout_proportion(p)`` the config's dropout schedule drives it.
+    stages can rebuild the model; ``record`` (primitives, e.g. the objective's den graph
+    fingerprint) too, so that an epoch checkpoint can be decoded as final.pt is. If the
+    model has ``after_optimizer_step(step)`` it is called after each optimizer step
+    (TDNN-F's semi-orthogonal constraint), and if it has ``set_dropout_proportion(p)`` the
+    config's dropout schedule drives it.
     """
 
     def __init__(self, model: torch.nn.Module, loss_fn: LossFn, train_cuts: CutSet,
                  exp_dir: Union[str, Path], config: TrainConfig, valid_cuts: Optional[CutSet] = None,
                  dataset: Optional[torch.utils.data.Dataset] = None,
-                 model_info: Optional[Dict] = None) -> None:
+                 model_info: Optional[Dict] = None, record: Optional[Dict] = None) -> None:
         config.validate()
         self.config = config
         self.exp_dir = Path(exp_dir)
@@ -219,6 +229,7 @@ class Trainer:
         self.valid_cuts = valid_cuts
         self.dataset = dataset if dataset is not None else FeatureDataset()
         self.model_info = model_info or {}
+        self.record = record or {}
         kind = config.device
         if kind == "auto":
             kind = "cuda" if torch.cuda.is_available() else "cpu"
@@ -263,7 +274,7 @@ class Trainer:
             sampler={"seed": self.config.seed, "epoch": self.epoch, "batches_done": self.batch_in_epoch,
                      "world_size": self.dist.world_size},
             trainer={"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step},
-            rng=ckpt.get_rng_state())
+            rng=ckpt.get_rng_state(), **self.record)
 
     def _save(self, path: Path, valid: Optional[Dict[str, float]] = None) -> None:
         if self.dist.is_main:
