@@ -29,7 +29,7 @@ fi
 # The recipe's stages are the numbers its `stage_begin N` lines name: asking to start after the
 # last one, or to stop before the start, would run nothing and must say so.
 __stage_last=$(grep -oE '^[[:space:]]*(if[[:space:]]+)?stage_begin[[:space:]]+[0-9]+' "${__po_script:-$0}" \
-  | grep -oE '[0-9]+$' | sort -n | tail -1)
+  | grep -oE '[0-9]+$' | sort -n | tail -1 || true)
 if [ -n "$__stage_last" ] && [ "$stage" -gt "$__stage_last" ]; then
   echo "$0: --stage $stage: the recipe's last stage is $__stage_last" >&2
   exit 1
@@ -62,7 +62,7 @@ stage_run() {
   local from; from=$(wc -l < "$log")
   if ! "$@" 2>&1 | tee -a "$log"; then
     # The error itself on stderr too: a background step's output goes only to its log.
-    tail -n +"$((from + 1))" "$log" | grep -E '(^|: )error: ' | tail -1 >&2
+    tail -n +"$((from + 1))" "$log" | grep -E '(^|: )error: ' | tail -1 >&2 || true
     echo "$(date '+%F %T') stage $__stage_n ($__stage_desc) FAILED; log: $log" >&2
     exit 1
   fi
