@@ -24,10 +24,15 @@ OUTPUT_DIR/dropout.json records N, the proportion and the seeds. The masks of (p
 utterance) depend only on (--dropout-seed, k, utterance id), so the samples do not change
 with --nj or --batch-size. frugal uncertainty-report turns such a directory into word
 confidences, WER estimates and error localisation.
+
+--attention KIND (with --clusters, --topk) swaps a transformer's self-attention after loading
+(thesis ch. 5: a softmax-trained model decoded with clustered or improved clustered
+attention, Table 5.2); decode.json records it and it is part of every job's fingerprint.
 """
 from __future__ import annotations
 
 from frugal.decode.driver import DecodeOptions, decode
+from frugal.models.attention import KINDS as ATTENTION_KINDS
 
 D = DecodeOptions
 
@@ -59,6 +64,14 @@ def add_arguments(p) -> None:
     p.add_argument("--dropout-proportion", type=float, default=D.dropout_proportion,
                    help="dropout proportion of the samples (default: %(default)s)")
     p.add_argument("--dropout-seed", type=int, default=0, help="seed of the dropout masks (default: %(default)s)")
+    p.add_argument("--attention", default="", choices=("",) + ATTENTION_KINDS, metavar="KIND",
+                   help="decode a transformer with another self-attention than it was trained with: "
+                        + ", ".join(ATTENTION_KINDS) + " (default: the model's own)")
+    p.add_argument("--clusters", type=int, default=None,
+                   help="with --attention (improved-)clustered: clusters of queries (default: the model config's, 100)")
+    p.add_argument("--topk", type=int, default=None,
+                   help="with --attention improved-clustered or topk: keys recomputed exactly per query "
+                        "(default: the model config's, 32)")
     p.add_argument("--skip-checks", action="store_true",
                    help="decode even with a graph that has no GRAPH.json, or whose fingerprint or words.txt hash "
                         "disagrees with the model or --words (warnings instead of errors)")

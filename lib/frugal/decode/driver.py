@@ -55,6 +55,8 @@ from frugal.lattice.determinize import determinize_lattice
 from frugal.lattice.io import write_lattices
 from frugal.lattice.lattice import Lattice
 from frugal.logs import log_to_file
+from frugal.models import set_attention
+from frugal.models.attention import KINDS as ATTENTION_KINDS
 
 log = logging.getLogger("frugal.decode")
 
@@ -86,6 +88,11 @@ class DecodeOptions:
     dropout_proportion: float = 0.1
     dropout_seed: int = 0
     skip_checks: bool = False    # a graph without metadata, or disagreeing with model or words: warn only
+    # Self-attention swapped into a transformer after loading (frugal.models.set_attention):
+    # "" keeps the model's own; clusters / topk None keep the model config's.
+    attention: str = ""
+    clusters: Optional[int] = None
+    topk: Optional[int] = None
 
     @property
     def num_passes(self) -> int:
@@ -113,17 +120,33 @@ class DecodeOptions:
             raise BadValue("device", self.device, "must be cpu or cuda")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise BadValue("device", self.device, "CUDA is not available")
+        if self.attention and self.attention not in ATTENTION_KINDS:
+            raise BadValue("attention", self.attention, f"must be one of {', '.join(ATTENTION_KINDS)}")
+        for name, least in (("clusters", 1), ("topk", 0)):
+            value = getattr(self, name)
+            if value is not None and not self.attention:
+                raise BadValue(name, value, "needs an attention kind (--attention) to apply to")
+            if value is not None and value < least:
+                raise BadValue(name, value, f"must be at least {least}")
         for name in ("model", "graph", "words"):
             if not Path(getattr(self, name)).is_file():
                 raise BadValue(name, getattr(self, name), "no such file")
 
     def record(self) -> Dict:
         """The options as decode.json and done-markers record them; without dropout samples
-        the dropout options are left out (they change nothing)."""
+        the dropout options are left out (they change nothing), and so are the attention options
+        without an attention kind (the records of decodes from before they existed stay valid)."""
         record = asdict(self)
         if self.dropout_samples == 0:
             for name in ("dropout_samples", "dropout_proportion", "dropout_seed"):
                 del record[name]
+        if not self.attention:
+            for name in ("attention", "clusters", "topk"):
+                del record[name]
+        else:
+            for name in ("clusters", "topk"):
+                if record[name] is None:
+                    del record[name]
         return record
 
     def fingerprint(self, cut_ids: List[str]) -> str:
@@ -136,8 +159,11 @@ class DecodeOptions:
 def load_checked(options: DecodeOptions, check: bool = True) -> Tuple[AcousticModel, DecodingGraph]:
     """Model and graph of ``options``, checked against each other and the words file
     (`check_graph_matches_model`; without ``check`` only what would crash the search) and,
-    with dropout samples, the model's dropout."""
+    with dropout samples, the model's dropout. With ``attention`` the model's self-attention
+    is swapped first (a model without one, TDNN-F, is a FrugalError)."""
     am = load_acoustic_model(options.model, options.device)
+    if options.attention:
+        set_attention(am.model, options.attention, clusters=options.clusters, topk=options.topk)
     graph = load_graph(options.graph, options.device)
     if check:
         check_graph_matches_model(graph, options.graph, am, options.words, options.skip_checks)

@@ -23,7 +23,7 @@ from frugal.models.tdnnf import (
     tdnnf_config,
 )
 from frugal.models.transformer import PRESETS as TRANSFORMER_PRESETS
-from frugal.models.transformer import TransformerConfig, TransformerModel, transformer_config
+from frugal.models.transformer import TransformerConfig, TransformerModel, set_attention, transformer_config
 from frugal.models.transformer import config_from_dict as transformer_config_from_dict
 
 # model type (``model_info()["type"]``, a config's ``model: type:``) -> model from a config mapping
@@ -94,6 +94,7 @@ __all__ = [
     "model_from_checkpoint",
     "model_from_info",
     "orthonormality_error",
+    "set_attention",
     "tdnnf_config",
     "transformer_config",
     "transformer_config_from_dict",

@@ -7,7 +7,8 @@
          -> ReLU -> Linear -> LayerNorm                               (B, ceil(T / 3), d_model)
       -> + sinusoidal absolute positional encoding (position k = output frame k) -> dropout
       -> num_layers pre-LayerNorm encoder layers:
-             x = x + dropout(self_attention(LayerNorm(x)))   (key padding mask from the lengths)
+             x = x + dropout(self_attention(LayerNorm(x)))   (key padding mask from the lengths;
+                                                               `attention` kind, default softmax)
              x = x + dropout(feed_forward(LayerNorm(x)))     (Linear -> ReLU -> dropout -> Linear)
       -> LayerNorm
       -> chain head: TdnnfModel's prefinal layers (Linear -> ReLU -> batchnorm -> Linear ->
@@ -25,6 +26,12 @@ On yesno (flat-start LF-MMI, 27 training files, 20 epochs, 2 layers of 96) both 
 normalisation and the batchnorm heads matter: without the former the held-out objective
 ends near -0.11 instead of -0.07 (TdnnfModel's -0.07); with LayerNorm heads instead of
 the latter it stays at the input-independent optimum, -0.12.
+
+The self-attention is the config's ``attention`` kind (`frugal.models.attention`: softmax,
+linear, causal-linear, clustered, improved-clustered, topk, with ``clusters``, ``bits``,
+``iterations``, ``topk``); `set_attention` swaps it in a trained model (decoding a
+softmax-trained model with improved clustered attention, thesis Table 5.2). No kind has
+parameters of its own, so every kind loads every checkpoint.
 
 Dropout is standard (Bernoulli, kept values scaled by 1 / (1 - p)) on the attention
 weights, on both residual branches, inside the feed-forward block and after the positional
@@ -45,6 +52,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from frugal.errors import FrugalError
+from frugal.models.attention import AttentionOptions, attention
 from frugal.models.frame_shift import frame_shift_augment
 from frugal.models.presets import config_from_mapping, from_preset
 from frugal.models.input_norm import utterance_mean_normalize
@@ -72,6 +80,16 @@ class TransformerConfig:
     dropout: float = 0.1
     # Kaldi's frame-shift augmentation in training (frugal.models.frame_shift).
     frame_shift: bool = False
+    # Self-attention kind (frugal.models.attention): softmax, linear, causal-linear, clustered,
+    # improved-clustered or topk, and the clustered kinds' and top-k's hyper-parameters.
+    attention: str = "softmax"
+    clusters: int = 100
+    bits: int = 63
+    iterations: int = 10
+    topk: int = 32
+
+    def attention_options(self) -> AttentionOptions:
+        return AttentionOptions(self.attention, self.clusters, self.bits, self.iterations, self.topk)
 
     def validate(self, where: str = "TransformerConfig") -> None:
         if self.num_pdfs <= 0:
@@ -91,6 +109,10 @@ class TransformerConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise FrugalError(f"{where}: dropout must be in [0, 1) (got {self.dropout})")
+        try:
+            self.attention_options().validate(where)
+        except ValueError as e:
+            raise FrugalError(str(e)) from None
 
 
 # Named configurations: "small" for egs/mini and yesno, "base" for corpora of tens of hours and up.
@@ -110,6 +132,19 @@ def transformer_config(preset: str, **overrides) -> TransformerConfig:
 def config_from_dict(d: dict, where: str = "TransformerConfig") -> TransformerConfig:
     """Build a config from a mapping; ``preset: name`` starts from a named configuration."""
     return config_from_mapping(TransformerConfig, PRESETS, "transformer", d, where)
+
+
+ATTENTION_FIELDS = ("attention", "clusters", "bits", "iterations", "topk")
+
+
+def set_attention(model: nn.Module, kind: str, **opts) -> nn.Module:
+    """Swap the self-attention of a (loaded) transformer model for ``kind`` (one of
+    ``frugal.models.attention.KINDS``) with ``opts`` (clusters, bits, iterations, topk);
+    returns the model. Models without attention (TDNN-F) are a FrugalError."""
+    if not isinstance(model, TransformerModel):
+        raise FrugalError(f"attention {kind}: the model ({type(model).__name__}) has no self-attention to swap")
+    model.set_attention(kind, **opts)
+    return model
 
 
 class Dropout(nn.Module):
@@ -170,11 +205,20 @@ class FrameSubsampling(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention over (B, T, d) with a key padding mask."""
+    """Multi-head self-attention over (B, T, d) with a key padding mask, of the kind
+    ``options`` names (`frugal.models.attention`; default softmax, i.e. scaled dot product).
 
-    def __init__(self, d_model: int, num_heads: int) -> None:
+    The clustered kinds' random hyperplanes come from torch's global RNG in training (the
+    trainer seeds it per batch) and from a generator seeded with ``EVAL_SEED`` at every call
+    in eval mode, so that decoding is deterministic. ``causal-linear`` makes the layer causal.
+    """
+
+    EVAL_SEED = 0
+
+    def __init__(self, d_model: int, num_heads: int, options: Optional[AttentionOptions] = None) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.options = options or AttentionOptions()
         self.in_proj = nn.Linear(d_model, 3 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = Dropout()  # on the attention weights
@@ -183,9 +227,20 @@ class SelfAttention(nn.Module):
         """``valid``: (B, T) bool, True for the keys that may be attended to."""
         B, T, d = x.shape
         q, k, v = self.in_proj(x).view(B, T, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :],
-                                           dropout_p=self.dropout.active_proportion())
+        o = self.options
+        if o.kind == "softmax":  # as before the other kinds existed: the same computation, bit for bit
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :],
+                                               dropout_p=self.dropout.active_proportion())
+        else:
+            generator = None
+            if o.kind in ("clustered", "improved-clustered") and not self.training:
+                generator = torch.Generator().manual_seed(self.EVAL_SEED)
+            y = attention(q, k, v, o.kind, key_padding_mask=~valid, dropout_p=self.dropout.active_proportion(),
+                          generator=generator, **o.opts())
         return self.out_proj(y.transpose(1, 2).reshape(B, T, d))
+
+    def extra_repr(self) -> str:
+        return f"attention={self.options.kind}"
 
 
 class FeedForward(nn.Module):
@@ -202,10 +257,10 @@ class FeedForward(nn.Module):
 class EncoderLayer(nn.Module):
     """Pre-LayerNorm transformer layer: residual attention, then residual feed-forward."""
 
-    def __init__(self, d_model: int, num_heads: int, ff_dim: int) -> None:
+    def __init__(self, d_model: int, num_heads: int, ff_dim: int, options: Optional[AttentionOptions] = None) -> None:
         super().__init__()
         self.attn_norm = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, num_heads)
+        self.attn = SelfAttention(d_model, num_heads, options)
         self.attn_dropout = Dropout()
         self.ff_norm = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff_dim)
@@ -263,15 +318,39 @@ class TransformerModel(nn.Module):
         c = config
         self.frontend = FrameSubsampling(c.feat_dim, c.d_model, c.subsampling_factor, c.frontend_context)
         self.input_dropout = Dropout()
-        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.ff_dim) for _ in range(c.num_layers))
+        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.ff_dim, c.attention_options())
+                                    for _ in range(c.num_layers))
         self.final_norm = nn.LayerNorm(c.d_model)
         self.chain_head = OutputHead(c.d_model, c.head_dim, c.head_bottleneck_dim, c.num_pdfs)
         self.xent_head = OutputHead(c.d_model, c.head_dim, c.head_bottleneck_dim, c.num_pdfs)
         self.set_dropout_proportion(c.dropout)
 
     def model_info(self) -> Dict:
-        """What a checkpoint needs to rebuild this model: primitives only (weights_only-safe)."""
-        return {"type": "transformer", "config": dataclasses.asdict(self.config)}
+        """What a checkpoint needs to rebuild this model: primitives only (weights_only-safe).
+
+        A softmax model's record leaves the attention fields out (they change nothing), so
+        that it equals the records of checkpoints written before attention kinds existed
+        (resuming and --init-model compare them)."""
+        config = dataclasses.asdict(self.config)
+        if self.config.attention == "softmax":
+            for name in ATTENTION_FIELDS:
+                del config[name]
+        return {"type": "transformer", "config": config}
+
+    def set_attention(self, kind: str, **opts) -> None:
+        """Use attention ``kind`` with ``opts`` (clusters, bits, iterations, topk; unnamed ones
+        keep the config's) in every layer from now on, e.g. a softmax-trained model decoded with
+        improved-clustered attention; the config (and so model_info) follows."""
+        unknown = sorted(set(opts) - set(ATTENTION_FIELDS[1:]))
+        if unknown:
+            raise FrugalError(f"unknown attention option(s) {', '.join(unknown)} "
+                              f"(known: {', '.join(ATTENTION_FIELDS[1:])})")
+        config = dataclasses.replace(self.config, attention=kind,
+                                     **{k: v for k, v in opts.items() if v is not None})
+        config.validate("set_attention")
+        self.config = config
+        for layer in self.layers:
+            layer.attn.options = config.attention_options()
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Output frames for input lengths: ceil(T / subsampling_factor)."""
