@@ -34,3 +34,10 @@ class BadValue(FrugalError):
 def where(path, line_no=None) -> str:
     """``path`` or ``path:line`` for error messages (line numbers start at 1)."""
     return f"{path}:{line_no}" if line_no is not None else str(path)
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for
+    one-line errors that quote what a library said."""
+    text = str(e)
+    return text.splitlines()[0] if text.strip() else type(e).__name__

@@ -16,7 +16,7 @@ from lhotse import CutSet, SupervisionSegment, SupervisionSet
 from lhotse.cut import Cut
 from lhotse.lazy import deserialize_item
 
-from frugal.errors import FrugalError
+from frugal.errors import FrugalError, first_line
 from frugal.fileio import PathLike
 
 # What a truncated, empty or foreign manifest raises inside lhotse's reader.
@@ -33,8 +33,8 @@ def _items(path: Path, name: str):
             try:
                 yield deserialize_item(json.loads(line))
             except _READ_ERRORS as e:
-                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise FrugalError(f"{name}:{line_no}: not a lhotse manifest line (truncated file?): {reason}") from None
+                raise FrugalError(f"{name}:{line_no}: not a lhotse manifest line (truncated file?): "
+                                  f"{first_line(e)}") from None
 
 
 def _read(path: PathLike, where: Optional[str], kinds: tuple) -> Union[CutSet, SupervisionSet]:
@@ -47,8 +47,8 @@ def _read(path: PathLike, where: Optional[str], kinds: tuple) -> Union[CutSet, S
     try:
         items = list(_items(path, name))
     except _READ_ERRORS as e:  # the file itself: not gzip, not text, cut short inside the gzip stream
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise FrugalError(f"{name}: not a readable lhotse manifest (truncated or foreign?): {reason}") from None
+        raise FrugalError(f"{name}: not a readable lhotse manifest (truncated or foreign?): "
+                          f"{first_line(e)}") from None
     if not items:
         raise FrugalError(f"{name}: empty manifest (no cuts)")
     if all(isinstance(i, Cut) for i in items):

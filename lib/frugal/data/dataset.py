@@ -13,7 +13,7 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 
 from frugal.data.cuts import cut_words
-from frugal.errors import FrugalError
+from frugal.errors import FrugalError, first_line
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -34,7 +34,7 @@ class FeatureDataset(torch.utils.data.Dataset):
                 feats.append(torch.from_numpy(cut.load_features()).float())
             except (OSError, ValueError, RuntimeError) as e:  # a missing, truncated or foreign archive
                 raise FrugalError(f"cut {cut.id}: cannot read its features from {cut.features.storage_path}: "
-                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                                  f"{first_line(e)}") from None
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
         dims = {f.shape[1] for f in feats}
         if len(dims) != 1:

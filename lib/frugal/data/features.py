@@ -42,7 +42,7 @@ from frugal.data.jsonl import write_manifest
 from frugal.data.resampling import resample
 from frugal import jobs
 from frugal.data.cuts import load_cuts
-from frugal.errors import BadValue, FrugalError
+from frugal.errors import BadValue, FrugalError, first_line
 from frugal.fileio import atomic_path
 
 SPEED_FACTORS = (0.9, 1.1)
@@ -134,7 +134,7 @@ def _audio_of(cut):
         yield
     except (AudioLoadingError, OSError, sf.LibsndfileError) as e:
         sources = ", ".join(s.source for s in cut.recording.sources)
-        reason = str(e).split(" (offset=")[0].splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e).split(" (offset=")[0]  # lhotse's message repeats the whole recording
         raise FrugalError(f"cut {cut.id}: cannot load audio {sources} (changed since the manifest was "
                           f"made?): {reason}") from None
 
