@@ -1,10 +1,15 @@
-"""Train an acoustic model (TDNN-F or transformer) with flat-start LF-MMI or CTC; the averaged model is EXP_DIR/final.pt.
+"""Train an acoustic model (TDNN-F or transformer) with flat-start LF-MMI or CTC, or a transducer; the averaged model is EXP_DIR/final.pt.
 
 The model is built from the ``model`` section of --train-config (feat_dim from the
 features, the output size from the den graph's pdfs for LF-MMI or from the units of
 --lang for CTC), trained with frugal.train.Trainer under the ``train`` section, and the
 last --num-average epoch checkpoints are averaged into EXP_DIR/final.pt. An optional
 ``loss`` section sets LF-MMI's leaky_hmm_coefficient, l2_regularize and xent_regularize.
+
+Transducers (--objective transducer): a model section of ``type: transducer`` (an
+``encoder`` section and the predictor/joiner sizes), the tokens of a frugal prepare-units
+--lang, the pruned RNN-T loss with icefall's warm-up (``loss``: simple_loss_scale,
+lm_scale, am_scale, prune_range, warm_step), or the full loss with --rnnt-loss full.
 
 Semi-supervised LF-MMI (Kaldi's chain semi-supervised recipe, Manohar et al. 2018):
 --init-model starts from a seed model's weights (with a new optimiser and schedule), and
@@ -41,6 +46,8 @@ def add_arguments(p) -> None:
     p.add_argument("--exp-dir", required=True, help="checkpoints, log/train.log and final.pt")
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="lfmmi")
     p.add_argument("--den-graph", help="den.pt of frugal make-den-graph (LF-MMI)")
+    p.add_argument("--rnnt-loss", choices=["pruned", "full"],
+                   help="transducer: the pruned RNN-T loss with the simple loss (default) or the full RNN-T loss")
     p.add_argument("--num-average", type=int, default=1,
                    help="average the last N epoch checkpoints into final.pt (default 1: the last)")
     p.add_argument("--start-fresh", action="store_true", help="delete EXP_DIR's checkpoints instead of resuming")
@@ -71,6 +78,6 @@ def run(a) -> None:
                            acoustic_scale=a.lattice_acoustic_scale, frame_weights=a.frame_weights,
                            weight=a.unsup_weight)
     inputs = ObjectiveInputs(a.lang, a.den_graph, supervision_lattices=a.supervision_lattices,
-                             lattice_options=lattice_options)
+                             lattice_options=lattice_options, rnnt_loss=a.rnnt_loss)
     train(TrainJob(a.train_config, a.train_cuts, a.exp_dir, inputs, a.objective, a.valid_cuts, a.num_valid,
                    a.num_average, a.start_fresh, a.device, a.num_threads, a.init_model))

@@ -14,6 +14,7 @@ from typing import List, Sequence
 
 from frugal.errors import BadValue
 from frugal.fileio import PathLike
+from frugal.lang.lang import Lang
 from frugal.lang.lexicon import Lexicon, Pron, check_phone
 
 log = logging.getLogger(__name__)
@@ -73,3 +74,60 @@ def bpe_lexicon(words: Sequence[str], model_path: PathLike) -> Lexicon:
 
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
     return Lexicon(Pron(w, tuple(sp.encode(w, out_type=str))) for w in sorted(set(words)))
+
+
+class UnitCodec:
+    """Words <-> token ids of a `frugal prepare-units` lang directory (transducers' units).
+
+    A word is its lexicon pronunciation (the likeliest, for a lexicon with several); a word
+    not in the lexicon is spelled as prepare-units spells words (characters, or the pieces
+    of bpe.model), the OOV word itself as ``<unk>``. Token ids back to words: the token
+    strings joined, split at the word boundary ``▁``; ``<unk>`` comes out as the OOV word.
+    """
+
+    def __init__(self, lang_dir: PathLike) -> None:
+        lang = Lang(lang_dir, need=("phones.txt", "words.txt", "lexiconp.txt", "tokens.txt"))
+        self.lang_dir = lang.path
+        table = lang.phones
+        if table.get(BLANK) != 0:
+            raise BadValue("lang", str(lang_dir), f"token 0 is not {BLANK}: not a frugal prepare-units directory")
+        self.tokens = [table.symbol(i) for i in range(max(lang.units()) + 1)]
+        self.ids = {t: i for i, t in enumerate(self.tokens)}
+        best = {}
+        for p in lang.lexicon().prons:
+            if p.word not in best or p.prob > best[p.word].prob:
+                best[p.word] = p
+        self.prons = {w: tuple(table[x] for x in p.phones) for w, p in best.items()}
+        self.oov = lang.oov
+        self.unk = table.get(UNK)
+        bpe = self.lang_dir / "bpe.model"
+        self.bpe_model = bpe if bpe.is_file() else None
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids are 0 (blank) .. vocab_size - 1."""
+        return len(self.tokens)
+
+    def _spell(self, word: str) -> tuple:
+        lexicon = bpe_lexicon([word], self.bpe_model) if self.bpe_model else char_lexicon([word], self.tokens)
+        pieces = lexicon.prons_of(word)[0].phones
+        return tuple(self.ids.get(x, self.unk) for x in pieces)
+
+    def encode(self, words: Sequence[str]) -> List[int]:
+        out: List[int] = []
+        for w in words:
+            pron = self.prons.get(w)
+            if pron is None:
+                pron = self._spell(w)
+                self.prons[w] = pron
+            out.extend(pron)
+        return out
+
+    def decode(self, ids: Sequence[int]) -> List[str]:
+        pieces = []
+        for i in ids:
+            if i == self.unk and self.oov is not None:
+                pieces.append(f"{WORD_BOUNDARY}{self.oov}{WORD_BOUNDARY}")
+            else:
+                pieces.append(self.tokens[i])
+        return "".join(pieces).replace(WORD_BOUNDARY, " ").split()

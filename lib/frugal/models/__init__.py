@@ -1,7 +1,8 @@
-"""Acoustic models for chain (LF-MMI) and CTC training: TDNN-F and transformer encoders.
+"""Acoustic models: TDNN-F and transformer encoders (LF-MMI, CTC) and transducers over them.
 
-Both take (B, T, F) features and their lengths and return (chain output, xent log-probs,
-output lengths) at a third of the frame rate; ``model_info()`` rebuilds them from
+The encoders take (B, T, F) features and their lengths and return (chain output, xent
+log-probs, output lengths) at a third of the frame rate; a transducer
+(`frugal.models.transducer`) wraps one with a predictor and a joiner. ``model_info()`` rebuilds them from
 checkpoints (`model_from_info`, `load_model`), and `build_model` makes one from the
 ``model`` section of a training config.
 """
@@ -25,12 +26,26 @@ from frugal.models.tdnnf import (
 from frugal.models.transformer import PRESETS as TRANSFORMER_PRESETS
 from frugal.models.transformer import TransformerConfig, TransformerModel, set_attention, transformer_config
 from frugal.models.transformer import config_from_dict as transformer_config_from_dict
+from frugal.models.transducer import TransducerConfig, TransducerModel
+from frugal.models.transducer import config_from_dict as transducer_config_from_dict
 
 # model type (``model_info()["type"]``, a config's ``model: type:``) -> model from a config mapping
 MODEL_BUILDERS: Dict[str, Callable[[Dict, str], torch.nn.Module]] = {
     "tdnnf": lambda d, where: TdnnfModel(config_from_dict(d, where=where)),
     "transformer": lambda d, where: TransformerModel(transformer_config_from_dict(d, where=where)),
+    # a transducer's encoder is any of the others, built through this table
+    "transducer": lambda d, where: TransducerModel.from_config(transducer_config_from_dict(d, where=where),
+                                                               _build_encoder, where),
 }
+
+
+def _build_encoder(section: Dict, where: str) -> torch.nn.Module:
+    section = dict(section)
+    kind = section.pop("type")
+    if kind not in MODEL_BUILDERS or kind == "transducer":
+        known = ", ".join(k for k in MODEL_BUILDERS if k != "transducer")
+        raise FrugalError(f"{where}: unknown encoder type {kind!r} (known: {known})")
+    return MODEL_BUILDERS[kind](section, where)
 
 
 def model_from_info(info: Dict, where: str = "model_info") -> torch.nn.Module:
@@ -84,6 +99,8 @@ __all__ = [
     "TRANSFORMER_PRESETS",
     "TdnnfConfig",
     "TdnnfModel",
+    "TransducerConfig",
+    "TransducerModel",
     "TransformerConfig",
     "TransformerModel",
     "build_model",

@@ -1,5 +1,5 @@
 """Training: the generic trainer, objectives as its plug-ins, checkpoints, schedules, runs."""
-from frugal.train import ctc, lfmmi  # noqa: F401  (the built-in objectives register themselves)
+from frugal.train import ctc, lfmmi, transducer  # noqa: F401  (the built-in objectives register themselves)
 from frugal.train.checkpoint import average_checkpoints, average_state_dicts
 from frugal.train.objective import OBJECTIVES, Objective, ObjectiveInputs, make_objective, register
 from frugal.train.schedule import DropoutSchedule, LrSchedule

@@ -15,7 +15,7 @@ import torch
 from frugal.errors import BadValue, FrugalError
 from frugal.lang.lang import Lang
 from frugal.losses import graph_ctc_loss, lexicon_ctc_graphs
-from frugal.train.objective import Objective, ObjectiveInputs, register
+from frugal.train.objective import Objective, ObjectiveInputs, register, reject_rnnt_loss
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class CtcObjective(Objective):
             raise BadValue("den_graph", inputs.den_graph, "is for LF-MMI only")
         if inputs.supervision_lattices:
             raise BadValue("supervision_lattices", " ".join(inputs.supervision_lattices), "are for LF-MMI only")
+        reject_rnnt_loss(inputs, "CTC")
         if inputs.options:  # one config serves both objectives
             log.info("CTC: the LF-MMI loss options (%s) do not apply", ", ".join(sorted(inputs.options)))
         return cls(inputs.lang)

@@ -36,7 +36,7 @@ from frugal.lattice.io import read_lattice_inputs
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.paths import best_path_frame_weights
 from frugal.losses import lfmmi_loss
-from frugal.train.objective import Objective, ObjectiveInputs, register
+from frugal.train.objective import Objective, ObjectiveInputs, register, reject_rnnt_loss
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ class LfmmiObjective(Objective):
 
     @classmethod
     def from_inputs(cls, inputs: ObjectiveInputs) -> "LfmmiObjective":
+        reject_rnnt_loss(inputs, "LF-MMI")
         unknown = sorted(set(inputs.options) - set(LOSS_OPTIONS))
         if unknown:
             raise BadValue("loss", ", ".join(unknown), f"unknown LF-MMI loss option(s) (known: {', '.join(LOSS_OPTIONS)})")

@@ -38,6 +38,7 @@ class ObjectiveInputs:
     options: Dict = field(default_factory=dict)  # the config's loss section
     supervision_lattices: List[str] = field(default_factory=list)  # lattice files or directories
     lattice_options: Dict = field(default_factory=dict)  # how lattices supervise (LF-MMI)
+    rnnt_loss: Optional[str] = None             # pruned or full (transducer)
 
 
 class Objective:
@@ -75,11 +76,21 @@ class Objective:
     def checkpoint_info(self) -> Dict:
         return {"objective": self.name}
 
+    # The trainer also calls, where an objective has them: ``set_step(step)`` before each
+    # batch (optimizer steps so far, e.g. for a loss warm-up), and it lets DDP find unused
+    # parameters where ``leaves_parameters_unused`` is true.
+    leaves_parameters_unused: ClassVar[bool] = False
+
 
 def register(cls: Type[Objective]) -> Type[Objective]:
     """Class decorator: make an objective available under its ``name``."""
     OBJECTIVES[cls.name] = cls
     return cls
+
+
+def reject_rnnt_loss(inputs: ObjectiveInputs, name: str) -> None:
+    if inputs.rnnt_loss:
+        raise BadValue("rnnt_loss", inputs.rnnt_loss, f"is for the transducer objective, not {name}")
 
 
 def make_objective(name: str, inputs: ObjectiveInputs) -> Objective:
