@@ -6,9 +6,12 @@
 #
 # Give the manifests of data preparation, not the speed-perturbed ones of the features, so
 # that each transcript counts once. The text the LM was estimated on is kept as <arpa>.text.
+# With --units-lang (a frugal prepare-units directory) the LM is over its tokens (a token LM
+# for transducer shallow fusion), the words spelled as the units directory spells them.
 set -eu
 order=3                     # n-gram order
-help_message="Usage: $0 [--order N] <arpa> <cuts.jsonl.gz or text>..."
+units_lang=""               # spell the words in these units first
+help_message="Usage: $0 [--order N] [--units-lang DIR] <arpa> <cuts.jsonl.gz or text>..."
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 [ $# -ge 2 ] || { echo "$help_message" >&2; exit 1; }
 arpa=$1; shift
@@ -23,5 +26,9 @@ for src in "$@"; do
   esac
 done
 mv "$text.tmp" "$text"
-frugal make-word-lm --text "$text" --order "$order" --output "$arpa"
-frugal lm-perplexity --arpa "$arpa" --text "$text"
+if [ -n "$units_lang" ]; then
+  frugal make-word-lm --text "$text" --order "$order" --output "$arpa" --units-lang "$units_lang"
+else
+  frugal make-word-lm --text "$text" --order "$order" --output "$arpa"
+  frugal lm-perplexity --arpa "$arpa" --text "$text"
+fi

@@ -21,6 +21,10 @@ but its errors and file helpers: it is the lowest layer.
   dropout dropout.json and dropout/K/, each a DecodeDir; after scoring wer_LMWT_WIP,
   penalty_WIP/LMWT.txt, best_wer, wer_details/ and, with a setting chosen on dev,
   wer_dev_setting.
+- ``HypDir``: hypotheses of a search without lattices (frugal decode-transducer):
+  decode.json, hyp.txt (1-best, Kaldi text), nbest.txt (beam search: ``uttid rank score
+  lm_score words``), log/decode.log, .done last; with Monte-Carlo dropout dropout/K/, each a
+  HypDir; after frugal score, wer and its details.
 - ``ModelDir``: checkpoints of a training run (epoch-N.pt, checkpoint-STEP.pt,
   last-checkpoint naming the newest), final.pt and log/train.log. A checkpoint is a dict
   of tensors and primitives only, read with ``torch.load(weights_only=True)``.
@@ -335,6 +339,58 @@ class DecodeDir:
 
 # ----------------------------------------------------------------------------- model
 CHECKPOINT_FORMAT = "frugal-checkpoint-1"
+
+
+class HypDir:
+    """1-best and n-best hypotheses of a search without lattices; see the module docstring."""
+
+    DONE = ".done"
+    DROPOUT = "dropout"
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.hyp = self.path / "hyp.txt"
+        self.nbest = self.path / "nbest.txt"
+        self.log = self.path / "log" / "decode.log"
+
+    @classmethod
+    def finished(cls, path: PathLike, option: str = "") -> "HypDir":
+        d = cls(path)
+        if not (d.path / cls.DONE).is_file():
+            where = f"{option} {d.path}" if option else str(d.path)
+            raise FrugalError(f"{where}: not a finished hypothesis directory (no .done; run frugal decode-transducer)")
+        return d
+
+    @property
+    def is_done(self) -> bool:
+        return (self.path / self.DONE).is_file()
+
+    @cached_property
+    def info(self) -> Dict:
+        f = self.path / "decode.json"
+        return _read_json(f) if f.is_file() else {}
+
+    def pass_dir(self, k: int) -> "HypDir":
+        """Pass 0 is this directory, pass k >= 1 the k-th Monte-Carlo dropout decode."""
+        return self if k == 0 else HypDir(self.path / self.DROPOUT / str(k))
+
+    def prepare(self, info: Mapping, num_passes: int = 1) -> None:
+        """Start (or restart): not done until `finish`; dropout passes beyond ``num_passes``
+        left by an earlier run go."""
+        for k in range(num_passes):
+            d = self.pass_dir(k)
+            (d.path / "log").mkdir(parents=True, exist_ok=True)
+            (d.path / self.DONE).unlink(missing_ok=True)
+            _write_json(d.path / "decode.json", {**info, **({"dropout_pass": k} if k else {})})
+        root = self.path / self.DROPOUT
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.is_dir() and d.name.isdigit() and int(d.name) >= num_passes:
+                    shutil.rmtree(d)
+
+    def finish(self, num_passes: int = 1) -> None:
+        for k in list(range(1, num_passes)) + [0]:
+            atomic_write_text(self.pass_dir(k).path / self.DONE, "")
 
 
 def load_checkpoint(path: PathLike, map_location="cpu") -> Dict:

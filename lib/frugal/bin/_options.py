@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import List, Tuple
+from typing import List, Optional, Tuple
+
+from frugal.errors import BadValue
 
 
 def weighted_path(spec: str) -> Tuple[str, float]:
@@ -73,3 +75,20 @@ def count_and_path(text: str) -> Tuple[int, str]:
         raise argparse.ArgumentTypeError(f"'{text}': expected N:PATH with N a non-negative integer, "
                                          f"e.g. 4:exp/tdnnf_semisup_am/decode_3g")
     return int(n), path
+
+
+def add_results_arguments(p, graph_example: str = "tgsmall") -> None:
+    """--results with the row's --model-name, --data-name and --graph-name (scoring tools)."""
+    p.add_argument("--results", help="RESULTS.md to update (needs --model-name, --data-name, --graph-name)")
+    p.add_argument("--model-name", help="model column of RESULTS.md, e.g. tdnnf")
+    p.add_argument("--data-name", help="data column, e.g. test")
+    p.add_argument("--graph-name", help=f"graph column, e.g. {graph_example}")
+
+
+def results_row(args) -> Optional[Tuple[str, str, str, str]]:
+    """(RESULTS.md, model, data, graph) of `add_results_arguments`' options, or None."""
+    if not args.results:
+        return None
+    if not (args.model_name and args.data_name and args.graph_name):
+        raise BadValue("results", args.results, "needs --model-name, --data-name and --graph-name")
+    return args.results, args.model_name, args.data_name, args.graph_name

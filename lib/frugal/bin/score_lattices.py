@@ -12,9 +12,8 @@ RESULTS.md is added or replaced (frugal write-results does the same from scored 
 """
 from __future__ import annotations
 
-from frugal.bin._options import float_list, int_range
+from frugal.bin._options import add_results_arguments, float_list, int_range, results_row
 from frugal.decode.sweep import score_lattices
-from frugal.errors import BadValue
 
 
 def add_arguments(p) -> None:
@@ -29,17 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--dev-decode-dir", help="scored dev decode directory whose best setting is reported")
     p.add_argument("--bootstrap-replications", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--results", help="RESULTS.md to update (needs --model-name, --data-name, --graph-name)")
-    p.add_argument("--model-name", help="model column of RESULTS.md, e.g. tdnnf")
-    p.add_argument("--data-name", help="data column, e.g. test")
-    p.add_argument("--graph-name", help="graph column, e.g. tgsmall")
+    add_results_arguments(p)
 
 
 def run(args) -> None:
-    results = None
-    if args.results:
-        if not (args.model_name and args.data_name and args.graph_name):
-            raise BadValue("results", args.results, "needs --model-name, --data-name and --graph-name")
-        results = (args.results, args.model_name, args.data_name, args.graph_name)
     score_lattices(args.decode_dir, args.words, args.ref_cuts, args.ref_text, args.lmwt, args.wip,
-                   args.dev_decode_dir, args.bootstrap_replications, args.seed, results)
+                   args.dev_decode_dir, args.bootstrap_replications, args.seed, results_row(args))

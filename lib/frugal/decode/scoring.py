@@ -22,6 +22,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import kaldialign
 
+from frugal.data.cuts import read_transcripts
 from frugal.dirs import DecodeDir
 from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike, atomic_write_text
@@ -285,15 +286,20 @@ def read_wer_report(path: PathLike) -> ErrorCounts:
                        sentence_errors=int(s.group(1)))
 
 
-def score_text_files(ref: PathLike, hyp: PathLike, out_dir: Optional[PathLike] = None,
-                     bootstrap_replications: int = 1000, seed: int = 0) -> ScoreResult:
-    """Score a Kaldi text of hypotheses against one of references (Kaldi's compute-wer);
-    with ``out_dir``, write wer, per_utt, ops and wer_bootci there."""
+def score_text_files(ref: Optional[PathLike], hyp: PathLike, out_dir: Optional[PathLike] = None,
+                     bootstrap_replications: int = 1000, seed: int = 0,
+                     ref_cuts: Optional[PathLike] = None) -> ScoreResult:
+    """Score a Kaldi text of hypotheses against one of references, or the transcripts of
+    ``ref_cuts`` (Kaldi's compute-wer); with ``out_dir``, write wer, per_utt, ops and
+    wer_bootci there."""
     if bootstrap_replications < 1:
         raise BadValue("bootstrap_replications", bootstrap_replications, "must be at least 1")
     if seed < 0:
         raise BadValue("seed", seed, "must be 0 or more")
-    refs, hyps = read_text(ref), read_text(hyp)
+    if (ref is None) == (ref_cuts is None):
+        raise BadValue("ref", ref, "give the references as a text or as cuts, one of the two")
+    refs = read_text(ref) if ref is not None else read_transcripts(ref_cuts)
+    hyps = read_text(hyp)
     result = score(refs, hyps, hyp_name=str(hyp))
     if out_dir:
         atomic_write_text(Path(out_dir) / "wer", result.report())

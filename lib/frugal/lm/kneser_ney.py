@@ -44,6 +44,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike
 from frugal.lang.symbols import read_symbol_list
+from frugal.lang.units import UnitCodec
 from frugal.lm.arpa import BOS, EOS, UNK, ArpaLm, NGram
 from frugal.lm.text import read_sentences
 
@@ -284,12 +285,19 @@ def train_kn_lm(sentences: Iterable[Sequence[str]], order: int = 3, cutoffs: Seq
 
 
 def make_word_lm(text: PathLike, output: PathLike, order: int = 3, cutoffs: Sequence[int] = (),
-                 max_ngrams: Optional[int] = None, vocab: Optional[PathLike] = None, has_uttid: bool = True) -> ArpaLm:
+                 max_ngrams: Optional[int] = None, vocab: Optional[PathLike] = None, has_uttid: bool = True,
+                 units_lang: Optional[PathLike] = None) -> ArpaLm:
     """The LM of the sentences of ``text`` (Kaldi text, or plain sentences without
     ``has_uttid``) written to ``output`` in ARPA format; a closed vocabulary ``vocab`` (one
-    word a line, or 'word id') maps other words to <unk>."""
+    word a line, or 'word id') maps other words to <unk>. With ``units_lang`` (a frugal
+    prepare-units directory) the sentences are spelled in its tokens first: a token LM for
+    transducer shallow fusion."""
     words = [w.split()[0] for w in read_symbol_list(vocab)] if vocab else None
-    lm = train_kn_lm(read_sentences(text, has_uttid=has_uttid), order, list(cutoffs), max_ngrams, words)
+    sentences = read_sentences(text, has_uttid=has_uttid)
+    if units_lang is not None:
+        codec = UnitCodec(units_lang)
+        sentences = [[codec.tokens[i] for i in codec.encode(s)] for s in sentences]
+    lm = train_kn_lm(sentences, order, list(cutoffs), max_ngrams, words)
     log.info("%s: n-grams per order %s", output, lm.num_ngrams())
     lm.write(output)
     return lm
