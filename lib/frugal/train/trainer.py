@@ -241,7 +241,8 @@ class Trainer:
         if self.dist.world_size > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[self.device.index] if kind == "cuda" else None,
-                find_unused_parameters=config.find_unused_parameters)
+                find_unused_parameters=(config.find_unused_parameters
+                                        or bool(getattr(loss_fn, "leaves_parameters_unused", False))))
         else:
             self.model = self.module
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=config.lr, betas=config.betas,
@@ -351,6 +352,7 @@ class Trainer:
             lr = self._set_progress(progress)
             seed_everything(batch_seed(cfg.seed, self.epoch, batch_idx, self.dist.rank))
             batch = _to_device(batch, self.device)
+            self._tell_step()
             values = self.loss_fn(self.model, batch)
             if "loss" not in values:
                 raise KeyError("the loss callable must return a dict with the total under 'loss'")
@@ -383,9 +385,16 @@ class Trainer:
         self._broadcast_buffers()
         averager.all_reduce(self.dist, self.device)
         if self.dist.is_main:
-            fps = frames_seen / max(time.time() - t_start, 1e-9)
-            log.info("epoch %d training: %s, frames/s=%.0f", self.epoch, _Averager.format(averager.means()),
-                     fps * self.dist.world_size)
+            seconds = max(time.time() - t_start, 1e-9)
+            log.info("epoch %d training: %s, frames/s=%.0f, s/step=%.4f", self.epoch,
+                     _Averager.format(averager.means()), frames_seen / seconds * self.dist.world_size,
+                     seconds / max(num_batches - skip, 1))
+
+    def _tell_step(self) -> None:
+        """Objectives with a clock (a loss warm-up) learn the optimizer steps done so far."""
+        set_step = getattr(self.loss_fn, "set_step", None)
+        if callable(set_step):
+            set_step(self.step)
 
     def _broadcast_buffers(self) -> None:
         """Give every rank rank 0's buffers (batchnorm statistics).
@@ -410,6 +419,7 @@ class Trainer:
         sampler = make_sampler(self.valid_cuts, self.config.max_duration, False, self.config.seed,
                                self.config.num_buckets, self.dist.world_size, self.dist.rank)
         self.module.eval()
+        self._tell_step()
         averager = _Averager()
         for batch in make_loader(self.dataset, sampler, self.config.num_workers):
             batch = _to_device(batch, self.device)
