@@ -6,7 +6,6 @@ predictor and joiner), which checks the wiring the loss functions do not see: th
 that starts the predictor's input, its context, each utterance's lengths, the frame
 normalisation; and the pruned objective's warm-up against icefall's schedule.
 """
-import itertools
 import math
 
 import pytest

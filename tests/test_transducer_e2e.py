@@ -142,8 +142,8 @@ def test_monte_carlo_dropout_passes(yesno, tmp_path):
     assert len(set(samples)) == 4  # other masks, other scores
     assert (a / "dropout/1/nbest.txt").read_text() != (plain / "nbest.txt").read_text()
     # fewer samples next time: the stale pass goes
-    decode(d, tmp_path / "a", "--method", "modified_beam_search", "--dropout-samples", "1", "--dropout-proportion", "0.3",
-           "--dropout-seed", "1")
+    decode(d, tmp_path / "a", "--method", "modified_beam_search", "--dropout-samples", "1",
+           "--dropout-proportion", "0.3", "--dropout-seed", "1")
     assert (a / "dropout/1/hyp.txt").read_text() == (b / "dropout/1/hyp.txt").read_text()
     assert not (a / "dropout/2").exists()
 

@@ -12,10 +12,10 @@ from typing import Dict, List
 
 import torch
 
-from frugal.errors import BadValue, FrugalError
+from frugal.errors import FrugalError
 from frugal.lang.lang import Lang
 from frugal.losses import graph_ctc_loss, lexicon_ctc_graphs
-from frugal.train.objective import Objective, ObjectiveInputs, register, reject_rnnt_loss
+from frugal.train.objective import Objective, ObjectiveInputs, register, reject_lfmmi_inputs, reject_rnnt_loss
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,7 @@ class CtcObjective(Objective):
 
     @classmethod
     def from_inputs(cls, inputs: ObjectiveInputs) -> "CtcObjective":
-        if inputs.den_graph:
-            raise BadValue("den_graph", inputs.den_graph, "is for LF-MMI only")
-        if inputs.supervision_lattices:
-            raise BadValue("supervision_lattices", " ".join(inputs.supervision_lattices), "are for LF-MMI only")
+        reject_lfmmi_inputs(inputs)
         reject_rnnt_loss(inputs, "CTC")
         if inputs.options:  # one config serves both objectives
             log.info("CTC: the LF-MMI loss options (%s) do not apply", ", ".join(sorted(inputs.options)))

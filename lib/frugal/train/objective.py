@@ -88,6 +88,14 @@ def register(cls: Type[Objective]) -> Type[Objective]:
     return cls
 
 
+def reject_lfmmi_inputs(inputs: ObjectiveInputs) -> None:
+    """A den graph and supervision lattices are LF-MMI's alone."""
+    if inputs.den_graph:
+        raise BadValue("den_graph", inputs.den_graph, "is for LF-MMI only")
+    if inputs.supervision_lattices:
+        raise BadValue("supervision_lattices", " ".join(inputs.supervision_lattices), "are for LF-MMI only")
+
+
 def reject_rnnt_loss(inputs: ObjectiveInputs, name: str) -> None:
     if inputs.rnnt_loss:
         raise BadValue("rnnt_loss", inputs.rnnt_loss, f"is for the transducer objective, not {name}")

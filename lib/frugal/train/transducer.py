@@ -32,7 +32,7 @@ from frugal.lang.units import UnitCodec
 from frugal.losses.rnnt import (do_rnnt_pruning, get_rnnt_prune_ranges, make_boundary, rnnt_loss,
                                 rnnt_loss_pruned, rnnt_loss_simple)
 from frugal.models import build_model
-from frugal.train.objective import Objective, ObjectiveInputs, register
+from frugal.train.objective import Objective, ObjectiveInputs, register, reject_lfmmi_inputs
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,7 @@ class TransducerObjective(Objective):
 
     @classmethod
     def from_inputs(cls, inputs: ObjectiveInputs) -> "TransducerObjective":
-        if inputs.den_graph:
-            raise BadValue("den_graph", inputs.den_graph, "is for LF-MMI only")
-        if inputs.supervision_lattices:
-            raise BadValue("supervision_lattices", " ".join(inputs.supervision_lattices), "are for LF-MMI only")
+        reject_lfmmi_inputs(inputs)
         unknown = sorted(set(inputs.options) - set(LOSS_OPTIONS))
         if unknown:
             raise BadValue("loss", ", ".join(unknown),
