@@ -276,3 +276,25 @@ def test_git_revision_ignores_results_tables(tmp_path):
     (tmp_path / "lib.py").write_text("x = 2\n")  # code changed anywhere in the repository
     assert git_revision(recipe) == rev + "+dirty"
     assert git_revision(tmp_path / "egs") == rev + "+dirty"
+
+
+def test_phone_error_rate_through_the_lexicon(tmp_path, capsys):
+    # Two pronunciations of READ (equally likely: the first counts), silence phones and unknown
+    # words (the OOV word's pronunciation, here silence: nothing) left out.
+    (tmp_path / "lexicon.txt").write_text("<UNK> SIL\nREAD R IY D\nREAD R EH D\nRED R EH D\nA AH\nBOOK B UH K\n")
+    assert frugal_main.main(["prepare-lang", "--lexicon", str(tmp_path / "lexicon.txt"), "--output-dir",
+                             str(tmp_path / "lang"), "--sil-phone", "SIL", "--oov", "<UNK>"]) == 0
+    phones = {"READ": "R IY D", "RED": "R EH D", "A": "AH", "BOOK": "B UH K", "<UNK>": "", "XYZZY": ""}
+    refs = {"u1": "READ A BOOK", "u2": "RED BOOK", "u3": "A"}
+    hyps = {"u1": "RED A BOOK", "u2": "READ XYZZY BOOK", "u3": "A A"}
+    for name, texts in (("ref", refs), ("hyp", hyps)):
+        (tmp_path / name).write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+    assert frugal_main.main(["score", "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp"),
+                             "--phones-lang", str(tmp_path / "lang"), "--out-dir", str(tmp_path / "per")]) == 0
+    out = capsys.readouterr().out
+    errors = sum(dp_edit_distance(" ".join(phones[w] for w in refs[u].split()).split(),
+                                  " ".join(phones[w] for w in hyps[u].split()).split()) for u in refs)
+    ref_phones = sum(len(" ".join(phones[w] for w in t.split()).split()) for t in refs.values())
+    assert errors == 3 and ref_phones == 14  # IY/EH twice, one inserted AH
+    assert out.startswith(f"%WER {100 * errors / ref_phones:.2f} [ {errors} / {ref_phones},")
+    assert "u1 ref R IY D AH B UH K" in (tmp_path / "per/per_utt").read_text().replace("  ", " ")

@@ -5,7 +5,8 @@ Prints compute-wer's report. With --out-dir, also writes there ``wer`` (the repo
 correct/substituted/inserted/deleted word pair) and ``wer_bootci`` (95% bootstrap
 confidence interval of the WER, resampling utterances). With --results, the (model, data,
 graph) row of a recipe's RESULTS.md is added or replaced (e.g. a transducer's hyp.txt of
-frugal decode-transducer).
+frugal decode-transducer). With --phones-lang the words of both sides become the phones of
+their pronunciations in that lang directory: a phone error rate (PER).
 """
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ def add_arguments(p) -> None:
     p.add_argument("--bootstrap-replications", type=int, default=1000,
                    help="resamplings for the confidence interval (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--phones-lang", help="a lang directory: score phones, each word its likeliest pronunciation "
+                                         "without silence (a phone error rate; the report's %%WER line is the PER)")
     add_results_arguments(p, graph_example="greedy")
 
 
 def run(args) -> None:
     row = results_row(args)
     result = score_text_files(args.ref, args.hyp, args.out_dir, args.bootstrap_replications, args.seed,
-                              ref_cuts=args.ref_cuts)
+                              ref_cuts=args.ref_cuts, phones_lang=args.phones_lang)
     print(result.report(), end="")
     if row is not None:
         update_results_table(*row, result.counts)

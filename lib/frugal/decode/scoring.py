@@ -26,6 +26,7 @@ from frugal.data.cuts import read_transcripts
 from frugal.dirs import DecodeDir
 from frugal.errors import BadValue, FrugalError
 from frugal.fileio import PathLike, atomic_write_text
+from frugal.lang.lang import Lang
 from frugal.lang.text import read_text, write_text
 
 # The gap symbol given to kaldialign. Words come from whitespace-split text, so the empty
@@ -288,10 +289,12 @@ def read_wer_report(path: PathLike) -> ErrorCounts:
 
 def score_text_files(ref: Optional[PathLike], hyp: PathLike, out_dir: Optional[PathLike] = None,
                      bootstrap_replications: int = 1000, seed: int = 0,
-                     ref_cuts: Optional[PathLike] = None) -> ScoreResult:
+                     ref_cuts: Optional[PathLike] = None, phones_lang: Optional[PathLike] = None) -> ScoreResult:
     """Score a Kaldi text of hypotheses against one of references, or the transcripts of
     ``ref_cuts`` (Kaldi's compute-wer); with ``out_dir``, write wer, per_utt, ops and
-    wer_bootci there."""
+    wer_bootci there. With ``phones_lang`` (a lang directory) words become the phones of
+    their pronunciations first (`Lang.word_phones`): a phone error rate, in compute-wer's
+    format (its %WER line is then the PER, as in Kaldi's TIMIT scoring)."""
     if bootstrap_replications < 1:
         raise BadValue("bootstrap_replications", bootstrap_replications, "must be at least 1")
     if seed < 0:
@@ -300,6 +303,10 @@ def score_text_files(ref: Optional[PathLike], hyp: PathLike, out_dir: Optional[P
         raise BadValue("ref", ref, "give the references as a text or as cuts, one of the two")
     refs = read_text(ref) if ref is not None else read_transcripts(ref_cuts)
     hyps = read_text(hyp)
+    if phones_lang is not None:  # phone error rate: both sides in the lexicon's phones
+        lang = Lang(phones_lang, need=("phones.txt", "words.txt", "lexiconp.txt"))
+        refs = {u: lang.word_phones(w) for u, w in refs.items()}
+        hyps = {u: lang.word_phones(w) for u, w in hyps.items()}
     result = score(refs, hyps, hyp_name=str(hyp))
     if out_dir:
         atomic_write_text(Path(out_dir) / "wer", result.report())

@@ -6,11 +6,11 @@ one reader of their contents, loaded on first use.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from frugal.dirs import LangDir
 from frugal.fileio import PathLike
-from frugal.lang.lexicon import Lexicon, read_lexicon
+from frugal.lang.lexicon import Lexicon, Pron, read_lexicon
 from frugal.lang.symbols import SymbolTable
 
 
@@ -46,3 +46,19 @@ class Lang:
     def lexicon(self) -> Lexicon:
         """lexiconp.txt: the pronunciations with their probabilities."""
         return read_lexicon(self.dir.file("lexiconp.txt"), with_probs=True)
+
+    @cached_property
+    def _phones_of_words(self) -> Dict[str, List[str]]:
+        silence = set(self.dir.phone_class("silence"))
+        best: Dict[str, Pron] = {}
+        for p in self.lexicon().prons:
+            if p.word not in best or p.prob > best[p.word].prob:
+                best[p.word] = p
+        return {w: [x for x in p.phones if x not in silence] for w, p in best.items()}
+
+    def word_phones(self, words: Sequence[str]) -> List[str]:
+        """The phones of a word sequence, for phone error rates: each word's likeliest
+        pronunciation without silence phones; a word the lexicon lacks is the OOV word's."""
+        table = self._phones_of_words
+        oov = table.get(self.oov, []) if self.oov is not None else []
+        return [x for w in words for x in table.get(w, oov)]
