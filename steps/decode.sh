@@ -18,6 +18,8 @@ dropout_samples=0           # N: Monte-Carlo dropout decodings besides the dropo
 dropout_proportion=0.1      # their dropout proportion
 dropout_seed=0              # their masks' seed
 skip_checks=false           # decode even where the graph's metadata is missing or disagrees with model or words
+attention=""                # a transformer's self-attention at inference, if not its own (thesis table 5.2)
+clusters=0                  # with --attention (improved-)clustered: clusters (0: the model's)
 help_message="Usage: $0 [options] <graph-dir> <lang-dir> <cuts> <model-dir> <decode-dir>"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 [ $# -eq 5 ] || { echo "$help_message" >&2; exit 1; }
@@ -30,6 +32,8 @@ if [ "$dropout_samples" -gt 0 ]; then
   opts+=(--dropout-samples "$dropout_samples" --dropout-proportion "$dropout_proportion" --dropout-seed "$dropout_seed")
 fi
 [ "$skip_checks" = true ] && opts+=(--skip-checks)
+[ -n "$attention" ] && opts+=(--attention "$attention")
+[ "$clusters" -gt 0 ] && opts+=(--clusters "$clusters")
 frugal decode --model "$model_dir/final.pt" --graph "$graph" --words "$lang/words.txt" --cuts "$cuts" \
   --output-dir "$dir" --nj "$nj" --beam "$beam" --max-active "$max_active" --lattice-beam "$lattice_beam" \
   --acoustic-scale "$acoustic_scale" --post-decode-acwt "$(awk "BEGIN {print 10 * $acoustic_scale}")" \
