@@ -213,3 +213,43 @@ def test_yesno_seed_sweep(sandbox, yesno_dir):
     assert r.returncode == 1 and "option --seeds needs a value" in r.stderr
     r = proc_testing.run(sweep + ["--seeds", "1 x"])
     assert r.returncode == 1 and "take whole numbers, got 'x'" in r.stderr
+
+
+def test_mini_local_experiments_quick(sandbox):
+    """egs/mini's experiments of their own on the quick corpus: local/run_transducer.sh (pruned
+    and full transducers, three searches) and local/run_attention.sh (four attention kinds,
+    PER, swapped attention at inference, speed on long utterances)."""
+    d = sandbox / "egs/mini"
+    r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf", "--stop-stage", "7")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    transducer = [str(d / "local/run_transducer.sh"), "--train-conf", "conf/train_transducer_quick.yaml",
+                  "--lm-scales", "0.5"]
+    r = proc_testing.run(transducer)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = (d / "exp/RESULTS.md").read_text()
+    for kind in ("pruned", "full"):
+        for part in ("dev", "test"):
+            for search in ("greedy", "greedy_sym2", "beam4", "beam4_lm6g_0.5"):
+                assert f"| transducer_{kind}_char_train_all | {part} | {search} |" in results, (kind, part, search)
+    speed = (d / "exp/transducer_speed_char_train_all.md").read_text()
+    assert "| transducer_pruned_char_train_all | transducer (pruned) | 2 |" in speed
+    assert "| transducer_full_char_train_all | transducer (full) | 2 |" in speed
+    attention = [str(d / "local/run_attention.sh"), "--train-conf", "conf/train_attention_quick.yaml",
+                 "--kinds", "softmax improved-clustered", "--eval-kinds", "softmax clustered:200",
+                 "--long-epochs", "1", "--long-frames", "1500"]
+    r = proc_testing.run(attention)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = (d / "exp/RESULTS.md").read_text()
+    for kind in ("softmax", "improved-clustered"):
+        model = f"transformer_{kind}_ctc_train_all"
+        for part in ("dev", "test"):
+            assert f"| {model} | {part} | 3g |" in results and f"| {model} | {part} | 3g_per |" in results
+        assert f"| {model} | dev | 3g_att-clustered-200 |" in results
+        assert (f"| {model} | dev | 3g_att-softmax-100 |" in results) == (kind != "softmax")
+    for name in ("speed", "speed_long"):
+        table = (d / f"exp/attention/{name}_ctc_train_all.md").read_text()
+        assert all(f"{kind}_ctc_train_all |" in table for kind in ("softmax", "improved-clustered"))
+    # Both experiments find every stage done the second time.
+    for cmd in (transducer, attention):
+        r = proc_testing.run(cmd)
+        assert r.returncode == 0 and not re.search(r"stage \d+: ", r.stdout), r.stdout

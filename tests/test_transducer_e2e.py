@@ -84,10 +84,12 @@ def test_searches_write_hypotheses_and_nbest(yesno, tmp_path):
     run("cuts-to-text", "--cuts", d / "fbank/test.jsonl.gz", "--output", tmp_path / "ref")
     test_ids = {line.split()[0] for line in (tmp_path / "ref").read_text().splitlines()}
     greedy = decode(d, tmp_path / "greedy")
+    greedy2 = decode(d, tmp_path / "greedy2", "--max-sym-per-frame", "2")
+    assert (greedy2 / "decode.json").read_text().count('"max_sym_per_frame": 2') == 1
     beam = decode(d, tmp_path / "beam", "--method", "modified_beam_search", "--beam", "4", "--nbest", "3")
     lm = decode(d, tmp_path / "lm", "--method", "modified_beam_search", "--nbest", "2", "--lm", d / "lm.arpa",
                 "--lm-scale", "0.5")
-    for out in (greedy, beam, lm):
+    for out in (greedy, greedy2, beam, lm):
         assert (out / ".done").is_file() and (out / "log/decode.log").is_file()
         hyp = dict(line.split(maxsplit=1) if " " in line else (line, "")
                    for line in (out / "hyp.txt").read_text().splitlines())
@@ -173,6 +175,8 @@ def test_units_and_models_that_do_not_belong_together(yesno, tmp_path, capsys):
     args[2] = str(d / "pruned/final.pt")
     assert frugal_main(args + ["--lm-scale", "0.5"]) == 1
     assert "--lm-scale" in capsys.readouterr().err
+    assert frugal_main(args + ["--method", "modified_beam_search", "--max-sym-per-frame", "2"]) == 1
+    assert "--max-sym-per-frame 2: is for greedy search" in capsys.readouterr().err
 
 
 def test_train_speed_table(yesno, tmp_path, capsys):

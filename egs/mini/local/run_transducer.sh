@@ -78,8 +78,8 @@ if stage_begin 2 "token LM (order $lm_order) for shallow fusion" "$lm.done"; the
   stage_end
 fi
 
-# Graph column: the search (greedy, beam4, beam4_lm6g_0.3, ...).
-searches="greedy beam$beam"
+# Graph column: the search (greedy; greedy_sym2, up to 2 symbols a frame; beam4; beam4_lm6g_0.3, ...).
+searches="greedy greedy_sym2 beam$beam"
 for s in $lm_scales; do searches="$searches beam${beam}_lm${lm_order}g_$s"; done
 for kind in $kinds; do
   model=exp/transducer_${kind}_$tag
@@ -90,6 +90,7 @@ for kind in $kinds; do
         opts=(--method modified_beam_search --beam "$beam" --nbest "$nbest")
         case $search in
           greedy) opts=(--method greedy) ;;
+          greedy_sym2) opts=(--method greedy --max-sym-per-frame 2) ;;
           *_lm*) opts+=(--lm "$lm" --lm-scale "${search##*_}") ;;
         esac
         dir=$model/decode_${search}_$part

@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--cuts", required=True, help="lhotse cuts with features")
     p.add_argument("--output-dir", required=True, help="hypothesis directory to write")
     p.add_argument("--method", choices=METHODS, default=D.method, help="search (default: %(default)s)")
+    p.add_argument("--max-sym-per-frame", type=int, default=D.max_sym_per_frame,
+                   help="greedy search: symbols a frame at most (default: %(default)s)")
     p.add_argument("--beam", type=int, default=D.beam, help="modified beam search: hypotheses kept "
                                                             "(default: %(default)s)")
     p.add_argument("--nbest", type=int, default=D.nbest, help="hypotheses written an utterance (default: %(default)s)")
@@ -39,5 +41,7 @@ def add_arguments(p) -> None:
 
 def run(a) -> None:
     decode(a.cuts, a.output_dir, TransducerDecodeOptions(
-        a.model, a.lang, a.method, a.beam, a.nbest, a.lm, a.lm_scale, a.batch_size, a.device, a.dropout_samples,
-        a.dropout_proportion, a.dropout_seed, a.skip_checks))
+        model=a.model, lang=a.lang, method=a.method, max_sym_per_frame=a.max_sym_per_frame, beam=a.beam,
+        nbest=a.nbest, lm=a.lm, lm_scale=a.lm_scale, batch_size=a.batch_size, device=a.device,
+        dropout_samples=a.dropout_samples, dropout_proportion=a.dropout_proportion, dropout_seed=a.dropout_seed,
+        skip_checks=a.skip_checks))

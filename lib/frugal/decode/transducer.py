@@ -44,6 +44,7 @@ class TransducerDecodeOptions:
     model: str                      # a transducer checkpoint (final.pt)
     lang: str                       # the units lang directory it was trained with
     method: str = "greedy"
+    max_sym_per_frame: int = 1      # greedy: symbols a frame at most (icefall's default 1)
     beam: int = 4
     nbest: int = 1
     lm: Optional[str] = None        # ARPA LM over the tokens (shallow fusion; beam search only)
@@ -60,6 +61,11 @@ class TransducerDecodeOptions:
             raise BadValue("method", self.method, f"must be one of {', '.join(METHODS)}")
         if self.beam < 1:
             raise BadValue("beam", self.beam, "must be at least 1")
+        if self.max_sym_per_frame < 1:
+            raise BadValue("max_sym_per_frame", self.max_sym_per_frame, "must be at least 1")
+        if self.max_sym_per_frame > 1 and self.method != "greedy":
+            raise BadValue("max_sym_per_frame", self.max_sym_per_frame, "is for greedy search (modified beam "
+                                                                        "search emits one symbol a frame)")
         if not 1 <= self.nbest <= self.beam:
             raise BadValue("nbest", self.nbest, f"must be in [1, beam = {self.beam}]")
         if self.method == "greedy" and (self.nbest > 1 or self.lm):
@@ -98,7 +104,8 @@ def load_transducer(options: TransducerDecodeOptions, codec: UnitCodec) -> torch
 def search(model, enc: torch.Tensor, enc_lens: torch.Tensor, options: TransducerDecodeOptions,
            lm: Optional[NgramTokenLm]) -> List[List[Hypothesis]]:
     if options.method == "greedy":
-        return [[Hypothesis(tokens, float("nan"))] for tokens in greedy_search(model, enc, enc_lens)]
+        return [[Hypothesis(tokens, float("nan"))]
+                for tokens in greedy_search(model, enc, enc_lens, options.max_sym_per_frame)]
     return modified_beam_search(model, enc, enc_lens, beam=options.beam, nbest=options.nbest, lm=lm,
                                 lm_scale=options.lm_scale)
 
