@@ -209,3 +209,27 @@ def test_bad_inputs(units, tmp_path):
     (tmp_path / "phones.txt").write_text("<eps> 0\nA 1\n")
     with pytest.raises(FrugalError):
         _objective(tmp_path)
+
+
+@pytest.mark.parametrize("attention", ["linear", "improved-clustered"])
+def test_transformer_encoders_with_efficient_attention(units, attention):
+    # Any encoder of the chapter-5 issue: the objective trains through it (a gradient reaches
+    # the attention layers), and the searches run on it.
+    torch.manual_seed(5)
+    obj = _objective(units)
+    encoder = {**ENCODER, "attention": attention, "clusters": 3, "topk": 2}
+    model = obj.build_model({"type": "transducer", "encoder": encoder, "encoder_dim": 12, "decoder_dim": 8,
+                             "joiner_dim": 12}, FEAT, "test")
+    assert model.model_info()["config"]["encoder"]["config"]["attention"] == attention
+    # The encoder's output layer starts at zero (Kaldi's param-stddev=0): as after a first step
+    with torch.no_grad():
+        model.encoder.chain_head.output.weight.normal_(std=0.1)
+    batch = _batch(["AB A", "B"], [12, 7])
+    batch["features"] = batch["features"].float()
+    obj(model, batch)["loss"].backward()
+    assert model.encoder.layers[0].attn.in_proj.weight.grad.abs().sum() > 0
+    from frugal.decode.transducer_search import greedy_search
+    model.eval()
+    with torch.no_grad():
+        enc, lens = model.encode(batch["features"], batch["feature_lens"])
+    assert len(greedy_search(model, enc, lens)) == 2
