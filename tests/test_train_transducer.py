@@ -233,3 +233,17 @@ def test_transformer_encoders_with_efficient_attention(units, attention):
     with torch.no_grad():
         enc, lens = model.encode(batch["features"], batch["feature_lens"])
     assert len(greedy_search(model, enc, lens)) == 2
+
+
+def test_an_empty_transcript_is_all_blanks(units):
+    torch.manual_seed(6)
+    for kind in ("full", "pruned"):
+        obj = _objective(units, rnnt_loss=kind, lm_scale=0.0, prune_range=5)
+        model = obj.build_model({"type": "transducer", "encoder": ENCODER, "encoder_dim": 12, "decoder_dim": 8,
+                                 "joiner_dim": 12}, FEAT, "test").double().eval()
+        batch = _batch(["", "B"], [9, 7])
+        out, full = obj(model, batch), _brute_force(model, batch, obj.codec, "full")
+        if kind == "full":
+            assert out["full"].item() == pytest.approx(full, rel=1e-12)
+        else:  # a band of 2 (k2's cap: the batch's 2 symbol positions) of the 3 nodes a frame
+            assert out["pruned"].item() >= full - 1e-12 and math.isfinite(out["simple"].item())
