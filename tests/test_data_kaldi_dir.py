@@ -44,6 +44,7 @@ def test_segmented_dir(tmp_path):
     assert sups["spkB-rec1-001"].text == "GOOD MORNING" and sups["spkB-rec1-001"].speaker == "spkB"
     cuts = load_manifest(out / "mine_cuts_dev.jsonl.gz")
     assert sorted(round(c.duration, 3) for c in cuts) == [1.5, 2.25, 3.0]
+    assert sorted(c.id for c in cuts) == ["spkA-rec1-000", "spkA-rec2-000", "spkB-rec1-001"]  # Kaldi's ids
 
 
 def test_unsegmented_dir(tmp_path):
@@ -56,6 +57,7 @@ def test_unsegmented_dir(tmp_path):
     assert run(d, tmp_path / "m") == 0
     [cut] = load_manifest(tmp_path / "m" / "mine_cuts_dev.jsonl.gz")
     assert cut.duration == pytest.approx(0.5) and cut.supervisions[0].text == "ONE WORD"
+    assert cut.id == "u1"  # the utterance id, not lhotse's u1-0
 
 
 def test_pipes_need_allow_commands(tmp_path, capsys):

@@ -74,6 +74,8 @@ def write_part(
     cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
     if trim_to_supervisions:
         cuts = cuts.trim_to_supervisions(keep_overlapping=False)
+    else:  # lhotse names a recording's cut <recording>-<index>; the corpus's own id is kept
+        cuts = CutSet.from_cuts(c.with_id(c.recording_id) for c in cuts)
     cuts = cuts.to_eager()
     for kind, manifest in (("recordings", recordings), ("supervisions", supervisions), ("cuts", cuts)):
         write_manifest(manifest, manifest_path(output_dir, corpus, kind, part))
