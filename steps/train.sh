@@ -9,6 +9,7 @@ set -eu
 objective=lfmmi             # lfmmi or ctc
 den_dir=""                  # directory of den.pt (lfmmi)
 num_valid=0                 # cuts held out for the validation objective
+valid_cuts=""                # validation cuts of their own (instead of --num-valid)
 threads=0                   # torch threads (0: torch's choice)
 start_fresh=false           # discard the checkpoints of an earlier run instead of resuming
 init_model=""               # start from these weights
@@ -23,5 +24,6 @@ opts=()
 [ "$start_fresh" = true ] && opts+=(--start-fresh)
 [ -n "$init_model" ] && opts+=(--init-model "$init_model")
 [ -n "$supervision" ] && opts+=(--supervision-lattices "$supervision")
+[ -n "$valid_cuts" ] && opts+=(--valid-cuts "$valid_cuts")
 frugal train --train-config "$conf" --train-cuts "$cuts" --num-valid "$num_valid" --lang "$lang" \
   --exp-dir "$dir" --objective "$objective" --num-threads "$threads" ${opts[@]+"${opts[@]}"}

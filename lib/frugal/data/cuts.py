@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import re
 import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from lhotse import CutSet, SupervisionSegment, SupervisionSet
 from lhotse.cut import Cut
 from lhotse.lazy import deserialize_item
 
-from frugal.errors import FrugalError, first_line
+from frugal.errors import BadValue, FrugalError, first_line
 from frugal.fileio import PathLike
 
 # What a truncated, empty or foreign manifest raises inside lhotse's reader.
@@ -106,3 +108,29 @@ def read_transcripts(path: PathLike, where: Optional[str] = None) -> Dict[str, L
     if isinstance(manifest, SupervisionSet):
         return {s.id: (s.text or "").split() for s in manifest}
     return {c.id: cut_words(c) for c in manifest}
+
+
+# The id suffixes of lhotse's perturbed copies (perturb_speed / perturb_tempo / perturb_volume).
+_PERTURBED = re.compile(r"(_(sp|tp|vp)\d+(\.\d+)?)+$")
+
+
+def source_id(cut_id: str) -> str:
+    """The id of the utterance a perturbed copy was made from (``utt_sp0.9`` -> ``utt``)."""
+    return _PERTURBED.sub("", cut_id)
+
+
+def hold_out(cuts: CutSet, num: int, seed: int) -> Tuple[CutSet, CutSet]:
+    """(the rest, ``num`` held-out utterances drawn with ``seed``): the same split on every rank
+    and every run. Perturbed copies go with their utterance, so no copy of a held-out
+    utterance trains; of a held-out utterance only its unperturbed cut (if there) is kept."""
+    groups: Dict[str, List[str]] = {}
+    for c in cuts:
+        groups.setdefault(source_id(c.id), []).append(c.id)
+    sources = sorted(groups)
+    if not 0 < num < len(sources):
+        raise BadValue("num_valid", num, f"must be in [1, {len(sources) - 1}] for {len(sources)} training "
+                                         f"utterances")
+    held_sources = set(random.Random(seed).sample(sources, num))
+    held = {min(groups[s], key=lambda i: (i != s, i)) for s in held_sources}
+    return (CutSet.from_cuts([c for c in cuts if source_id(c.id) not in held_sources]),
+            CutSet.from_cuts([c for c in cuts if c.id in held]))
