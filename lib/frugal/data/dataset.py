@@ -6,18 +6,22 @@ features and hands over the texts and ids.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Dict, List, Union
 
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler
 
+from frugal.data.cmvn import normalize
 from frugal.data.cuts import cut_words
 from frugal.errors import FrugalError, first_line
 
 
 class FeatureDataset(torch.utils.data.Dataset):
     """Map a CutSet (one batch from a sampler) to padded features, lengths and texts.
+
+    Features are normalised with the cut's CMVN statistics where it has them (frugal.data.cmvn).
 
     Returns a dict: ``features`` (B, T, F) float32 zero-padded, ``feature_lens`` (B,) int64,
     ``cut_ids`` and ``texts`` (lists of str; a cut's text is its supervisions' texts joined
@@ -31,10 +35,11 @@ class FeatureDataset(torch.utils.data.Dataset):
             if not cut.has_features:
                 raise FrugalError(f"cut '{cut.id}' has no precomputed features")
             try:
-                feats.append(torch.from_numpy(cut.load_features()).float())
+                raw = cut.load_features()
             except (OSError, ValueError, RuntimeError) as e:  # a missing, truncated or foreign archive
                 raise FrugalError(f"cut {cut.id}: cannot read its features from {cut.features.storage_path}: "
                                   f"{first_line(e)}") from None
+            feats.append(torch.from_numpy(normalize(cut, raw)).float())
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
         dims = {f.shape[1] for f in feats}
         if len(dims) != 1:
@@ -60,16 +65,20 @@ def make_sampler(cuts: CutSet, max_duration: float, shuffle: bool, seed: int, nu
         num_buckets = max(1, min(num_buckets, len(cuts)))
     except TypeError:  # a lazy manifest: lhotse checks its size itself
         pass
-    return DynamicBucketingSampler(
-        cuts,
-        max_duration=max_duration,
-        num_buckets=num_buckets,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        seed=seed,
-        world_size=world_size,
-        rank=rank,
-    )
+    with warnings.catch_warnings():
+        # frugal reads manifests eagerly on purpose (they are checked line by line, and are small):
+        # lhotse's advice to read them lazily is noise, printed for every sampler made.
+        warnings.filterwarnings("ignore", message=".*eagerly read CutSet")
+        return DynamicBucketingSampler(
+            cuts,
+            max_duration=max_duration,
+            num_buckets=num_buckets,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            seed=seed,
+            world_size=world_size,
+            rank=rank,
+        )
 
 
 class SkipFirstBatches(torch.utils.data.Sampler):

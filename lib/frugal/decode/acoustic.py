@@ -36,6 +36,7 @@ class AcousticModel:
     path: str
     den_graph: str = ""     # the den graph it was trained with ("" for CTC or when unknown)
     fingerprint: Optional[Dict] = None  # what a graph must match; None: unknown (an old checkpoint)
+    cmvn: str = "none"      # the feature normalisation it was trained on (frugal.data.cmvn)
 
     @property
     def num_outputs(self) -> int:
@@ -60,7 +61,8 @@ def load_acoustic_model(checkpoint: str, device: str = "cpu") -> AcousticModel:
                           f"(decodable: {', '.join(OBJECTIVES)})")
     model = model_from_checkpoint(state, where=str(checkpoint))
     fingerprint, den_graph = checkpoint_fingerprint(state, checkpoint)
-    return AcousticModel(model.to(device).eval(), objective, str(checkpoint), den_graph, fingerprint)
+    return AcousticModel(model.to(device).eval(), objective, str(checkpoint), den_graph, fingerprint,
+                         state.get("cmvn", "none"))
 
 
 def load_graph(path: str, device: str = "cpu") -> DecodingGraph:

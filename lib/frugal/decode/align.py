@@ -25,6 +25,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 
 from frugal import jobs
+from frugal.data.cmvn import require_cmvn
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
 from frugal.dirs import load_checkpoint
@@ -198,6 +199,7 @@ def align_file(model: PathLike, cuts: PathLike, lang: PathLike, den_graph: PathL
             raise BadValue(name, path, "no such file")
     check_den_graph(model, den_graph)
     cut_list = list(load_cuts(cuts, features=True))
+    require_cmvn(load_checkpoint(model).get("cmvn", "none"), cut_list, f"model {model}", str(cuts))
     tasks = [(str(model), str(lang), str(den_graph), part, max_duration, device)
              for part in jobs.split(cut_list, nj, "cuts to align")]
     results = jobs.run(align_cuts, tasks, nj, desc="align", unit="utt", total=len(cut_list))

@@ -40,6 +40,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from frugal import jobs
+from frugal.data.cmvn import require_cmvn
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
 from frugal.decode.acoustic import (AcousticModel, check_graph_matches_model, check_output_range,
@@ -341,7 +342,8 @@ def decode(cuts_path: str, output_dir: str, options: DecodeOptions, nj: int = 1,
     options.validate()
     cuts = load_cuts(cuts_path, features=True)
     splits = jobs.split([c.id for c in cuts], nj, "cuts to decode")
-    load_checked(DecodeOptions(**{**asdict(options), "device": "cpu"}))  # fail early, in one line
+    am, _ = load_checked(DecodeOptions(**{**asdict(options), "device": "cpu"}))  # fail early, in one line
+    require_cmvn(am.cmvn, cuts, f"model {options.model}", cuts_path)
     out = DecodeDir(output_dir)
     seeds = pass_seeds(options.dropout_seed, options.dropout_samples)
     dropout = None

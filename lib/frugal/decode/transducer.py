@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 import torch
 from tqdm import tqdm
 
+from frugal.data.cmvn import require_cmvn
 from frugal.data.cuts import load_cuts
 from frugal.data.dataset import FeatureDataset
 from frugal.decode.dropout import dropout_active, dropout_samples, pass_seeds, set_dropout
@@ -171,6 +172,7 @@ def decode(cuts_path: str, output_dir: str, options: TransducerDecodeOptions) ->
         set_dropout(model, options.dropout_proportion, active=False, where=options.model)
     lm = NgramTokenLm(read_arpa(options.lm), codec.tokens) if options.lm else None
     cuts = load_cuts(cuts_path, features=True)
+    require_cmvn(load_checkpoint(options.model).get("cmvn", "none"), cuts, f"model {options.model}", cuts_path)
     out = HypDir(output_dir)
     num_passes = 1 + options.dropout_samples
     info = {"cuts": str(cuts_path), **asdict(options),

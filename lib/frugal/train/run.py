@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -29,7 +28,8 @@ import torch.distributed as dist
 import yaml
 from lhotse import CutSet
 
-from frugal.data.cuts import load_cuts
+from frugal.data.cmvn import cmvn_kind, require_cmvn
+from frugal.data.cuts import hold_out, load_cuts
 from frugal.dirs import ModelDir, load_checkpoint, save_checkpoint
 from frugal.errors import BadValue, FrugalError
 from frugal.graph.fingerprint import checkpoint_fingerprint, first_difference, show
@@ -89,16 +89,6 @@ def read_train_config(path: str) -> Dict[str, Dict]:
         if what:
             raise FrugalError(f"{path} (loss): loss option {key} must be {what} (got {value!r})")
     return out
-
-
-def hold_out(cuts: CutSet, num: int, seed: int) -> Tuple[CutSet, CutSet]:
-    """(the rest, ``num`` cuts drawn with ``seed``): the same split on every rank and every run."""
-    ids = sorted(c.id for c in cuts)
-    if not 0 < num < len(ids):
-        raise BadValue("num_valid", num, f"must be in [1, {len(ids) - 1}] for {len(ids)} training cuts")
-    held = set(random.Random(seed).sample(ids, num))
-    return (CutSet.from_cuts([c for c in cuts if c.id not in held]),
-            CutSet.from_cuts([c for c in cuts if c.id in held]))
 
 
 def _model_differences(stored: Dict, wanted: Dict, limit: int = 3) -> str:
@@ -203,6 +193,10 @@ def train(job: TrainJob) -> Optional[Path]:
                                                                         "options": sections["loss"]}))
     train_cuts, valid_cuts = _cuts(job, config.seed)
     objective.select_cuts(train_cuts, valid_cuts, str(job.train_cuts))
+    cmvn = cmvn_kind(train_cuts, str(job.train_cuts))
+    if valid_cuts is not None:
+        require_cmvn(cmvn, valid_cuts, f"the training cuts ({job.train_cuts})", "the validation cuts")
+    record = {**objective.checkpoint_info(), "cmvn": cmvn}
     torch.manual_seed(config.seed)  # the initial weights (DDP gives every rank rank 0's anyway)
     model = objective.build_model(sections["model"], next(iter(train_cuts)).num_features, job.train_config)
     info = model.model_info()
@@ -213,6 +207,8 @@ def train(job: TrainJob) -> Optional[Path]:
             raise FrugalError(f"{latest}: checkpoint of a different model than {job.train_config} describes "
                               "(start afresh, or use another experiment directory)")
         diff = den_graph_difference(state, str(latest), objective)
+        if not diff and state.get("cmvn", "none") != cmvn:
+            diff = f"trained on CMVN '{state.get('cmvn', 'none')}', the cuts have '{cmvn}'"
         if diff:
             raise FrugalError(f"{latest}: checkpoint {diff} (start afresh, or use another experiment directory)")
     if job.init_model:
@@ -223,7 +219,7 @@ def train(job: TrainJob) -> Optional[Path]:
         with log_to_file(exp_dir.train_log):
             _log_start(job, objective, sections["model"], model, train_cuts, dist_info.world_size, latest is not None)
     trainer = Trainer(model, objective, train_cuts, exp_dir.path, config, valid_cuts=valid_cuts, model_info=info,
-                      record=objective.checkpoint_info())
+                      record=record)
     if dist_info.world_size > 1:
         dist.barrier()  # starting afresh: nobody resumes from what rank 0 is deleting
     trainer.run()
@@ -233,7 +229,7 @@ def train(job: TrainJob) -> Optional[Path]:
     if not dist_info.is_main:
         return None
     final = write_final(exp_dir, config.num_epochs, job.num_average,
-                        {**objective.checkpoint_info(), "init_model": job.init_model or "", **job.extra})
+                        {**record, "init_model": job.init_model or "", **job.extra})
     with log_to_file(exp_dir.train_log):
         log.info("wrote %s (average of the last %d epoch(s))", final, job.num_average)
     return final
