@@ -163,12 +163,17 @@ def test_setting_chosen_on_dev_is_reported(recipe, tmp_path):
     (dev / "wer_details").mkdir(parents=True)
     (dev / "wer_details/lmwt").write_text("17\n")
     (dev / "wer_details/wip").write_text("1.0\n")
+    # A list of penalties that starts with a negative one is a value, not an option.
     run("score-lattices", "--decode-dir", dec, "--ref-cuts", recipe / "data/fbank/yesno_cuts_test.jsonl.gz",
         "--words", recipe / "data/lang/words.txt", "--dev-decode-dir", dev, "--results", tmp_path / "RESULTS.md",
-        "--model-name", "tdnnf", "--data-name", "test", "--graph-name", "tg")
+        "--model-name", "tdnnf", "--data-name", "test", "--graph-name", "tg", "--wip", "-0.5,1.0")
+    assert (dec / "wer_17_-0.5").is_file()
     expected = (dec / "wer_17_1.0").read_text().splitlines()[0]
     assert (dec / "wer_dev_setting").read_text().startswith(expected + " lmwt=17 wip=1.0")
     wer = re.match(r"%WER (\S+)", expected).group(1)
+    # The details (and their confidence interval) describe the setting reported, not test's own best.
+    assert (dec / "wer_details/wer_bootci").read_text().startswith(f"%WER {wer} 95% Conf Interval [")
+    assert (dec / "wer_details/lmwt").read_text() == "17\n" and (dec / "wer_details/wip").read_text() == "1.0\n"
     row = [line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| tdnnf |")]
     assert len(row) == 1 and f"| {wer} |" in row[0] and "lmwt=17 wip=1.0" in row[0]
     run("write-results", "--results", tmp_path / "R2.md", "--model", "tdnnf", "--data", "test", "--graph", "tg",

@@ -323,7 +323,8 @@ class DecodeDir:
         return self.path / "wer_dev_setting"
 
     def best_setting(self) -> Setting:
-        """The best (lmwt, wip) that scoring recorded in wer_details/."""
+        """The (lmwt, wip) that scoring reported in wer_details/: the set's own best, or for a set
+        scored with --dev-decode-dir the dev set's best."""
         d = self.details_dir
         try:
             lmwt, wip = float((d / "lmwt").read_text().split()[0]), float((d / "wip").read_text().split()[0])

@@ -8,6 +8,7 @@ sub-commands takes it after the sub-command's name). The YAML is read with
 from __future__ import annotations
 
 import argparse
+import re
 
 import yaml
 
@@ -31,9 +32,19 @@ def expand_config(argv: list[str], known=None) -> list[str]:
                 path, i = arg.split("=", 1)[1], i + 1
             out += _config_options(path, known)
             continue
+        # `--wip -1.0,-0.5,0.0`: argparse takes a value that starts with '-' and is not one
+        # plain negative number for an option; a list of numbers is the option's value.
+        if (arg.startswith("--") and "=" not in arg and i + 1 < len(argv)
+                and _NEGATIVE_NUMBERS.match(argv[i + 1])):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
         out.append(arg)
         i += 1
     return out
+
+
+_NEGATIVE_NUMBERS = re.compile(r"^-[0-9.]+([eE][-+]?[0-9]+)?(,-?[0-9.]+([eE][-+]?[0-9]+)?)+$")
 
 
 def _config_options(path: str, known=None) -> list[str]:

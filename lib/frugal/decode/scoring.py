@@ -222,7 +222,8 @@ def score_sweep(refs: Mapping[str, Words],
                 hyps_by_setting: Mapping[Setting, Mapping[str, Words]],
                 out_dir: Optional[PathLike] = None,
                 bootstrap_replications: int = 1000,
-                seed: int = 0) -> SweepResult:
+                seed: int = 0,
+                reported: Optional[Setting] = None) -> SweepResult:
     """Score the hypotheses of each (LM weight, word insertion penalty) and pick the best.
 
     ``hyps_by_setting`` maps (lmwt, wip) to uttid -> words (the decoder's best paths with
@@ -231,7 +232,9 @@ def score_sweep(refs: Mapping[str, Words],
 
     With ``out_dir``, writes as Kaldi's score_kaldi.sh: ``penalty_WIP/LMWT.txt`` (the
     hypotheses), ``wer_LMWT_WIP`` (compute-wer's report) for each setting, ``best_wer``,
-    and ``wer_details/{per_utt,ops,wer_bootci,lmwt,wip}`` for the best setting.
+    and ``wer_details/{per_utt,ops,wer_bootci,lmwt,wip}`` for the reported setting: the best
+    one, or ``reported`` (a test set's dev-chosen setting), so that its confidence interval
+    describes the WER a results table shows.
     """
     if not hyps_by_setting:
         raise ValueError("score_sweep needs at least one (lmwt, wip) setting")
@@ -250,11 +253,17 @@ def score_sweep(refs: Mapping[str, Words],
             atomic_write_text(out.wer_file(setting), result.report())
         if best_result is None or result.counts.wer < best_result.counts.wer:
             best, best_result, best_hyps = setting, result, hyps
+        if setting == reported:
+            reported_result, reported_hyps = result, hyps
+    if reported is None:
+        reported, reported_result, reported_hyps = best, best_result, best_hyps
+    elif reported not in counts:
+        raise ValueError(f"reported setting {reported} is not among the settings scored")
     sweep = SweepResult(best, best_result, counts)
     if out_dir is not None:
         out = DecodeDir(out_dir)
-        write_details(out.details_dir, refs, best_hyps, best_result, bootstrap_replications, seed)
-        out.write_best_setting(best)
+        write_details(out.details_dir, refs, reported_hyps, reported_result, bootstrap_replications, seed)
+        out.write_best_setting(reported)
         atomic_write_text(out.best_wer_file, sweep.best_wer_line(out_dir) + "\n")
     return sweep
 

@@ -93,7 +93,8 @@ def score_lattices(decode_dir: PathLike, words: PathLike, ref_cuts: Optional[Pat
     lattices = read_lattice_files(out.lattice_files())
     with tqdm(total=len(lmwts) * len(wips), desc="score", unit="setting") as bar:
         hyps = SweepHypotheses(lattices, SymbolTable.read(words), lmwts, wips, progress=bar.update)
-        sweep = score_sweep(refs, hyps, out_dir=out.path, bootstrap_replications=bootstrap_replications, seed=seed)
+        sweep = score_sweep(refs, hyps, out_dir=out.path, bootstrap_replications=bootstrap_replications, seed=seed,
+                            reported=dev_setting)
     print(sweep.best_wer_line(out.path))
     counts, setting = sweep.best_result.counts, sweep.best
     if dev_setting is not None:
