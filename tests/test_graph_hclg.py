@@ -212,3 +212,29 @@ def test_compile_graph_takes_the_den_graph_topology(setup, tmp_path, capsys):
                         "--den-graph", str(tmp_path / "den.pt"), "--output", str(tmp_path / "c/HLG.fst")]) == 1
     assert "apply to chain graphs only" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_words_outside_words_txt_are_left_out_in_one_line(setup, tmp_path, capfd, caplog):
+    """The LM's <unk> (and any word the lexicon lacks) leaves G exactly as kaldilm's skipping
+    would, said once; a lexicon word the LM lacks is warned about (it can never be decoded)."""
+    d, lang, G = setup
+    extra = arpa_text().replace(f"ngram 1={len(UNIGRAMS)}", f"ngram 1={len(UNIGRAMS) + 2}").replace(
+        f"ngram 2={len(BIGRAMS)}", f"ngram 2={len(BIGRAMS) + 2}")
+    extra = extra.replace("\\1-grams:\n", "\\1-grams:\n-1.5 <unk> -0.1\n-1.7 zebra\n").replace(
+        "\\2-grams:\n", "\\2-grams:\n-0.4 <unk> a\n-0.2 a zebra\n")
+    (tmp_path / "unk.arpa").write_text(extra)
+    capfd.readouterr()
+    with caplog.at_level("INFO"):
+        G2 = make_grammar_fst(tmp_path / "unk.arpa", lang.path / "words.txt")
+    assert "2 word(s) not in" in caplog.text and "<unk> zebra" in caplog.text
+    assert "WARNING" not in capfd.readouterr().err  # no kaldilm warning an n-gram
+    for words in SENTENCES:
+        assert best_cost_of_words(G2, lang, words) == pytest.approx(best_cost_of_words(G, lang, words), abs=1e-5)
+    assert (G2.num_states, len(fst_arcs(G2).arcs)) == (G.num_states, len(fst_arcs(G).arcs))
+    # A lexicon word the LM never saw.
+    (tmp_path / "ab.arpa").write_text(arpa_text().replace("-0.9 c -0.25\n", "").replace("-0.3 c </s>\n", "")
+                                      .replace(f"ngram 1={len(UNIGRAMS)}", f"ngram 1={len(UNIGRAMS) - 1}")
+                                      .replace(f"ngram 2={len(BIGRAMS)}", f"ngram 2={len(BIGRAMS) - 1}"))
+    caplog.clear()
+    make_grammar_fst(tmp_path / "ab.arpa", lang.path / "words.txt")
+    assert "1 word(s) of" in caplog.text and "can never be decoded, e.g. c" in caplog.text

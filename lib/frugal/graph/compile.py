@@ -35,7 +35,8 @@ from frugal.graph.fingerprint import den_graph_fingerprint, file_sha256, text_sh
 from frugal.fsa.openfst import (build_fst, fst_size, map_ilabels_to_epsilon, num_input_epsilon_arcs, read_fst,
                                  write_fst)
 from frugal.lang.lang import Lang
-from frugal.lm.arpa import read_arpa
+from frugal.lang.symbols import SymbolTable
+from frugal.lm.arpa import BOS, EOS, ArpaLm, read_arpa
 from frugal.graph.hmm_topo import (CHAIN_TOPOLOGY, HmmTopology, PdfMap, add_hmm_self_loops,
                                    make_h_without_self_loops)
 
@@ -65,19 +66,41 @@ class CompileInfo:
                 "seconds": round(time.perf_counter() - self._t0, 3), "steps": self.steps}
 
 
+def _special_word(word: str) -> bool:
+    """<eps>, #0, <s>, </s> and the bracketed non-speech words (<UNK>, <SIL>, [noise]): no LM needs them."""
+    return word.startswith("#") or word[:1] + word[-1:] in ("<>", "[]")
+
+
 def make_grammar_fst(arpa: PathLike, words_txt: PathLike, info: Optional[CompileInfo] = None):
     """G from an ARPA LM with kaldilm: backoff arcs carry #0 on the input, <s>/</s> become
-    epsilon; n-grams with words outside words.txt are skipped (kaldilm warns)."""
+    epsilon; n-grams with words outside words.txt are left out (the LM's ``<unk>`` among
+    them: the unknown word is not decoded), said in one line, not one kaldilm warning an
+    n-gram. Words of words.txt the LM lacks can never be decoded: warned about."""
     if not Path(arpa).is_file():
         raise FrugalError(f"{arpa}: no such ARPA file")
     # kaldilm aborts the process on a malformed file (no file name, no exception), and
     # compiles one whose \\data\\ counts are wrong: frugal's reader checks it first.
-    read_arpa(arpa)
+    lm = read_arpa(arpa)
+    words = SymbolTable.read(words_txt)
+    outside = [w for w in lm.vocab if w not in words and w not in (BOS, EOS)]
+    if outside:
+        lm = ArpaLm([{g: v for g, v in table.items() if not set(g) & set(outside)} for table in lm.ngrams])
+        log.info("%s: %d word(s) not in %s left out of G with their n-grams: %s", arpa, len(outside), words_txt,
+                 " ".join(outside[:10]) + (" ..." if len(outside) > 10 else ""))
+    unreachable = [w for w in words.symbols() if w not in lm and not _special_word(w)]
+    if unreachable:
+        log.warning("%d word(s) of %s are not in the LM %s and can never be decoded, e.g. %s", len(unreachable),
+                    words_txt, arpa, " ".join(unreachable[:10]))
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         g_path = Path(tmp) / "G.fst"
+        if outside:
+            arpa_in = Path(tmp) / "G.arpa"
+            lm.write(arpa_in)
+        else:
+            arpa_in = Path(arpa)
         try:
-            kaldilm.arpa2fst(str(arpa), str(g_path), disambig_symbol="#0",
+            kaldilm.arpa2fst(str(arpa_in), str(g_path), disambig_symbol="#0",
                              read_symbol_table=str(words_txt))
         except Exception as e:  # kaldilm raises RuntimeError with its parser's message
             raise FrugalError(f"{arpa}: cannot read ARPA LM: {e}") from None
