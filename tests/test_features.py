@@ -204,3 +204,40 @@ def test_dither_is_kaldis_and_reproducible(cuts_in, tmp_path):
         assert 0 < diff.max() and np.median(diff) < LILCOM_TOL
     with pytest.raises(FrugalError, match="dither -1"):
         compute_features(cuts_path, tmp_path / "e.jsonl.gz", tmp_path / "fe", dither=-1.0)
+
+
+def tones(num_samples: int, sr: int) -> np.ndarray:
+    """synthetic_audio without its noise: all energy below 2 kHz, the same signal at any rate."""
+    t = np.arange(num_samples) / sr
+    phase = 2 * np.pi * np.cumsum(120 + 60 * np.sin(2 * np.pi * 0.7 * t)) / sr
+    return (sum(np.sin(k * phase) / k for k in range(1, 12)) * 0.1).astype(np.float32)
+
+
+def test_mixed_rates_refused_or_resampled(tmp_path, caplog):
+    cuts = []
+    for sr in (16000, 8000):
+        path = tmp_path / f"tones{sr}.wav"
+        sf.write(str(path), tones(sr, sr), sr, subtype="PCM_16")
+        cut = Recording.from_file(path, recording_id=f"tones{sr}").to_cut()
+        cut.supervisions = [SupervisionSegment(cut.id, cut.id, 0.0, 1.0, text="HI")]
+        cuts.append(cut)
+    CutSet.from_cuts(cuts).to_file(tmp_path / "mixed.jsonl.gz")
+    with pytest.raises(FrugalError, match=r"several sampling rates \(1 at 8000 Hz, 1 at 16000 Hz\), "
+                                          r"e.g. (tones\d+) \(.*\1.wav\) at \d+ Hz: resample"):
+        compute_features(tmp_path / "mixed.jsonl.gz", tmp_path / "o.jsonl.gz", tmp_path / "f")
+    out = {c.id: c for c in compute_features(tmp_path / "mixed.jsonl.gz", tmp_path / "o.jsonl.gz", tmp_path / "f",
+                                             resample_to=16000)}
+    a, b = out["tones16000"].load_features(), out["tones8000"].load_features()
+    assert a.shape == b.shape == (100, 80) and out["tones8000"].features.sampling_rate == 16000
+    # The same band-limited signal: the 8 kHz copy, resampled, has the 16 kHz one's energies
+    # in the bins of its harmonics, below 2 kHz (mel bin 40 of 80 is centred near 1.8 kHz).
+    low = slice(0, 40)
+    assert np.abs(a[5:-5, low] - b[5:-5, low]).mean() < 0.1
+    # 80 bins at 8 kHz: said once, with the option to change.
+    CutSet.from_cuts([cuts[1]]).to_file(tmp_path / "8k.jsonl.gz")
+    caplog.clear()
+    compute_features(tmp_path / "8k.jsonl.gz", tmp_path / "o8.jsonl.gz", tmp_path / "f8")
+    assert "80 mel bins at 8000 Hz" in caplog.text and "--num-mel-bins" in caplog.text
+    caplog.clear()
+    compute_features(tmp_path / "8k.jsonl.gz", tmp_path / "o8.jsonl.gz", tmp_path / "f8", num_mel_bins=40)
+    assert "mel bins at" not in caplog.text

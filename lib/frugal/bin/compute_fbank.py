@@ -25,6 +25,8 @@ def add_arguments(p) -> None:
     p.add_argument("--raw", action="store_true",
                    help="store 16 kHz waveforms instead of features")
     p.add_argument("--seed", type=int, default=0, help="seed of the volume factors")
+    p.add_argument("--resample-to", type=int, default=0, metavar="HZ",
+                   help="resample every waveform to this rate first (cuts of several rates are refused without it)")
     p.add_argument("--dither", type=float, default=0.0,
                    help="Gaussian noise in 16-bit sample units added before the fbank, as Kaldi's "
                         "--dither (Kaldi's default 1.0) (default: %(default)s)")
@@ -34,4 +36,4 @@ def run(args) -> None:
     compute_features(args.cuts_in, args.cuts_out, args.storage_dir,
                      num_mel_bins=args.num_mel_bins, nj=args.nj,
                      speed_perturb=args.speed_perturb, volume_perturb=args.volume_perturb,
-                     raw=args.raw, seed=args.seed, dither=args.dither)
+                     raw=args.raw, seed=args.seed, dither=args.dither, resample_to=args.resample_to)

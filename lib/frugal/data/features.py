@@ -34,7 +34,7 @@ import soundfile as sf
 from lhotse import CutSet, LilcomChunkyWriter, Recording
 from lhotse.audio import AudioSource
 from lhotse.audio.utils import AudioLoadingError
-from lhotse.features.base import FeatureExtractor, register_extractor
+from lhotse.features.base import FeatureExtractor, Features, register_extractor
 from lhotse.utils import fastcopy
 
 from frugal.data.audio import require_one_sampling_rate
@@ -48,6 +48,7 @@ from frugal.fileio import atomic_path
 SPEED_FACTORS = (0.9, 1.1)
 VOLUME_RANGE = (0.125, 2.0)
 RAW_SAMPLING_RATE = 16000
+TELEPHONE_MEL_BINS = 40  # Kaldi's telephone-band (8 kHz) recipes: 40 bins
 
 
 @dataclass
@@ -139,19 +140,34 @@ def _audio_of(cut):
                           f"made?): {reason}") from None
 
 
-def _fbank_batch(args: Tuple[int, Path, List, KaldiFbankConfig]) -> List:
-    index, storage_dir, cuts, config = args
+def _fbank_batch(args: Tuple[int, Path, List, KaldiFbankConfig, int]) -> List:
+    index, storage_dir, cuts, config, rate = args
     extractor = KaldiNativeFbank(config)
     out = []
     with LilcomChunkyWriter(storage_dir / f"feats-{index:05d}") as writer:
         for cut in cuts:
             with _audio_of(cut):
-                out.append(cut.compute_and_store_features(extractor, writer))
+                if rate and cut.sampling_rate != rate:
+                    out.append(_resampled_features(cut, extractor, writer, rate))
+                else:
+                    out.append(cut.compute_and_store_features(extractor, writer))
     return out
 
 
-def _raw_batch(args: Tuple[int, Path, List, None]) -> List:
-    _, storage_dir, cuts, _ = args
+def _resampled_features(cut, extractor: "KaldiNativeFbank", writer, rate: int):
+    """The cut's features computed from its waveform resampled to ``rate`` (the recording is kept)."""
+    samples = resample(cut.load_audio()[:1], cut.sampling_rate, rate)[0]
+    feats = extractor.extract(samples, rate)
+    key = writer.write(cut.id, feats)
+    return fastcopy(cut, features=Features(
+        type=extractor.name, num_frames=feats.shape[0], num_features=feats.shape[1],
+        frame_shift=extractor.frame_shift, sampling_rate=rate, start=cut.start, duration=cut.duration,
+        storage_type=writer.name, storage_path=str(writer.storage_path), storage_key=key,
+        recording_id=cut.recording_id, channels=cut.channel))
+
+
+def _raw_batch(args: Tuple[int, Path, List, None, int]) -> List:
+    _, storage_dir, cuts, _, _ = args
     out = []
     for cut in cuts:
         with _audio_of(cut):
@@ -183,9 +199,12 @@ def _relocate(cut, tmp_dir: Path, final_dir: Path):
 def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
                      num_mel_bins: int = 80, nj: int = 1, speed_perturb: bool = False,
                      volume_perturb: bool = False, raw: bool = False,
-                     seed: int = 0, batch_size: int = 50, dither: float = 0.0) -> CutSet:
+                     seed: int = 0, batch_size: int = 50, dither: float = 0.0,
+                     resample_to: int = 0) -> CutSet:
     """Features (or 16 kHz raw audio) for every cut of ``cuts_in``.
 
+    Cuts of several sampling rates are refused unless ``resample_to`` (a rate in Hz) asks for
+    every waveform at that rate first. More than 40 mel bins below 16 kHz is warned about.
     ``storage_dir`` is filled under a temporary name and renamed; the cuts manifest is
     written last, so it exists only when all the features it points at do.
     """
@@ -201,12 +220,18 @@ def compute_features(cuts_in: Path, cuts_out: Path, storage_dir: Path,
         for source in cut.recording.sources:
             if source.type == "file" and not Path(source.source).is_file():
                 raise FrugalError(f"{cuts_in}: cut {cut.id}: no such audio file {source.source}")
-    require_one_sampling_rate(cuts, str(cuts_in))
+    if resample_to < 0:
+        raise BadValue("resample_to", resample_to, "must be a sampling rate in Hz (0: none)")
+    rate = resample_to or require_one_sampling_rate(cuts, str(cuts_in))
+    if not raw and rate < 16000 and num_mel_bins > TELEPHONE_MEL_BINS:
+        logging.warning("%s: %d mel bins at %d Hz: the lowest are narrower than two FFT bins; telephone-band "
+                        "recipes take %d (--num-mel-bins), or resample (--resample-to 16000)", cuts_in,
+                        num_mel_bins, rate, TELEPHONE_MEL_BINS)
     cuts = perturb(cuts, speed_perturb, volume_perturb, seed)
     cut_list = list(cuts)
     config = KaldiFbankConfig(num_mel_bins=num_mel_bins, dither=dither)
     with atomic_path(storage_dir, is_dir=True) as tmp:
-        tasks = [(i // batch_size, tmp, cut_list[i:i + batch_size], None if raw else config)
+        tasks = [(i // batch_size, tmp, cut_list[i:i + batch_size], None if raw else config, resample_to)
                  for i in range(0, len(cut_list), batch_size)]
         try:
             batches = jobs.run(_raw_batch if raw else _fbank_batch, tasks, nj, desc="raw audio" if raw else "fbank",
