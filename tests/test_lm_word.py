@@ -234,7 +234,7 @@ def test_truncated_arpa(tmp_path):
         read_arpa(path)
 
 
-def test_cli_make_word_lm_and_perplexity(tmp_path, capsys):
+def test_cli_make_word_lm_and_perplexity(tmp_path, capsys, caplog):
     text = tmp_path / "text"
     text.write_text("".join(f"utt{i} {' '.join(s)}\n" for i, s in enumerate(random_corpus(4, 150))))
     arpa = tmp_path / "lm" / "lm.arpa"
@@ -243,11 +243,13 @@ def test_cli_make_word_lm_and_perplexity(tmp_path, capsys):
     lm = read_arpa(arpa)
     assert sum(lm.num_ngrams()) <= 300 and lm.order == 3
     test = tmp_path / "test.txt"
-    test.write_text("w1 w2 oov1\nw3\n")
+    test.write_text("w1 w2 oov1\nw3 zz oov1\n")
     assert frugal_main(["lm-perplexity", "--arpa", str(arpa), "--text", str(test), "--no-uttid"]) == 0
     out = capsys.readouterr().out
-    assert "2 sentences, 4 words, 1 OOVs" in out
-    r = perplexity(lm, [["w1", "w2", "oov1"], ["w3"]])
+    assert "2 sentences, 6 words, 3 OOVs" in out
+    assert f"2 word(s) of {test} are not in the LM: oov1 (2) zz (1)" in caplog.text  # most frequent first
+    r = perplexity(lm, [["w1", "w2", "oov1"], ["w3", "zz", "oov1"]])
+    assert r.oov_words == {"oov1": 2, "zz": 1}
     assert f"ppl= {r.perplexity:.6g}" in out
     bad = tmp_path / "bad.txt"
     bad.write_text("u1 a b\nu2 a </s> b\n")

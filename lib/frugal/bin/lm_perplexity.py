@@ -1,11 +1,16 @@
 """Perplexity of an ARPA LM on a text, as SRILM's ngram -ppl (OOVs excluded and reported).
 
 Prints ``N sentences, N words, N OOVs`` and ``logprob= .. ppl= .. ppl1= ..``
-(ppl counts the sentence ends, ppl1 does not).
+(ppl counts the sentence ends, ppl1 does not); the OOV words, most frequent first, are
+warned about: a decoding graph of this LM can never output them.
 """
 from __future__ import annotations
 
+import logging
+
 from frugal.lm.text import text_perplexity
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
@@ -16,4 +21,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    print(f"file {args.text}: {text_perplexity(args.arpa, args.text, not args.no_uttid, args.unk).summary()}")
+    result = text_perplexity(args.arpa, args.text, not args.no_uttid, args.unk)
+    print(f"file {args.text}: {result.summary()}")
+    if result.oov_words:  # words a decoding graph of this LM can never output
+        by_count = sorted(result.oov_words.items(), key=lambda kv: (-kv[1], kv[0]))
+        log.warning("%s: %d word(s) of %s are not in the LM: %s", args.arpa, len(by_count), args.text,
+                    " ".join(f"{w} ({n})" for w, n in by_count[:20]) + (" ..." if len(by_count) > 20 else ""))

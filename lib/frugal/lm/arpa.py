@@ -8,7 +8,7 @@ were skipped on the way down (a history missing from the model has back-off weig
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from frugal.errors import FrugalError, where
@@ -182,6 +182,7 @@ class Perplexity:
     num_words: int
     num_oovs: int
     log10_prob: float
+    oov_words: Dict[str, int] = field(default_factory=dict)  # OOV word -> occurrences
 
     @property
     def perplexity(self) -> float:
@@ -211,6 +212,7 @@ def perplexity(lm: ArpaLm, sentences: Iterable[Sequence[str]], map_oov_to_unk: b
     """
     num_sent = num_words = num_oov = 0
     total = 0.0
+    oovs: Dict[str, int] = {}
     unk_ok = map_oov_to_unk and UNK in lm
     for words in sentences:
         num_sent += 1
@@ -221,6 +223,7 @@ def perplexity(lm: ArpaLm, sentences: Iterable[Sequence[str]], map_oov_to_unk: b
                 if w in (BOS, EOS):
                     raise FrugalError(f"'{w}' inside a sentence")
             if w not in lm:
+                oovs[w] = oovs.get(w, 0) + 1
                 if not unk_ok:
                     num_oov += 1
                     context = []
@@ -228,5 +231,5 @@ def perplexity(lm: ArpaLm, sentences: Iterable[Sequence[str]], map_oov_to_unk: b
                 w = UNK
             total += lm.log10_prob(context, w)
             context.append(w)
-    return Perplexity(num_sent, num_words, num_oov, total)
+    return Perplexity(num_sent, num_words, num_oov, total, oovs)
 
