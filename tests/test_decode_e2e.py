@@ -157,7 +157,7 @@ def test_wide_beam_is_the_shortest_path(recipe, test_scores):
         assert ours[u].total_cost(1.0) == pytest.approx(cost, rel=1e-5, abs=1e-3)
 
 
-def test_setting_chosen_on_dev_is_reported(recipe, tmp_path):
+def test_setting_chosen_on_dev_is_reported(recipe, tmp_path, caplog):
     dec = recipe / "exp/chain/tdnnf/decode_tg_test"
     dev = tmp_path / "decode_dev"  # a scored dev directory whose best setting was lmwt 17, wip 1.0
     (dev / "wer_details").mkdir(parents=True)
@@ -168,6 +168,11 @@ def test_setting_chosen_on_dev_is_reported(recipe, tmp_path):
         "--words", recipe / "data/lang/words.txt", "--dev-decode-dir", dev, "--results", tmp_path / "RESULTS.md",
         "--model-name", "tdnnf", "--data-name", "test", "--graph-name", "tg", "--wip", "-0.5,1.0")
     assert (dec / "wer_17_-0.5").is_file()
+    best = (dec / "best_wer").read_text().split("wer_")[-1].split()[0]  # e.g. 7_-0.5
+    lmwt, wip = best.split("_")
+    if lmwt in ("7", "17") or wip in ("-0.5", "1.0"):  # a best setting on the edge is warned about
+        assert "the best setting is on the edge of the sweep" in caplog.text
+        assert (f"lmwt={lmwt} is the" in caplog.text) == (lmwt in ("7", "17"))
     expected = (dec / "wer_17_1.0").read_text().splitlines()[0]
     assert (dec / "wer_dev_setting").read_text().startswith(expected + " lmwt=17 wip=1.0")
     wer = re.match(r"%WER (\S+)", expected).group(1)

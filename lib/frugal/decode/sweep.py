@@ -96,6 +96,12 @@ def score_lattices(decode_dir: PathLike, words: PathLike, ref_cuts: Optional[Pat
         sweep = score_sweep(refs, hyps, out_dir=out.path, bootstrap_replications=bootstrap_replications, seed=seed,
                             reported=dev_setting)
     print(sweep.best_wer_line(out.path))
+    edges = [f"{name}={value} is the {'lowest' if value == min(grid) else 'highest'} of --{name} {spec}"
+             for name, value, grid, spec in (("lmwt", sweep.best[0], lmwts, f"{min(lmwts)}:{max(lmwts)}"),
+                                             ("wip", sweep.best[1], wips, ",".join(map(str, wips))))
+             if len(set(grid)) > 1 and value in (min(grid), max(grid))]
+    if edges:  # the best setting may lie outside the sweep
+        log.warning("%s: the best setting is on the edge of the sweep (%s): widen it", out.path, "; ".join(edges))
     counts, setting = sweep.best_result.counts, sweep.best
     if dev_setting is not None:
         counts, setting = sweep.counts[dev_setting], dev_setting
