@@ -11,7 +11,8 @@
 set -eu
 order=3                     # n-gram order
 units_lang=""               # spell the words in these units first
-help_message="Usage: $0 [--order N] [--units-lang DIR] <arpa> <cuts.jsonl.gz or text>..."
+vocab=""                    # closed vocabulary (one word a line): its words unseen in the text get the smoothed mass
+help_message="Usage: $0 [--order N] [--units-lang DIR] [--vocab FILE] <arpa> <cuts.jsonl.gz or text>..."
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 [ $# -ge 2 ] || { echo "$help_message" >&2; exit 1; }
 arpa=$1; shift
@@ -29,6 +30,8 @@ mv "$text.tmp" "$text"
 if [ -n "$units_lang" ]; then
   frugal make-word-lm --text "$text" --order "$order" --output "$arpa" --units-lang "$units_lang"
 else
-  frugal make-word-lm --text "$text" --order "$order" --output "$arpa"
+  vocab_opt=()
+  [ -n "$vocab" ] && vocab_opt=(--vocab "$vocab")
+  frugal make-word-lm --text "$text" --order "$order" --output "$arpa" ${vocab_opt[@]+"${vocab_opt[@]}"}
   frugal lm-perplexity --arpa "$arpa" --text "$text"
 fi

@@ -5,8 +5,11 @@
 #     stage_end
 #   fi
 #
-# stage_begin N DESC MARKER: true when N lies in [stage, stop_stage] and the stage must run:
-#   its done-marker MARKER is missing, or force=true. A finished stage is skipped with a note.
+# stage_begin N DESC MARKER [WHAT]: true when N lies in [stage, stop_stage] and the stage must
+#   run: its done-marker MARKER is missing, or force=true. A finished stage is skipped with a
+#   note. WHAT says what made the output (the options and config contents the stage reads,
+#   see stage_sha): the marker records it, and a finished stage made from something else
+#   stops the recipe, naming both, instead of being reused.
 # stage_run NAME CMD...: runs CMD, its output shown and appended to the stage's log; on
 #   failure the recipe stops with the log's path. Tools write their outputs under temporary
 #   names and rename them, so a failed or killed stage leaves nothing a re-run would trust.
@@ -38,13 +41,21 @@ if [ "$stop_stage" -lt "$stage" ]; then
   echo "$0: --stop-stage $stop_stage is before --stage $stage: nothing to run" >&2
   exit 1
 fi
-__stage_n=""; __stage_marker=""; __stage_desc=""
+__stage_n=""; __stage_marker=""; __stage_desc=""; __stage_what=""
 
 stage_begin() {
-  local n=$1 desc=$2 marker=$3
+  local n=$1 desc=$2 marker=$3 what=${4:-}
   [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ] || return 1
-  __stage_n=$n; __stage_desc=$desc; __stage_marker=$marker
+  __stage_n=$n; __stage_desc=$desc; __stage_marker=$marker; __stage_what=$what
   if [ -f "$marker" ] && [ "$force" != true ]; then
+    local made; made=$(sed -n 's/^made from: //p' "$marker")
+    if [ -n "$what" ] && [ "$made" != "$what" ]; then
+      echo "$0: stage $n ($desc) was done from other options or configs ($marker):" >&2
+      echo "  done:  ${made:-(not recorded)}" >&2
+      echo "  asked: $what" >&2
+      echo "  --force redoes it (and the stages after it must be redone too), or choose other directories" >&2
+      exit 1
+    fi
     echo "$(date '+%F %T') stage $n ($desc): done already ($marker); --force to redo"
     return 1
   fi
@@ -87,8 +98,14 @@ stage_wait() {
 
 stage_end() {
   mkdir -p "$(dirname "$__stage_marker")"
-  printf 'stage %s (%s) finished %s\n' "$__stage_n" "$__stage_desc" "$(date '+%F %T')" \
-    > "$__stage_marker.tmp" && mv "$__stage_marker.tmp" "$__stage_marker"
+  { printf 'stage %s (%s) finished %s\n' "$__stage_n" "$__stage_desc" "$(date '+%F %T')"
+    [ -z "$__stage_what" ] || printf 'made from: %s\n' "$__stage_what"
+  } > "$__stage_marker.tmp" && mv "$__stage_marker.tmp" "$__stage_marker"
+}
+
+# stage_sha FILE...: a short content hash of files (configs), for a stage's WHAT.
+stage_sha() {
+  cat "$@" | sha256sum | cut -c1-12
 }
 
 # stage_not_implemented LAST: the recipe's stages stop at LAST for now; say so when asked for more.
