@@ -18,22 +18,24 @@ fbank_conf=conf/fbank.yaml  # feature options
 fbank=data/fbank            # the features' directory: a variant goes beside it (--fbank data/fbank_cmvn)
 speed_perturb=true          # 3-way speed perturbation (0.9/1.0/1.1) of train
 volume_perturb=false        # random volume of train's cuts
-cmvn=none                   # statistics of frugal compute-cmvn: none, speaker or utterance (use a train conf with input_norm: none)
+cmvn=speaker                # statistics of frugal compute-cmvn: none, speaker or utterance (with a train conf of input_norm: none)
 cmvn_opts=""                # more compute-cmvn options (--norm-vars)
 context=mono                # phone context of the chain model: biphone or mono
 hmm_states=1                # HMM states a phone of the chain model: 1 (Kaldi's chain topology) or 2
 den_graph_opts=""           # more frugal make-den-graph options (phone LM order, silence probabilities)
 sil_prob=0.5                # optional-silence probability of L.fst
 lm_order=3                  # word LM order (of the training transcripts, each once)
-lm_vocab=train              # the LM's vocabulary: train (the training transcripts' words) or lexicon (all of etc/an4.dic)
+# AN4 is a closed-vocabulary task (letters, digits, months, commands): its dictionary lists the
+# task's words, which a trigram of 844 training sentences alone would never let be decoded.
+lm_vocab=lexicon            # the LM's vocabulary: lexicon (the task's, etc/an4.dic) or train (the training transcripts' words)
 beam=13.0                   # decoding beam
 max_active=3000             # most tokens per frame in decoding
 lattice_beam=4.0            # lattice beam
 acoustic_scale=1.0          # decoding acoustic scale (chain: 1.0; lattices keep 10x it)
 lmwt=5:17                   # LM weights of the scoring sweep (MIN:MAX)
-wip=-0.5,0.0,0.5,1.0        # word insertion penalties of the scoring sweep
+wip=-1.0,-0.5,0.0,0.5,1.0   # word insertion penalties of the scoring sweep
 train_conf=conf/train.yaml  # seed model: model, train and loss sections
-exp=exp/tdnnf               # the model's directory: a variant goes beside it (--exp exp/tdnnf_sp)
+exp=exp/tdnnf               # the model's directory: a variant goes beside it (--exp exp/tdnnf_big)
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
 help_message="Usage: egs/an4/run.sh [options]   (stages are listed in this file)"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
