@@ -150,6 +150,15 @@ def test_prepare_lang_from_cmudict(tmp_path, capsys):
     lex = (out / "lexicon.txt").read_text().splitlines()
     assert "CAT K AE T" in lex and "<UNK> SPN" in lex
     assert "AH" in (out / "phones" / "nonsilence.txt").read_text().split()
+    # The missing words, pronounced by hand, complete CMUdict's lexicon (CMUdict's phones only).
+    extra = write(tmp_path / "extra.txt", "qzxvbnq K W IH Z\n")
+    assert frugal_main(args + ["--extra-lexicon", str(extra)]) == 0
+    lex = (out / "lexicon.txt").read_text().splitlines()
+    assert "qzxvbnq K W IH Z" in lex and "CAT K AE T" in lex
+    assert "qzxvbnq" in (out / "words.txt").read_text().split()
+    assert frugal_main(["prepare-lang", "--lexicon", str(extra), "--extra-lexicon", str(extra),
+                        "--output-dir", str(tmp_path / "x")]) == 1
+    assert "--extra-lexicon" in capsys.readouterr().err
 
 
 def test_transcript_words_map_to_oov():

@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--unk-ok", action="store_true",
                    help="drop lexicon words without pronunciation and map words with no "
                         "pronunciation (in --words-from) to the OOV word, instead of failing")
+    p.add_argument("--extra-lexicon", metavar="LEXICON",
+                   help="with --cmudict: pronunciations (WORD p1 p2 ...) of words CMUdict lacks, e.g. the "
+                        "missing-words list completed by hand")
     p.add_argument("--keep-stress", action="store_true", help="with --cmudict: keep stress digits (AH0)")
     p.add_argument("--missing-words", metavar="FILE",
                    help="where to list words of --words-from without pronunciation "
@@ -36,4 +39,5 @@ def add_arguments(p) -> None:
 
 def run(args) -> None:
     prepare_lang(args.output_dir, args.lexicon_file, args.cmudict, args.words_from, args.word_list, args.sil_phone,
-                 args.sil_prob, args.oov, args.oov_phone, args.unk_ok, args.keep_stress, args.missing_words)
+                 args.sil_prob, args.oov, args.oov_phone, args.unk_ok, args.keep_stress, args.missing_words,
+                 args.extra_lexicon)

@@ -137,9 +137,11 @@ def word_counts(words_from: Optional[PathLike] = None, word_list: Optional[PathL
 def prepare_lang(output_dir: PathLike, lexicon_file: Optional[PathLike] = None, cmudict: bool = False,
                  words_from: Optional[PathLike] = None, word_list: Optional[PathLike] = None,
                  sil_phone: str = "SIL", sil_prob: float = 0.5, oov: str = "<UNK>", oov_phone: str = "SPN",
-                 unk_ok: bool = False, keep_stress: bool = False, missing_words: Optional[PathLike] = None) -> None:
+                 unk_ok: bool = False, keep_stress: bool = False, missing_words: Optional[PathLike] = None,
+                 extra_lexicon: Optional[PathLike] = None) -> None:
     """A lang directory from a lexicon file, or from CMUdict for the words of a Kaldi text
-    (``words_from``) or a word list. Words of those without pronunciation are listed in
+    (``words_from``) or a word list, with ``extra_lexicon`` (a lexicon file) pronouncing the
+    words CMUdict lacks. Words of those without pronunciation are listed in
     ``missing_words`` (default OUTPUT_DIR.missing_words.txt) and are an error, or with
     ``unk_ok`` map to ``oov`` (then lexicon words without pronunciation are dropped too).
     The OOV word gets ``oov_phone`` where the lexicon has none for it."""
@@ -149,8 +151,15 @@ def prepare_lang(output_dir: PathLike, lexicon_file: Optional[PathLike] = None, 
     if cmudict and counts is None:
         raise BadValue("words_from", words_from, "CMUdict pronounces the words of a text or word list: give one")
     missing_file = Path(missing_words or f"{output_dir}.missing_words.txt")
+    if extra_lexicon is not None and not cmudict:
+        raise BadValue("extra_lexicon", extra_lexicon, "adds to CMUdict's pronunciations: use it with --cmudict")
     if cmudict:
         lexicon, missing = cmudict_lexicon(counts, remove_stress=not keep_stress)
+        if extra_lexicon is not None:
+            extra = read_lexicon(extra_lexicon)
+            for pron in extra.prons:
+                lexicon.add(pron)
+            missing = [w for w in missing if not extra.prons_of(w)]
         if not lexicon.prons:
             raise FrugalError(f"{words_from or word_list}: no word found in CMUdict")
     else:
