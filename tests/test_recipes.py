@@ -2,6 +2,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -281,3 +282,48 @@ def test_an4_quick_speaker_disjoint(sandbox, shared_dir):
                    "--speed-perturb", "true")
     assert r.returncode == 1 and "stage 2 (fbank features) was done from other options" in r.stderr, r.stderr
     assert "done:  speed_perturb=false" in r.stderr and "asked: speed_perturb=true" in r.stderr
+
+
+def kaldi_dir_of_an4(corpus, out, speakers):
+    """A Kaldi data directory (wav.scp, text, utt2spk) of the AN4 training utterances of ``speakers``,
+    utterance ids prefixed by their speaker as Kaldi sorts them."""
+    out.mkdir(parents=True)
+    ids = {Path(line).name: line.split("/")[1] for line in (corpus / "etc/an4_train.fileids").read_text().split()}
+    rows = []
+    for line in (corpus / "etc/an4_train.transcription").read_text().splitlines():
+        words, utt = line.rsplit("(", 1)
+        utt = utt.strip(" )")
+        if ids[utt] in speakers:
+            text = " ".join(w for w in words.split() if w not in ("<s>", "</s>"))
+            rows.append((f"{ids[utt]}-{utt}", ids[utt], corpus / "wav/an4_clstk" / ids[utt] / f"{utt}.wav", text))
+    rows.sort()
+    (out / "wav.scp").write_text("".join(f"{u} {w}\n" for u, _, w, _ in rows))
+    (out / "text").write_text("".join(f"{u} {t}\n" for u, _, _, t in rows))
+    (out / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s, _, _ in rows))
+    return [u for u, _, _, _ in rows]
+
+
+def test_template_on_an4_kaldi_dirs(sandbox, shared_dir, tmp_path):
+    """egs/template from Kaldi data directories of AN4's training side to exp/RESULTS.md: CMUdict
+    lexicon, speakers disjoint between train, dev and test, test at dev's setting."""
+    corpus = shared_dir / "data/an4"
+    speakers = sorted(p.name for p in (corpus / "wav/an4_clstk").iterdir())
+    dev_speakers, test_speakers = speakers[0::10][:4], speakers[5::10][:4]
+    train_speakers = [s for s in speakers if s not in dev_speakers + test_speakers][:40]
+    dirs = {part: tmp_path / "kaldi" / part for part in ("train", "dev", "test")}
+    kaldi_dir_of_an4(corpus, dirs["train"], train_speakers)
+    dev_ids = kaldi_dir_of_an4(corpus, dirs["dev"], dev_speakers)
+    kaldi_dir_of_an4(corpus, dirs["test"], test_speakers)
+    r = run_recipe(sandbox, "template", "--config", "conf/quick.conf",
+                   *[a for part, d in dirs.items() for a in (f"--{part}-dir", str(d))])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    d = sandbox / "egs/template"
+    results = (d / "exp/RESULTS.md").read_text()
+    rows = dict(re.findall(r"^\| exp/tdnnf \| (dev|test) \| 3g \| [0-9.]+ \| \d+ / \d+ \| (lmwt=\S+ wip=\S+) \|", results, re.M))
+    assert set(rows) == {"dev", "test"} and rows["test"] == rows["dev"], results  # test at dev's setting
+    wer = float(re.search(r"^\| exp/tdnnf \| dev \| 3g \| ([0-9.]+) \|", results, re.M).group(1))
+    assert wer < 60.0, results  # 4 epochs on 40 speakers; a broken recipe decodes near 100%
+    # Hypotheses carry the Kaldi utterance ids.
+    hyps = (d / "exp/tdnnf/decode_3g_dev/wer_details/per_utt").read_text()
+    assert all(f"{u} ref" in hyps for u in dev_ids)
+    assert (d / "data/lang/words.txt").is_file() and not (d / "data/lang.missing_words.txt").exists()
