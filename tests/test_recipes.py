@@ -309,7 +309,7 @@ def test_template_on_an4_kaldi_dirs(sandbox, shared_dir, tmp_path):
     corpus = shared_dir / "data/an4"
     speakers = sorted(p.name for p in (corpus / "wav/an4_clstk").iterdir())
     dev_speakers, test_speakers = speakers[0::10][:4], speakers[5::10][:4]
-    train_speakers = [s for s in speakers if s not in dev_speakers + test_speakers][:40]
+    train_speakers = [s for s in speakers if s not in dev_speakers + test_speakers]
     dirs = {part: tmp_path / "kaldi" / part for part in ("train", "dev", "test")}
     kaldi_dir_of_an4(corpus, dirs["train"], train_speakers)
     dev_ids = kaldi_dir_of_an4(corpus, dirs["dev"], dev_speakers)
@@ -322,7 +322,7 @@ def test_template_on_an4_kaldi_dirs(sandbox, shared_dir, tmp_path):
     rows = dict(re.findall(r"^\| exp/tdnnf \| (dev|test) \| 3g \| [0-9.]+ \| \d+ / \d+ \| (lmwt=\S+ wip=\S+) \|", results, re.M))
     assert set(rows) == {"dev", "test"} and rows["test"] == rows["dev"], results  # test at dev's setting
     wer = float(re.search(r"^\| exp/tdnnf \| dev \| 3g \| ([0-9.]+) \|", results, re.M).group(1))
-    assert wer < 60.0, results  # 4 epochs on 40 speakers; a broken recipe decodes near 100%
+    assert wer < 60.0, results  # about 40% after 4 epochs on 66 speakers; a broken recipe near 100%
     # Hypotheses carry the Kaldi utterance ids.
     hyps = (d / "exp/tdnnf/decode_3g_dev/wer_details/per_utt").read_text()
     assert all(f"{u} ref" in hyps for u in dev_ids)
