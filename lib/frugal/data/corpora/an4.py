@@ -29,6 +29,7 @@ from frugal.data.audio import check_audio_file
 from frugal.data.corpora import Corpus, Option
 from frugal.data.manifests import PartSummary, require_dir, write_lexicon, write_part
 from frugal.errors import BadValue, FrugalError, where
+from frugal.lang.lexicon import read_lexicon
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,9 @@ def read_dictionary(dic: Path, filler: Optional[Path]) -> List[Tuple[str, List[s
     """The lexicon of ``an4.dic`` (alternatives ``WORD(2)`` as further pronunciations of WORD),
     and ``<SIL> SIL`` for the filler file's silence."""
     entries = []
-    for line_no, line in enumerate(dic.read_text().splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) < 2:
-            raise FrugalError(f"{where(dic, line_no)}: word {fields[0]!r} has no pronunciation")
-        m = ALTERNATIVE.match(fields[0])
-        entries.append((m["word"] if m else fields[0], fields[1:]))
+    for pron in read_lexicon(dic, with_probs=False).prons:  # Kaldi's format, but for the (2) marks
+        m = ALTERNATIVE.match(pron.word)
+        entries.append((m["word"] if m else pron.word, list(pron.phones)))
     sil_phones = {"SIL"}
     if filler is not None and filler.is_file():
         sil_phones = {f[1] for f in (line.split() for line in filler.read_text().splitlines()) if len(f) == 2}
