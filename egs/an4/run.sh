@@ -34,7 +34,7 @@ lattice_beam=4.0            # lattice beam
 acoustic_scale=1.0          # decoding acoustic scale (chain: 1.0; lattices keep 10x it)
 lmwt=3:17                   # LM weights of the scoring sweep (MIN:MAX)
 wip=-1.0,-0.5,0.0,0.5,1.0   # word insertion penalties of the scoring sweep
-train_conf=conf/train.yaml  # seed model: model, train and loss sections
+train_conf=conf/train.yaml  # the model: model, train and loss sections
 exp=exp/tdnnf               # the model's directory: a variant goes beside it (--exp exp/tdnnf_big)
 train_threads=1             # torch threads of training (1 is steadiest on a shared machine)
 help_message="Usage: egs/an4/run.sh [options]   (stages are listed in this file)"
@@ -54,7 +54,7 @@ if stage_begin 0 "data preparation (train, dev of held-out speakers, test when p
   stage_run prepare_data frugal prepare-data an4 --corpus-dir "$corpus_dir" --dev-utterances "$dev_utterances" \
     --output-dir "$man" --lexicon-dir data/local
   train=$man/an4_cuts_train.jsonl.gz
-  if [ "$num_valid" -gt 0 ]; then  # held out of everything made from the training cuts
+  if [ "$num_valid" -gt 0 ]; then  # held out of training, with their speed-perturbed copies
     stage_run hold_out frugal hold-out-cuts --cuts "$train" --num "$num_valid" --seed 1 \
       --rest "$man/an4_cuts_train_nv.jsonl.gz" --held "$man/an4_cuts_valid.jsonl.gz"
   else
