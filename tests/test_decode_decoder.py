@@ -8,6 +8,8 @@ import torch
 from decode_testing import make_hclg, make_hlg, reference_best, structured_scores
 from frugal.decode.decoder import Decoder, DecoderConfig
 from frugal.decode.graph import DecodingGraph
+from frugal.decode.search_compiled import search_compiled
+from frugal.decode.search_sparse import search_sparse
 from frugal.lattice.lattice import Lattice
 from frugal.lattice.determinize import determinize_lattice
 from frugal.lattice.paths import nbest
@@ -185,7 +187,7 @@ def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale, positive_eps
     lengths = [30, 12, 25, 1, 30]
     scores = structured_scores(graph.max_label + 1, lengths, seed=17)
     out = {}
-    for search in ("dense", "sparse"):
+    for search in ("dense", "sparse", "compiled"):
         cfg = DecoderConfig(beam=9.0, max_active=150, lattice_beam=4.0, acoustic_scale=acoustic_scale, search=search)
         decoder = Decoder(graph, cfg)
         out[search] = decoder.decode(scores, torch.tensor(lengths), lattice=True)
@@ -207,35 +209,36 @@ def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale, positive_eps
             assert key(a.lattice) == key(b.lattice)
 
 
-def test_auto_search_times_both_searches_and_changes_no_result(hlg_large, monkeypatch):
+def test_timed_search_times_both_searches_and_changes_no_result(hlg_large, monkeypatch):
     # The first call runs the guess of the size rule, the second the other search, later
     # calls the one that was faster per utterance-frame; results are those of either search.
     graph = DecodingGraph.from_openfst(hlg_large)
     size = graph.num_states + graph.arcs.num_eps
     lengths = torch.tensor([40, 12, 25, 30])
     scores = structured_scores(graph.max_label + 1, lengths.tolist(), seed=19, peak=6.0)
-    cfg = dict(beam=6.0, lattice_beam=2.0)
+    cfg = dict(beam=6.0, lattice_beam=2.0, search="timed")
+    assert Decoder(graph, DecoderConfig()).kind == "compiled"  # auto, on CPU
     auto = Decoder(graph, DecoderConfig(**cfg, max_active=size))  # size rule: dense
     small = Decoder(graph, DecoderConfig(**cfg, max_active=size // 13))  # size rule: sparse
     assert auto.dense and not small.dense
     auto.decode(scores[:, :20], torch.tensor([20, 12, 20, 20]))  # a warm-up: too short to time
-    assert auto.search_frames == {"dense": 0, "sparse": 0} and auto.dense
+    assert auto.search_frames == {"dense": 0, "sparse": 0, "compiled": 0} and auto.dense
     runs = [auto.decode(scores, lengths, lattice=True)]
-    assert auto.search_frames == {"dense": 107, "sparse": 0} and not auto.dense
+    assert auto.search_frames == {"dense": 107, "sparse": 0, "compiled": 0} and not auto.dense
     runs.append(auto.decode(scores, lengths, lattice=True))
-    assert auto.search_frames == {"dense": 107, "sparse": 107}
+    assert auto.search_frames == {"dense": 107, "sparse": 107, "compiled": 0}
     per_frame = {k: auto.search_seconds[k] / 107 for k in ("dense", "sparse")}
     assert auto.dense == (per_frame["dense"] <= per_frame["sparse"])
     # Pretend the sparse search was the faster one, then the dense one.
-    auto.search_seconds = {"dense": 2.0, "sparse": 1.0}
+    auto.search_seconds = {"dense": 2.0, "sparse": 1.0, "compiled": 0.0}
     assert not auto.dense
     runs.append(auto.decode(scores, lengths, lattice=True))
-    auto.search_seconds = {"dense": 1.0, "sparse": 9.0}
+    auto.search_seconds = {"dense": 1.0, "sparse": 9.0, "compiled": 0.0}
     assert auto.dense
 
     def arcs(lat):  # the raw lattices' arcs come in another order from the two searches
         return sorted(zip(lat.arcs[:, 2].tolist(), lat.arcs[:, 3].tolist(), lat.weights.tolist()))
-    ref = Decoder(graph, DecoderConfig(**cfg, max_active=size, search="dense")).decode(scores, lengths, lattice=True)
+    ref = Decoder(graph, DecoderConfig(**dict(cfg, search="dense"), max_active=size)).decode(scores, lengths, lattice=True)
     for out in runs:  # dense and sparse agree to the bit
         for a, b in zip(out, ref):
             assert (a.words, a.ilabels) == (b.words, b.ilabels) and a.total_cost(1.0) == b.total_cost(1.0)
@@ -245,3 +248,42 @@ def test_auto_search_times_both_searches_and_changes_no_result(hlg_large, monkey
 def test_unknown_search_is_rejected(hlg):
     with pytest.raises(FrugalError, match="search must be"):
         Decoder(DecodingGraph.from_openfst(hlg), DecoderConfig(search="fast"))
+
+
+@pytest.mark.parametrize("positive_eps", [False, True])
+@pytest.mark.parametrize("max_active", [40, 100000])
+def test_compiled_search_computes_what_the_sparse_search_computes(hlg_large, positive_eps, max_active):
+    # Every output array, to the bit: tokens (keys, scores, frames, best links), links (all
+    # columns), each utterance's final tokens; batched, with lattices and 1-best only.
+    fsa = from_openfst(hlg_large, label_offset=1)
+    if positive_eps:
+        eps = torch.nonzero(fsa.labels == -1).squeeze(1)
+        fsa.scores[eps[::2]] += 2.0
+    graph = DecodingGraph(fsa)
+    lengths = torch.tensor([30, 12, 25, 1, 30, 7])
+    scores = structured_scores(graph.max_label + 1, lengths.tolist(), seed=23)
+    for acoustic_scale in (1.0, 0.3):
+        cfg = DecoderConfig(beam=8.0, max_active=max_active, acoustic_scale=acoustic_scale)
+        for lattice in (False, True):
+            a = search_compiled(graph, cfg, scores, lengths, lattice)
+            b = search_sparse(graph, cfg, scores, lengths, lattice)
+            for name in ("tok_keys", "tok_scores", "tok_frames", "tok_best"):
+                assert torch.equal(torch.cat(getattr(a, name)), torch.cat(getattr(b, name))), name
+            assert a.links.names == b.links.names
+            for name in b.links.names:
+                assert torch.equal(torch.cat(getattr(a.links, name)), torch.cat(getattr(b.links, name))), name
+            for fa, fb in zip(a.finals, b.finals):
+                assert (fa is None) == (fb is None)
+                if fa is not None:
+                    assert all(torch.equal(x, y) for x, y in zip(fa, fb))
+            utt_frame = torch.cat(a.tok_keys) // graph.num_states * 1000 + torch.cat(a.tok_frames)
+            most = int(torch.bincount(utt_frame).max())
+            # the limit cut frames (ties at the cutoff stay, orphans go), or none
+            assert 30 <= most <= 44 if max_active == 40 else most > 44, most
+
+
+def test_compiled_search_refuses_a_gpu_graph(hlg):
+    graph = DecodingGraph.from_openfst(hlg)
+    graph.device = torch.device("cuda")  # (only the check is exercised)
+    with pytest.raises(FrugalError, match="compiled search runs on CPU"):
+        Decoder(graph, DecoderConfig(search="compiled"))

@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """Decoding speed: frugal's batched beam search vs Kaldi's FasterDecoder and LatticeSimpleDecoder.
 
-All three decoders search the same generated graph (HLG from a random lexicon and bigram
-LM, or HCLG) with the same frame scores and beams, and decode the same utterances: Kaldi's
-one by one, frugal's in batches of each --batch-sizes. The scores favour a random path
-through the graph (its columns get a boost, the rest is noise), like a half-trained
-network. Prints one table: per decoder (and batch size) the best seconds (--clock) of
+All three decoders search the same graph with the same frame scores and beams, and decode
+the same utterances: Kaldi's one by one, frugal's in batches of each --batch-sizes.
+
+With --model (a trained chain model), --cuts (its feature cuts), --lang, --den-graph and
+--lm-cuts, the case is real: the model's outputs on the cuts, and a trigram HCLG over
+--num-words words built for the benchmark (`_model_case.py`: the model's lexicon plus
+CMUdict words in its phones; LM text: --lm-cuts's transcripts plus --sentences random ones).
+Without them the graph is generated (HLG from a random lexicon and bigram LM, or HCLG) and
+the scores favour a random path through it (its columns get a boost, the rest is noise),
+like a half-trained network. Prints one table: per decoder (and batch size) the best seconds (--clock) of
 --repeat runs, the real-time factor (decoding time / audio time, audio time = frames x
 --frame-shift), and the time relative to FasterDecoder and to LatticeSimpleDecoder; then
 how often the 1-best word sequences agree.
 
+  tools/bench/decode_bench.py --model M.pt --cuts CUTS --lang LANG --den-graph DEN --lm-cuts CUTS
+                              [--num-words 3000] [--utts 100] [--sentences 20000] [--max-ngrams 200000]
   tools/bench/decode_bench.py [--graph hlg|hclg] [--num-words 1000] [--utts 32] [--frames 300]
                               [--batch-sizes 1,8,32] [--repeat 2] [--clock wall|cpu] [--search auto|dense|sparse]
                               [--device cpu|cuda] [--threads 1]
@@ -31,8 +38,12 @@ import torch
 from frugal.bin.main import main as frugal_main
 from frugal.decode.decoder import Decoder, DecoderConfig
 from frugal.decode.graph import DecodingGraph
+from frugal.fsa.openfst import read_fst
 from frugal.graph.compile import compile_hclg, compile_hlg, make_grammar_fst
 from frugal.lang.lang import Lang
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _model_case import build_graph, model_scores  # noqa: E402
 
 PHONES = [f"P{i}" for i in range(30)]
 
@@ -87,6 +98,14 @@ def path_scores(graph: DecodingGraph, num_columns: int, lengths, seed: int, peak
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, help="a trained chain model (final.pt): the real case")
+    p.add_argument("--cuts", type=Path, help="real case: feature cuts to decode (the first --utts)")
+    p.add_argument("--lang", type=Path, help="real case: the model's lang dir (its lexicon.txt, phones.txt)")
+    p.add_argument("--den-graph", type=Path, help="real case: the model's den graph (for its pdf map)")
+    p.add_argument("--lm-cuts", type=Path, help="real case: cuts whose transcripts go into the LM text")
+    p.add_argument("--sentences", type=int, default=20000, help="real case: random LM sentences")
+    p.add_argument("--max-ngrams", type=int, default=200000, help="real case: the trigram's size cap")
+    p.add_argument("--sil-prob", type=float, default=0.5, help="real case: L.fst's optional silence")
     p.add_argument("--graph", choices=["hlg", "hclg"], default="hlg")
     p.add_argument("--num-words", type=int, default=1000)
     p.add_argument("--num-bigrams", type=int, default=5000)
@@ -110,15 +129,32 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
 
+    real = [args.model, args.cuts, args.lang, args.den_graph, args.lm_cuts]
+    if any(real) and not all(real):
+        p.error("the real case needs --model, --cuts, --lang, --den-graph and --lm-cuts")
     with tempfile.TemporaryDirectory() as tmp:
-        fst, num_columns = make_graph(Path(tmp), args.graph, args.num_words, args.num_bigrams, args.seed)
+        if args.model:
+            path, vocab = build_graph(Path(tmp), args.lang, args.den_graph, args.lm_cuts, args.num_words,
+                                      args.sentences, args.max_ngrams, args.sil_prob, args.seed)
+            fst = read_fst(path)
+            utt_scores, _ = model_scores(args.model, args.cuts, args.utts)
+            what = f"HCLG of {vocab} words (trigram, {args.model} on {len(utt_scores)} cuts of {args.cuts})"
+        else:
+            fst, num_columns = make_graph(Path(tmp), args.graph, args.num_words, args.num_bigrams, args.seed)
+            what = f"{args.graph.upper()} (generated)"
     graph = DecodingGraph.from_openfst(fst)
-    print(f"graph: {args.graph.upper()} {graph.num_states} states, {graph.emit.dst.numel()} emitting + "
-          f"{graph.eps.dst.numel()} non-emitting arcs; {num_columns} columns; {args.utts} utts x {args.frames} frames; "
-          f"beam {args.beam}, max-active {args.max_active}, lattice-beam {args.lattice_beam}; "
-          f"device {args.device}, {args.threads} torch thread(s); {args.clock} clock, best of {args.repeat}")
-    lengths = [args.frames] * args.utts
-    scores = path_scores(graph, num_columns, lengths, args.seed, args.peak)
+    if args.model:
+        lengths = [int(s.shape[0]) for s in utt_scores]
+        scores = torch.nn.utils.rnn.pad_sequence(utt_scores, batch_first=True)
+        args.utts = len(lengths)
+    else:
+        lengths = [args.frames] * args.utts
+        scores = path_scores(graph, num_columns, lengths, args.seed, args.peak)
+    print(f"graph: {what}: {graph.num_states} states, {graph.emit.dst.numel()} emitting + "
+          f"{graph.eps.dst.numel()} non-emitting arcs; {scores.shape[-1]} columns; {args.utts} utts, "
+          f"{sum(lengths)} frames; beam {args.beam}, max-active {args.max_active}, lattice-beam {args.lattice_beam}, "
+          f"acoustic scale {args.acoustic_scale}; device {args.device}, {args.threads} torch thread(s); "
+          f"{args.clock} clock, best of {args.repeat}")
     audio = sum(lengths) * args.frame_shift
     cfg = DecoderConfig(beam=args.beam, max_active=args.max_active, lattice_beam=args.lattice_beam,
                         acoustic_scale=args.acoustic_scale, search=args.search)
@@ -128,8 +164,8 @@ def main(argv=None) -> int:
     clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     def run_frugal(lattice: bool, batch_size: int):
-        decoder.decode(scores[:batch_size, :10].to(args.device), torch.tensor([10] * min(batch_size, args.utts)),
-                       lattice=lattice)  # warm-up
+        warm = min(batch_size, args.utts)
+        decoder.decode(scores[:warm, :10].to(args.device), torch.tensor([10] * warm), lattice=lattice)  # warm-up
         sync()
         t0 = clock()
         out = []
@@ -141,7 +177,7 @@ def main(argv=None) -> int:
 
     def run_kaldi(make):
         dec = make()
-        feats = [np.ascontiguousarray(args.acoustic_scale * scores[u].numpy()) for u in range(args.utts)]
+        feats = [np.ascontiguousarray(args.acoustic_scale * scores[u, :lengths[u]].numpy()) for u in range(args.utts)]
         t0 = clock()
         out = []
         for f in feats:

@@ -49,7 +49,8 @@ import torch
 
 from frugal.decode.graph import DecodingGraph
 from frugal.decode.lattice_builder import build_lattices, empty_lattice
-from frugal.decode.search_common import DecoderConfig, link_labels
+from frugal.decode.search_common import SEARCHES, DecoderConfig, link_labels
+from frugal.decode.search_compiled import search_compiled
 from frugal.decode.search_dense import search_dense
 from frugal.decode.search_sparse import search_sparse
 from frugal.lattice.lattice import Lattice
@@ -78,24 +79,36 @@ class Decoder:
     def __init__(self, graph: DecodingGraph, config: DecoderConfig = DecoderConfig()):
         self.graph = graph
         self.config = config
-        if config.search not in ("auto", "dense", "sparse"):
-            raise FrugalError(f"decoder search must be auto, dense or sparse, not {config.search!r}")
+        if config.search not in SEARCHES:
+            raise FrugalError(f"decoder search must be one of {', '.join(SEARCHES)}, not {config.search!r}")
+        if config.search == "compiled" and graph.device.type != "cpu":
+            raise FrugalError("the compiled search runs on CPU; on a GPU use auto, timed, dense or sparse")
         # Seconds and utterance-frames of each search in earlier calls (module docstring).
-        self.search_seconds = {"dense": 0.0, "sparse": 0.0}
-        self.search_frames = {"dense": 0, "sparse": 0}
+        self.search_seconds = {"dense": 0.0, "sparse": 0.0, "compiled": 0.0}
+        self.search_frames = {"dense": 0, "sparse": 0, "compiled": 0}
+
+    @property
+    def kind(self) -> str:
+        """The search the next ``decode`` call runs: dense, sparse or compiled."""
+        search = self.config.search
+        if search == "auto":
+            search = "compiled" if self.graph.device.type == "cpu" else "timed"
+        if search != "timed":
+            return search
+        tried = [k for k in ("dense", "sparse") if self.search_frames[k]]
+        if not tried:
+            small = self.graph.num_states + self.graph.arcs.num_eps <= _DENSE_SIZE_PER_ACTIVE * self.config.max_active
+            return "dense" if small else "sparse"
+        if len(tried) == 1:
+            return "dense" if tried[0] == "sparse" else "sparse"
+        dense_faster = (self.search_seconds["dense"] / self.search_frames["dense"]
+                        <= self.search_seconds["sparse"] / self.search_frames["sparse"])
+        return "dense" if dense_faster else "sparse"
 
     @property
     def dense(self) -> bool:
         """Whether the next ``decode`` call runs the dense search."""
-        if self.config.search != "auto":
-            return self.config.search == "dense"
-        tried = [k for k in ("dense", "sparse") if self.search_frames[k]]
-        if not tried:
-            return self.graph.num_states + self.graph.arcs.num_eps <= _DENSE_SIZE_PER_ACTIVE * self.config.max_active
-        if len(tried) == 1:
-            return tried[0] == "sparse"
-        return (self.search_seconds["dense"] / self.search_frames["dense"]
-                <= self.search_seconds["sparse"] / self.search_frames["sparse"])
+        return self.kind == "dense"
 
     @torch.inference_mode()
     def decode(self, scores: torch.Tensor, lengths: torch.Tensor, lattice: bool = False,
@@ -114,8 +127,8 @@ class Decoder:
                               f"{scores.shape[2]} outputs: graph and model do not match")
         scores = scores.to(g.device).float().contiguous()
         lengths = lengths.to(g.device).long()
-        kind = "dense" if self.dense else "sparse"
-        search = search_dense if kind == "dense" else search_sparse
+        kind = self.kind
+        search = {"dense": search_dense, "sparse": search_sparse, "compiled": search_compiled}[kind]
         t0 = time.perf_counter()
         finals, tok_keys, tok_scores, tok_frames, tok_best, links = search(g, self.config, scores, lengths, lattice)
         if g.device.type == "cuda":

@@ -19,7 +19,13 @@ class DecoderConfig:
     max_active: int = 7000
     lattice_beam: float = 8.0
     acoustic_scale: float = 1.0
-    search: str = "auto"    # dense (score vectors over all states), sparse (active lists), or auto (timed)
+    search: str = "auto"    # one of SEARCHES
+
+
+# dense: score vectors over all states; sparse: lists of active tokens; compiled: the sparse
+# search as a compiled loop (CPU); timed: dense or sparse, whichever was faster so far;
+# auto: compiled on CPU, timed on a GPU.
+SEARCHES = ("auto", "compiled", "timed", "dense", "sparse")
 
 
 class SearchOutput(NamedTuple):
