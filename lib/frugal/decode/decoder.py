@@ -128,6 +128,11 @@ class Decoder:
         scores = scores.to(g.device).float().contiguous()
         lengths = lengths.to(g.device).long()
         kind = self.kind
+        if kind == "compiled" and scores.shape[0] > 1:
+            # One utterance at a time: the per-key records of one utterance stay in cache,
+            # and a batch gains nothing in a loop.
+            return [r for u, n in enumerate(lengths.tolist())
+                    for r in self.decode(scores[u:u + 1, :n], lengths[u:u + 1], lattice, determinize)]
         search = {"dense": search_dense, "sparse": search_sparse, "compiled": search_compiled}[kind]
         t0 = time.perf_counter()
         finals, tok_keys, tok_scores, tok_frames, tok_best, links = search(g, self.config, scores, lengths, lattice)

@@ -28,6 +28,21 @@ from frugal.decode.graph import DecodingGraph
 from frugal.decode.search_common import Columns, DecoderConfig, SearchOutput
 
 _NONE = np.int32(np.iinfo(np.int32).max)
+# One record per key (utt * num_states + state), so that a key's fields share a cache line:
+# the best candidate score and index of this frame, the scatter call that set them, the
+# token id made for the key, and the kept flag of the orphan check.
+# An arc, with the epsilon rank of its destination (-1 where that has no non-emitting arcs).
+_ARC = np.dtype([("dst", np.int32), ("label", np.int32), ("olabel", np.int32), ("score", np.float32),
+                 ("dst_rank", np.int32)])
+# A candidate: the arc from a token (``src``: its id, or its key for a non-emitting arc of
+# this frame, ``inframe``) to a key, with the labels and scores of the link it would be.
+_CAND = np.dtype([("key", np.int64), ("src", np.int64), ("utt", np.int32), ("state", np.int32),
+                  ("score", np.float32), ("ilabel", np.int32), ("olabel", np.int32), ("graph", np.float32),
+                  ("loglik", np.float32), ("dst_rank", np.int32), ("inframe", np.bool_), ("islink", np.bool_)])
+_TOK = np.dtype([("key", np.int64), ("frame", np.int64), ("best", np.int64), ("score", np.float32)])
+_LINK = np.dtype([("src", np.int64), ("dst", np.int64), ("ilabel", np.int64), ("olabel", np.int64),
+                  ("graph", np.float32), ("loglik", np.float32)])
+_SLOT = np.dtype([("best", np.float32), ("arg", np.int32), ("stamp", np.int32), ("pos", np.int32), ("kept", np.int32)])
 
 
 @njit(cache=True)
@@ -40,351 +55,310 @@ def _grow(a, n):
     return out
 
 
-@njit(cache=True)
-def _scatter(c_key, c_score, lo, hi, best, arg, stamp, call):
+@njit(cache=True, error_model="numpy")
+def _scatter(C, lo, hi, slot, call):
     """Fold candidates lo..hi-1 into the per-key best score and its candidate: within one
     call the lowest candidate of the best score, over an earlier call's equal score."""
     for i in range(lo, hi):
-        k = c_key[i]
-        s = c_score[i]
-        if s > best[k]:
-            best[k] = s
-            arg[k] = i
-            stamp[k] = call
-        elif s == best[k] and stamp[k] != call:
-            arg[k] = i
-            stamp[k] = call
+        k = C[i].key
+        s = C[i].score
+        if s > slot[k].best:
+            slot[k].best = s
+            slot[k].arg = i
+            slot[k].stamp = call
+        elif s == slot[k].best and slot[k].stamp != call:
+            slot[k].arg = i
+            slot[k].stamp = call
 
 
-@njit(cache=True)
-def _kth_largest_cutoff(values, n, max_active):
-    """The (n - max_active + 1)-th smallest of values[:n] (torch.kthvalue's value)."""
-    return np.partition(values[:n].copy(), n - max_active)[n - max_active]
-
-
-@njit(cache=True)
-def _search(e_start, e_dst, e_label, e_olabel, e_score, p_start, p_dst, p_olabel, p_score, eps_rank, max_eps_rank,
-            scores, lengths, S, ac, beam, max_active, lattice):
+@njit(cache=True, error_model="numpy")
+def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain, scores, lengths, S, ac, beam, max_active,
+            lattice):
     B, T, D = scores.shape
-    f32 = np.float32
-    ac = f32(ac)
-    beam = f32(beam)
-    NK = B * S
-    best = np.full(NK, -np.inf, dtype=np.float32)
-    arg = np.full(NK, _NONE, dtype=np.int32)   # candidate indices of a frame
-    stamp = np.full(NK, -1, dtype=np.int32)
-    pos = np.full(NK, -1, dtype=np.int64)
-    kept = np.zeros(NK, dtype=np.bool_)
-    # this frame's candidates
-    cap = 1024
-    c_key = np.empty(cap, np.int64)
-    c_score = np.empty(cap, np.float32)
-    c_src = np.empty(cap, np.int64)
-    c_inframe = np.empty(cap, np.bool_)
-    c_ilabel = np.empty(cap, np.int64)
-    c_olabel = np.empty(cap, np.int64)
-    c_graph = np.empty(cap, np.float32)
-    c_loglik = np.empty(cap, np.float32)
-    c_islink = np.empty(cap, np.bool_)
-    # all tokens and links
-    tcap = 1024
-    t_key = np.empty(tcap, np.int64)
-    t_score = np.empty(tcap, np.float32)
-    t_frame = np.empty(tcap, np.int64)
-    t_best = np.empty(tcap, np.int64)
-    lcap = 1024
-    l_src = np.empty(lcap, np.int64)
-    l_dst = np.empty(lcap, np.int64)
-    l_ilabel = np.empty(lcap, np.int64)
-    l_olabel = np.empty(lcap, np.int64)
-    l_graph = np.empty(lcap, np.float32)
-    l_loglik = np.empty(lcap, np.float32)
-    cur_keys = np.arange(B) * S
+    ac = np.float32(ac)
+    beam = np.float32(beam)
+    C = np.empty(4096, _CAND)        # this frame's candidates
+    eps_list = np.empty(1024, np.int64)  # those in states with non-emitting arcs, in order
+    TOK = np.empty(4096, _TOK)      # all tokens
+    LNK = np.empty(4096, _LINK)     # all links
+    cur_utt = np.arange(B)
+    cur_state = np.zeros(B, np.int64)
     cur_scores = np.zeros(B, np.float32)
     cur_ids = np.full(B, -1, np.int64)
     num_tokens = 0
     num_links = 0
     uttmax = np.empty(B, np.float32)
     cutoff = np.empty(B, np.float32)
-    eps_buckets = np.empty(1024, np.int64)  # candidates in states with eps arcs, in candidate order
-    ranks_list = np.empty(1024, np.int64)   # and their states' ranks
+    cnt = np.empty(B, np.int64)
+    macut = np.empty(B, np.float32)
+    best_tok = np.empty(B, np.int64)
     for t in range(T + 1):
         n = 0
         if t == 0:
             for u in range(B):
-                c_key[n] = cur_keys[u]
-                c_score[n] = cur_scores[u]
-                c_src[n] = cur_ids[u]
-                c_inframe[n] = False
-                c_ilabel[n] = 0
-                c_olabel[n] = 0
-                c_graph[n] = cur_scores[u]
-                c_loglik[n] = cur_scores[u]
-                c_islink[n] = False
+                C[n].key = u * S
+                C[n].utt = u
+                C[n].state = 0
+                C[n].score = 0.0
+                C[n].src = -1
+                C[n].inframe = False
+                C[n].ilabel = 0
+                C[n].olabel = 0
+                C[n].graph = 0.0
+                C[n].loglik = 0.0
+                C[n].islink = False
+                C[n].dst_rank = start_rank
                 n += 1
         else:
-            # emitting arcs of the alive tokens, then the beam over them per utterance
+            # The emitting arcs of the alive tokens. The arcs of each utterance's best token
+            # first give a candidate score, so that most candidates below the beam are never
+            # stored: below the running best minus the beam, they are below the final one.
             uttmax[:] = -np.inf
+            best_tok[:] = -1
             total = 0
-            for i in range(cur_keys.shape[0]):
-                u = cur_keys[i] // S
+            for i in range(cur_utt.shape[0]):
+                u = cur_utt[i]
                 if lengths[u] > t - 1:
-                    s = cur_keys[i] % S
+                    s = cur_state[i]
                     total += e_start[s + 1] - e_start[s]
-            if total > c_key.shape[0]:
-                c_key = _grow(c_key, total)
-                c_score = _grow(c_score, total)
-                c_src = _grow(c_src, total)
-                c_inframe = _grow(c_inframe, total)
-                c_ilabel = _grow(c_ilabel, total)
-                c_olabel = _grow(c_olabel, total)
-                c_graph = _grow(c_graph, total)
-                c_loglik = _grow(c_loglik, total)
-                c_islink = _grow(c_islink, total)
-            # The arcs of each utterance's best token first give a candidate score, so that
-            # most candidates below the beam are never stored: they are below the running
-            # best minus the beam, hence below the final best minus the beam.
-            best_tok = np.full(B, -1, np.int64)
-            for i in range(cur_keys.shape[0]):
-                u = cur_keys[i] // S
-                if lengths[u] > t - 1 and (best_tok[u] < 0 or cur_scores[i] > cur_scores[best_tok[u]]):
-                    best_tok[u] = i
+                    if best_tok[u] < 0 or cur_scores[i] > cur_scores[best_tok[u]]:
+                        best_tok[u] = i
+            C = _grow(C, total)
             for u in range(B):
                 i = best_tok[u]
                 if i >= 0:
-                    s = cur_keys[i] % S
+                    s = cur_state[i]
                     for a in range(e_start[s], e_start[s + 1]):
-                        c = (cur_scores[i] + e_score[a]) + ac * scores[u, t - 1, e_label[a]]
+                        c = (cur_scores[i] + E[a].score) + ac * scores[u, t - 1, E[a].label]
                         if c > uttmax[u]:
                             uttmax[u] = c
-            for i in range(cur_keys.shape[0]):
-                u = cur_keys[i] // S
+            for i in range(cur_utt.shape[0]):
+                u = cur_utt[i]
                 if lengths[u] <= t - 1:
                     continue
-                s = cur_keys[i] % S
+                s = cur_state[i]
                 sc = cur_scores[i]
                 for a in range(e_start[s], e_start[s + 1]):
-                    ll = scores[u, t - 1, e_label[a]]
-                    c = (sc + e_score[a]) + ac * ll
+                    ll = scores[u, t - 1, E[a].label]
+                    c = (sc + E[a].score) + ac * ll
                     if c < uttmax[u] - beam:
                         continue
-                    c_key[n] = u * S + e_dst[a]
-                    c_score[n] = c
-                    c_src[n] = cur_ids[i]
-                    c_loglik[n] = ll
-                    c_ilabel[n] = a  # the arc, for now
+                    C[n].score = c
+                    C[n].utt = u
+                    C[n].src = cur_ids[i]
+                    C[n].loglik = ll
+                    C[n].ilabel = a  # the arc, until the beam below
                     if c > uttmax[u]:
                         uttmax[u] = c
                     n += 1
             m = 0
             for i in range(n):
-                u = c_key[i] // S
-                if c_score[i] >= uttmax[u] - beam:
-                    a = c_ilabel[i]
-                    c_key[m] = c_key[i]
-                    c_score[m] = c_score[i]
-                    c_src[m] = c_src[i]
-                    c_loglik[m] = c_loglik[i]
-                    c_inframe[m] = False
-                    c_ilabel[m] = e_label[a] + 1
-                    c_olabel[m] = e_olabel[a]
-                    c_graph[m] = e_score[a]
-                    c_islink[m] = True
+                u = C[i].utt
+                if C[i].score >= uttmax[u] - beam:
+                    a = C[i].ilabel
+                    dst = E[a].dst
+                    C[m].key = u * S + dst
+                    C[m].utt = u
+                    C[m].state = dst
+                    C[m].score = C[i].score
+                    C[m].src = C[i].src
+                    C[m].loglik = C[i].loglik
+                    C[m].inframe = False
+                    C[m].ilabel = E[a].label + 1
+                    C[m].olabel = E[a].olabel
+                    C[m].graph = E[a].score
+                    C[m].islink = True
+                    C[m].dst_rank = E[a].dst_rank
                     m += 1
             n = m
             if n == 0:
                 break
-        _scatter(c_key, c_score, 0, n, best, arg, stamp, 0)
+        _scatter(C, 0, n, slot, 0)
         cutoff[:] = -np.inf
         for i in range(n):
-            u = c_key[i] // S
-            if c_score[i] > cutoff[u]:
-                cutoff[u] = c_score[i]
+            if C[i].score > cutoff[C[i].utt]:
+                cutoff[C[i].utt] = C[i].score
         for u in range(B):
             cutoff[u] = cutoff[u] - beam
-        # epsilon closure, rank by rank
+        # Epsilon closure, rank by rank: the candidates of a rank that are their key's best
+        # expand their non-emitting arcs (which lead to higher ranks only).
+        eps_list = _grow(eps_list, n)
         nb = 0
-        eps_buckets = _grow(eps_buckets, n)
-        ranks_list = _grow(ranks_list, n)
         for i in range(n):
-            s = c_key[i] % S
-            if p_start[s + 1] > p_start[s]:
-                eps_buckets[nb] = i
-                ranks_list[nb] = eps_rank[s]
+            if C[i].dst_rank >= 0:
+                eps_list[nb] = i
                 nb += 1
         call = 0
         for r in range(max_eps_rank + 1):
             lo = n
-            # candidates of this rank that are their key's best, in candidate order
             for j in range(nb):
-                if ranks_list[j] != r:
+                i = eps_list[j]
+                if C[i].dst_rank != r or slot[C[i].key].arg != i:
                     continue
-                i = eps_buckets[j]
-                k = c_key[i]
-                if arg[k] != i:
-                    continue
-                s = k % S
-                u = k // S
-                sc = c_score[i]
-                deg = p_start[s + 1] - p_start[s]
-                if n + deg > c_key.shape[0]:
-                    need = n + deg
-                    c_key = _grow(c_key, need)
-                    c_score = _grow(c_score, need)
-                    c_src = _grow(c_src, need)
-                    c_inframe = _grow(c_inframe, need)
-                    c_ilabel = _grow(c_ilabel, need)
-                    c_olabel = _grow(c_olabel, need)
-                    c_graph = _grow(c_graph, need)
-                    c_loglik = _grow(c_loglik, need)
-                    c_islink = _grow(c_islink, need)
+                s = C[i].state
+                u = C[i].utt
+                k = C[i].key
+                sc = C[i].score
+                C = _grow(C, n + p_start[s + 1] - p_start[s])
                 for a in range(p_start[s], p_start[s + 1]):
-                    e = sc + p_score[a]
+                    e = sc + P[a].score
                     if e >= cutoff[u]:
-                        c_key[n] = u * S + p_dst[a]
-                        c_score[n] = e
-                        c_src[n] = k
-                        c_inframe[n] = True
-                        c_ilabel[n] = 0
-                        c_olabel[n] = p_olabel[a]
-                        c_graph[n] = p_score[a]
-                        c_loglik[n] = 0.0
-                        c_islink[n] = True
+                        dst = P[a].dst
+                        C[n].key = u * S + dst
+                        C[n].utt = u
+                        C[n].state = dst
+                        C[n].score = e
+                        C[n].src = k
+                        C[n].inframe = True
+                        C[n].ilabel = 0
+                        C[n].olabel = P[a].olabel
+                        C[n].graph = P[a].score
+                        C[n].loglik = 0.0
+                        C[n].islink = True
+                        C[n].dst_rank = P[a].dst_rank
                         n += 1
             if n == lo:
                 continue
             call += 1
-            _scatter(c_key, c_score, lo, n, best, arg, stamp, call)
-            eps_buckets = _grow(eps_buckets, nb + n - lo)
-            ranks_list = _grow(ranks_list, nb + n - lo)
+            _scatter(C, lo, n, slot, call)
+            eps_list = _grow(eps_list, nb + n - lo)
             for i in range(lo, n):
-                s = c_key[i] % S
-                if p_start[s + 1] > p_start[s]:
-                    eps_buckets[nb] = i
-                    ranks_list[nb] = eps_rank[s]
+                if C[i].dst_rank >= 0:
+                    eps_list[nb] = i
                     nb += 1
-        # tokens: each key's best candidate, in candidate order
+        # Tokens: each key's best candidate, in candidate order; pruned by beam and max-active.
         w = np.empty(n, np.int64)
         nw = 0
+        uttmax[:] = -np.inf
+        cnt[:] = 0
         for i in range(n):
-            if arg[c_key[i]] == i:
+            if slot[C[i].key].arg == i:
                 w[nw] = i
                 nw += 1
-        w = w[:nw]
-        # prune by beam and max-active
-        uttmax[:] = -np.inf
-        cnt = np.zeros(B, np.int64)
-        for j in range(nw):
-            u = c_key[w[j]] // S
-            cnt[u] += 1
-            if c_score[w[j]] > uttmax[u]:
-                uttmax[u] = c_score[w[j]]
-        macut = np.full(B, -np.inf, np.float32)
+                u = C[i].utt
+                cnt[u] += 1
+                if C[i].score > uttmax[u]:
+                    uttmax[u] = C[i].score
+        macut[:] = -np.inf
         for u in range(B):
             if cnt[u] > max_active:
                 own = np.empty(cnt[u], np.float32)
                 q = 0
                 for j in range(nw):
-                    if c_key[w[j]] // S == u:
-                        own[q] = c_score[w[j]]
+                    if C[w[j]].utt == u:
+                        own[q] = C[w[j]].score
                         q += 1
-                macut[u] = _kth_largest_cutoff(own, q, max_active)
+                # the (n - max_active + 1)-th smallest: torch.kthvalue's
+                macut[u] = np.partition(own, q - max_active)[q - max_active]
         keep = np.empty(nw, np.bool_)
         for j in range(nw):
-            u = c_key[w[j]] // S
-            sc = c_score[w[j]]
-            keep[j] = sc >= uttmax[u] - beam and sc >= macut[u]
-        # a token whose best link starts at a pruned token of this frame goes too
-        while True:
+            i = w[j]
+            u = C[i].utt
+            keep[j] = C[i].score >= uttmax[u] - beam and C[i].score >= macut[u]
+        # A token whose best link starts at a pruned token of this frame goes too
+        # (impossible when no non-emitting arc gains score: a token's in-frame source
+        # scores at least as much as the token).
+        while eps_can_gain:
             for j in range(nw):
                 if keep[j]:
-                    kept[c_key[w[j]]] = True
+                    slot[C[w[j]].key].kept = 1
             bad = False
             for j in range(nw):
                 i = w[j]
-                if keep[j] and c_inframe[i] and not kept[c_src[i]]:
+                if keep[j] and C[i].inframe and slot[C[i].src].kept == 0:
                     keep[j] = False
                     bad = True
             for j in range(nw):
-                kept[c_key[w[j]]] = False
+                slot[C[w[j]].key].kept = 0
             if not bad:
                 break
         nk = 0
         for j in range(nw):
             if keep[j]:
                 nk += 1
-        new_keys = np.empty(nk, np.int64)
+        TOK = _grow(TOK, num_tokens + nk)
+        new_utt = np.empty(nk, np.int64)
+        new_state = np.empty(nk, np.int64)
         new_scores = np.empty(nk, np.float32)
         new_ids = np.empty(nk, np.int64)
-        if num_tokens + nk > t_key.shape[0]:
-            t_key = _grow(t_key, num_tokens + nk)
-            t_score = _grow(t_score, num_tokens + nk)
-            t_frame = _grow(t_frame, num_tokens + nk)
-            t_best = _grow(t_best, num_tokens + nk)
         q = 0
         for j in range(nw):
             if keep[j]:
                 i = w[j]
-                new_keys[q] = c_key[i]
-                new_scores[q] = c_score[i]
+                new_utt[q] = C[i].utt
+                new_state[q] = C[i].state
+                new_scores[q] = C[i].score
                 new_ids[q] = num_tokens + q
-                pos[c_key[i]] = num_tokens + q
+                slot[C[i].key].pos = num_tokens + q
                 q += 1
-        # links: every candidate between kept tokens (lattice), or the kept winners' only
-        if num_links + n > l_src.shape[0]:
-            need = num_links + n
-            l_src = _grow(l_src, need)
-            l_dst = _grow(l_dst, need)
-            l_ilabel = _grow(l_ilabel, need)
-            l_olabel = _grow(l_olabel, need)
-            l_graph = _grow(l_graph, need)
-            l_loglik = _grow(l_loglik, need)
+        # Links: every candidate between kept tokens (lattice), or the kept winners' only.
+        LNK = _grow(LNK, num_links + n)
         link_of = np.full(n, -1, np.int64)
         if lattice:
             for i in range(n):
-                src_id = pos[c_src[i]] if c_inframe[i] else c_src[i]
-                if c_islink[i] and pos[c_key[i]] >= 0 and src_id >= 0:
+                src_id = slot[C[i].src].pos if C[i].inframe else C[i].src
+                dst_id = slot[C[i].key].pos
+                if C[i].islink and dst_id >= 0 and src_id >= 0:
                     link_of[i] = num_links
-                    l_src[num_links] = src_id
-                    l_dst[num_links] = pos[c_key[i]]
-                    l_ilabel[num_links] = c_ilabel[i]
-                    l_olabel[num_links] = c_olabel[i]
-                    l_graph[num_links] = c_graph[i]
-                    l_loglik[num_links] = c_loglik[i]
+                    _link(LNK, num_links, src_id, dst_id, C[i])
                     num_links += 1
         else:
             for j in range(nw):
                 i = w[j]
-                if keep[j] and c_islink[i]:
+                if keep[j] and C[i].islink:
                     link_of[i] = num_links
-                    l_src[num_links] = pos[c_src[i]] if c_inframe[i] else c_src[i]
-                    l_dst[num_links] = pos[c_key[i]]
-                    l_ilabel[num_links] = c_ilabel[i]
-                    l_olabel[num_links] = c_olabel[i]
-                    l_graph[num_links] = c_graph[i]
-                    l_loglik[num_links] = c_loglik[i]
+                    src_id = slot[C[i].src].pos if C[i].inframe else C[i].src
+                    _link(LNK, num_links, src_id, slot[C[i].key].pos, C[i])
                     num_links += 1
-        q = 0
+        q = num_tokens
         for j in range(nw):
             if keep[j]:
                 i = w[j]
-                t_key[num_tokens + q] = c_key[i]
-                t_score[num_tokens + q] = c_score[i]
-                t_frame[num_tokens + q] = t
-                t_best[num_tokens + q] = link_of[i] if c_islink[i] else -1
+                TOK[q].key = C[i].key
+                TOK[q].score = C[i].score
+                TOK[q].frame = t
+                TOK[q].best = link_of[i] if C[i].islink else -1
                 q += 1
-        # reset the scratch arrays
+        # The records touched go back to their clean state.
         for i in range(n):
-            best[c_key[i]] = -np.inf
-            arg[c_key[i]] = _NONE
-            stamp[c_key[i]] = -1
-        for q in range(nk):
-            pos[new_keys[q]] = -1
+            k = C[i].key
+            slot[k].best = -np.inf
+            slot[k].arg = _NONE
+            slot[k].stamp = -1
+            slot[k].pos = -1
         num_tokens += nk
-        cur_keys, cur_scores, cur_ids = new_keys, new_scores, new_ids
-    return (t_key[:num_tokens], t_score[:num_tokens], t_frame[:num_tokens], t_best[:num_tokens],
-            l_src[:num_links], l_dst[:num_links], l_ilabel[:num_links], l_olabel[:num_links], l_graph[:num_links],
-            l_loglik[:num_links])
+        cur_utt, cur_state, cur_scores, cur_ids = new_utt, new_state, new_scores, new_ids
+    return TOK[:num_tokens], LNK[:num_links]
+
+
+@njit(cache=True)
+def _link(LNK, n, src, dst, c):
+    LNK[n].src = src
+    LNK[n].dst = dst
+    LNK[n].ilabel = c.ilabel
+    LNK[n].olabel = c.olabel
+    LNK[n].graph = c.graph
+    LNK[n].loglik = c.loglik
+
+
+def _slots(graph: DecodingGraph, size: int) -> np.ndarray:
+    """The graph's per-key records, made once for the largest batch so far: a search
+    leaves every record it touched as it found it."""
+    slots = graph.__dict__.get("_compiled_slots")
+    if slots is None or slots.shape[0] < size:
+        slots = np.empty(size, dtype=_SLOT)
+        slots["best"], slots["arg"], slots["stamp"], slots["pos"], slots["kept"] = -np.inf, _NONE, -1, -1, 0
+        graph._compiled_slots = slots
+    return slots
+
+
+def _arc_records(csr, state_rank: np.ndarray) -> np.ndarray:
+    """The arcs of a `_CsrArcs` as records, so that an arc's fields share a cache line."""
+    out = np.empty(csr.dst.numel(), dtype=_ARC)
+    for name in ("dst", "label", "olabel", "score"):
+        out[name] = getattr(csr, name).numpy()
+    out["dst_rank"] = state_rank[csr.dst.numpy()]
+    return out
 
 
 def search_compiled(graph: DecodingGraph, config: DecoderConfig, scores: torch.Tensor, lengths: torch.Tensor,
@@ -393,15 +367,16 @@ def search_compiled(graph: DecodingGraph, config: DecoderConfig, scores: torch.T
     g = graph
     if g.device.type != "cpu":
         raise ValueError("the compiled search runs on CPU; use the sparse or dense search on a GPU")
-
-    def np_(x):
-        return x.numpy()
-
-    out = _search(np_(g.emit.start), np_(g.emit.dst), np_(g.emit.label), np_(g.emit.olabel), np_(g.emit.score),
-                  np_(g.eps.start), np_(g.eps.dst), np_(g.eps.olabel), np_(g.eps.score), np_(g.eps_rank),
-                  g.max_eps_rank, np_(scores), np_(lengths), g.num_states, float(config.acoustic_scale),
-                  float(config.beam), int(config.max_active), bool(lattice))
-    t_key, t_score, t_frame, t_best, l_src, l_dst, l_il, l_ol, l_graph, l_loglik = (torch.from_numpy(x) for x in out)
+    if "_compiled_arcs" not in g.__dict__:  # made once per graph
+        state_rank = np.where(g.has_eps.numpy(), g.eps_rank.numpy(), -1)
+        g._compiled_arcs = (_arc_records(g.emit, state_rank), _arc_records(g.eps, state_rank), int(state_rank[0]))
+    emit, eps, start_rank = g._compiled_arcs
+    tok, lnk = _search(_slots(g, scores.shape[0] * g.num_states), g.emit.start.numpy(), emit, g.eps.start.numpy(),
+                       eps, start_rank, g.max_eps_rank, not g.arcs.eps_scores_negative, scores.numpy(),
+                       lengths.numpy(), g.num_states, float(config.acoustic_scale), float(config.beam),
+                       int(config.max_active), bool(lattice))
+    t_key, t_score, t_frame, t_best = (torch.from_numpy(np.ascontiguousarray(tok[f]))
+                                       for f in ("key", "score", "frame", "best"))
     S = g.num_states
     # each utterance's tokens of its last frame, in token order
     utt = t_key // S
@@ -411,5 +386,6 @@ def search_compiled(graph: DecodingGraph, config: DecoderConfig, scores: torch.T
         ids = torch.nonzero(ending & (utt == u)).squeeze(1)
         finals[u] = (ids, t_key[ids] % S, t_score[ids])
     links = Columns()
-    links.add(src=l_src, dst=l_dst, ilabel=l_il, olabel=l_ol, graph=l_graph, loglik=l_loglik)
+    links.add(**{f: torch.from_numpy(np.ascontiguousarray(lnk[f])) for f in ("src", "dst", "ilabel", "olabel",
+                                                                             "graph", "loglik")})
     return SearchOutput(finals, [t_key], [t_score], [t_frame], [t_best], links)
