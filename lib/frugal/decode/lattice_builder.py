@@ -12,6 +12,7 @@ from typing import List
 
 import numpy as np
 import torch
+from numba import njit
 
 from frugal.decode.graph import DecodingGraph
 from frugal.lattice.lattice import Lattice
@@ -57,11 +58,14 @@ def build_lattices(graph: DecodingGraph, num_utts: int, finals, keys: torch.Tens
     splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
                         torch.bincount(src_layer, minlength=num_layers).cumsum(0)]).tolist()
     src_o, dst_o, score_o = (x.index_select(0, order) for x in (src, dst, score))
-    for L in reversed(range(num_layers)):
-        lo, hi = splits[L], splits[L + 1]
-        if lo == hi:
-            continue
-        beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
+    if device.type == "cpu":  # the same maxima, in a compiled loop
+        _backward(beta.numpy(), src_o.numpy(), dst_o.numpy(), score_o.numpy())
+    else:
+        for L in reversed(range(num_layers)):
+            lo, hi = splits[L], splits[L + 1]
+            if lo == hi:
+                continue
+            beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
     is_start = (frames == 0) & (states == 0)
     best = torch.full((B,), -math.inf, device=device)
     best[utt[is_start]] = beta[is_start]
@@ -105,6 +109,16 @@ def build_lattices(graph: DecodingGraph, num_utts: int, finals, keys: torch.Tens
         by_src = np.argsort(arcs[:, 0], kind="stable")  # arcs grouped by state, as Kaldi's
         out.append(Lattice(arcs[by_src], w[m][by_src], fin))
     return out
+
+
+@njit(cache=True)
+def _backward(beta, src, dst, score):
+    """beta[src] = max(beta[src], score + beta[dst]) over the links, last layer first: a
+    link's destination lies in a later layer, so its beta is final when the link is read."""
+    for i in range(src.shape[0] - 1, -1, -1):
+        v = score[i] + beta[dst[i]]
+        if v > beta[src[i]]:
+            beta[src[i]] = v
 
 
 def empty_lattice() -> Lattice:
