@@ -123,6 +123,48 @@ def test_rerun_skips_finished_jobs_and_redoes_killed_ones(setup, tmp_path):
                       show_progress=False) == [1, 2]
 
 
+def test_a_killed_job_resumes_from_its_partial_results(setup, tmp_path, monkeypatch):
+    # Flush after every batch; the job dies reading its fourth batch (as if killed).
+    from frugal.decode import driver
+    from frugal.data.dataset import FeatureDataset  # (its batches are counted)
+    d, cuts = setup, str(setup / "fbank/cuts_test.jsonl.gz")
+    opts = options(d, batch_size=4)  # 30 cuts: 8 batches
+    decode(cuts, str(tmp_path / "whole"), opts, nj=1, show_progress=False)
+    monkeypatch.setattr(driver.PartialResults, "FLUSH_SECONDS", 0.0)
+    calls, dies_at = [], [4]
+    real = FeatureDataset.__getitem__
+
+    def dying(self, *a, **k):
+        calls.append(1)
+        if len(calls) == dies_at[0]:
+            raise KeyboardInterrupt("killed")
+        return real(self, *a, **k)
+    monkeypatch.setattr(FeatureDataset, "__getitem__", dying)
+    out = tmp_path / "dec"
+    with pytest.raises(KeyboardInterrupt):
+        decode(cuts, str(out), opts, nj=1, show_progress=False)
+    partial = DecodeDir(out).job(1).partial
+    assert sorted(p.name for p in partial.glob("chunk.*.json")) == ["chunk.0.json", "chunk.1.json", "chunk.2.json"]
+    assert not DecodeDir(out).job(1).done.exists() and not (out / ".done").exists()
+    # The re-run decodes the other 5 batches only, and its files equal a whole run's.
+    calls.clear()
+    dies_at[0] = 0
+    decode(cuts, str(out), opts, nj=1, show_progress=False)
+    assert len(calls) == 5 and not partial.exists()
+    assert "resuming: 12 of 30 cuts were decoded by an earlier run" in DecodeDir(out).job(1).log.read_text()
+    assert (out / "hyp.1.txt").read_text() == (tmp_path / "whole/hyp.1.txt").read_text()
+    assert read_lattices(out / "lat.1.pt") == read_lattices(tmp_path / "whole/lat.1.pt")
+    # Partial results of other options are not taken.
+    other = tmp_path / "other"
+    calls.clear()
+    dies_at[0] = 4
+    with pytest.raises(KeyboardInterrupt):
+        decode(cuts, str(other), opts, nj=1, show_progress=False)
+    monkeypatch.setattr(FeatureDataset, "__getitem__", real)
+    decode(cuts, str(other), options(d, batch_size=4, beam=9.0), nj=1, show_progress=False)
+    assert "resuming" not in DecodeDir(other).job(1).log.read_text()
+
+
 def test_one_job_in_process_matches_two_processes(setup, tmp_path):
     d = setup
     threads = torch.get_num_threads()

@@ -147,6 +147,7 @@ class JobFiles:
     hyp: Path
     log: Path
     done: Path
+    partial: Path   # the results of finished batches while the job runs (frugal.decode.driver)
 
 
 def setting_name(x: float) -> str:
@@ -228,7 +229,7 @@ class DecodeDir:
         """Job j's files (1-based, as in Kaldi)."""
         p = self.path
         return JobFiles(p / f"lat.{j}.pt", p / f"lat.{j}.txt", p / f"hyp.{j}.txt", p / "log" / f"decode.{j}.log",
-                        p / f"{self.DONE}.{j}")
+                        p / f"{self.DONE}.{j}", p / f"partial.{j}")
 
     def lattice_files(self) -> List[Path]:
         """lat.J.pt (or lat.J.txt where there is no .pt) of jobs 1..num_jobs."""
@@ -263,6 +264,9 @@ class DecodeDir:
                 parts = stale.name.split(".")
                 if parts[0] in ("lat", "hyp") and parts[1].isdigit() and int(parts[1]) > num_jobs:
                     stale.unlink()
+            for stale in d.path.glob("partial.*"):
+                if stale.is_dir() and stale.name[8:].isdigit() and int(stale.name[8:]) > num_jobs:
+                    shutil.rmtree(stale)
             atomic_write_text(d.path / "num_jobs", f"{num_jobs}\n")
             record = dict(info)
             if k > 0:

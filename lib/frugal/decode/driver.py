@@ -12,7 +12,9 @@ The library call behind ``frugal decode``, in the manner of Kaldi's ``steps/nnet
 - job J writes lat.J.pt (word-determinised lattices), optionally lat.J.txt, hyp.J.txt and
   log/decode.J.log into the `frugal.dirs.DecodeDir`; its done-marker (the job's
   fingerprint: cuts, options, and the model, graph and words files) is written last, so a
-  killed job is redone and a finished one skipped on the next run.
+  killed job is redone and a finished one skipped on the next run;
+- while it runs, a job keeps its finished batches in partial.J/ (`PartialResults`, every
+  20 s, logging its progress), so the re-run of a killed job decodes only the rest.
 
 Monte-Carlo dropout (`frugal.decode.dropout`), with ``dropout_samples`` N > 0: every
 utterance is decoded once with dropout off, written as above, and N more times with the
@@ -32,10 +34,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -53,7 +56,8 @@ from frugal.errors import BadValue, FrugalError
 from frugal.lang.symbols import SymbolTable
 from frugal.lang.text import write_text
 from frugal.lattice.determinize import determinize_lattice
-from frugal.lattice.io import write_lattices
+from frugal.fileio import atomic_write_text
+from frugal.lattice.io import read_lattices, write_lattices
 from frugal.lattice.lattice import Lattice
 from frugal.logs import log_to_file
 from frugal.models import set_attention
@@ -219,9 +223,13 @@ class PassTimes:
 
 
 def decode_cuts(cuts, options: DecodeOptions, am: AcousticModel, graph: DecodingGraph,
-                times: Optional[PassTimes] = None) -> List[Dict[str, UttOutput]]:
+                times: Optional[PassTimes] = None, done: Optional[List[Dict[str, UttOutput]]] = None,
+                on_batch: Optional[Callable[[List[Dict[str, UttOutput]]], None]] = None) -> List[Dict[str, UttOutput]]:
     """Decode a CutSet (features precomputed) in batches of similar lengths; returns per pass
     (the dropout-off one, then the dropout passes) cut id -> output, in the cuts' order.
+    Batches whose cuts are all in ``done`` (per pass, from an earlier run) are taken from
+    it; ``on_batch`` gets each decoded batch's outputs. The batches depend on the cuts and
+    options only, so a resumed run decodes the others exactly as a whole run would.
     Progress (utterance-passes) goes to `frugal.jobs.report`."""
     decoder = Decoder(graph, options.decoder_config())
     num_passes = options.num_passes
@@ -233,6 +241,12 @@ def decode_cuts(cuts, options: DecodeOptions, am: AcousticModel, graph: Decoding
     dataset = FeatureDataset()
     out: List[Dict[str, UttOutput]] = [{} for _ in range(num_passes)]
     for start in range(0, len(cut_list), batch_size):
+        ids = [c.id for c in cut_list[start:start + batch_size]]
+        if done and all(i in done[0] for i in ids):
+            for k in range(num_passes):
+                out[k].update((i, done[k][i]) for i in ids)
+            jobs.report(len(ids) * num_passes)
+            continue
         batch = dataset[cut_list[start:start + batch_size]]
         features = batch["features"].to(options.device)
         feature_lens = batch["feature_lens"].to(options.device)
@@ -259,6 +273,8 @@ def decode_cuts(cuts, options: DecodeOptions, am: AcousticModel, graph: Decoding
                 for cut_id, r in zip(batch["cut_ids"], results[k * B:(k + 1) * B]):
                     name = cut_id if k == 0 else f"{cut_id} (dropout pass {k})"
                     out[k][cut_id] = UttOutput(r.words, word_lattice(r, options, name), r.reached_final)
+        if on_batch is not None:
+            on_batch([{i: out[k][i] for i in batch["cut_ids"]} for k in range(num_passes)])
         jobs.report(len(results))
     order = {c.id: k for k, c in enumerate(cuts)}
     return [dict(sorted(o.items(), key=lambda kv: order[kv[0]])) for o in out]
@@ -281,6 +297,75 @@ def write_pass(decode_dir: DecodeDir, job: int, outputs: Dict[str, UttOutput], w
     if text_lattices:
         write_lattices(files.text_lattices, lattices)
     write_text(files.hyp, {u: [words.symbol(w) for w in o.words] for u, o in outputs.items()}, sort=False)
+
+
+class PartialResults:
+    """A running job's finished batches on disk, so that a killed job's re-run decodes only
+    the rest: every ``FLUSH_SECONDS`` the batches decoded since the last flush go into chunk
+    K of the job's ``partial.J/`` directory (``lat.K.P.pt`` per pass P, then
+    ``chunk.K.json`` with the job's fingerprint, the words and whether the final state was
+    reached, written last). A re-run takes the chunks of the same fingerprint; the directory
+    goes when the job is done. Each flush logs the job's progress."""
+
+    FLUSH_SECONDS = 20.0
+
+    def __init__(self, path: Path, fingerprint: str, num_passes: int, num_cuts: int, job: int):
+        self.path, self.fingerprint, self.num_passes = Path(path), fingerprint, num_passes
+        self.num_cuts, self.job = num_cuts, job
+        self.pending: List[Dict[str, UttOutput]] = [{} for _ in range(num_passes)]
+        self.num_done, self.next_chunk = 0, 0
+        self.t0 = self.last_flush = time.perf_counter()
+
+    def load(self) -> List[Dict[str, UttOutput]]:
+        """The outputs of the chunks an earlier run of this job left (per pass)."""
+        done: List[Dict[str, UttOutput]] = [{} for _ in range(self.num_passes)]
+        for marker in sorted(self.path.glob("chunk.*.json"), key=lambda p: int(p.name.split(".")[1])):
+            k = int(marker.name.split(".")[1])
+            self.next_chunk = max(self.next_chunk, k + 1)
+            try:
+                record = json.loads(marker.read_text())
+                if record.get("fingerprint") != self.fingerprint or len(record["passes"]) != self.num_passes:
+                    continue
+                for p, utts in enumerate(record["passes"]):
+                    lattices = read_lattices(self.path / f"lat.{k}.{p}.pt")
+                    for cut_id, r in utts.items():
+                        done[p][cut_id] = UttOutput(r["words"], lattices.get(cut_id), r["final"])
+            except (OSError, ValueError, KeyError, FrugalError) as e:
+                log.warning("job %d: partial results %s unreadable (%s): those cuts are decoded again",
+                            self.job, marker, e)
+        if done[0]:
+            log.info("job %d: resuming: %d of %d cuts were decoded by an earlier run (%s)", self.job,
+                     len(done[0]), self.num_cuts, self.path)
+        self.num_done = len(done[0])
+        return done
+
+    def add(self, batch: List[Dict[str, UttOutput]]) -> None:
+        for p, utts in enumerate(batch):
+            self.pending[p].update(utts)
+        self.num_done += len(batch[0])
+        if time.perf_counter() - self.last_flush >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending[0]:
+            return
+        k = self.next_chunk
+        self.path.mkdir(parents=True, exist_ok=True)
+        for p, utts in enumerate(self.pending):
+            write_lattices(self.path / f"lat.{k}.{p}.pt",
+                           {u: o.lattice for u, o in utts.items() if o.lattice is not None})
+        record = {"fingerprint": self.fingerprint,
+                  "passes": [{u: {"words": o.words, "final": o.reached_final} for u, o in utts.items()}
+                             for utts in self.pending]}
+        atomic_write_text(self.path / f"chunk.{k}.json", json.dumps(record))
+        self.next_chunk += 1
+        self.pending = [{} for _ in range(self.num_passes)]
+        self.last_flush = time.perf_counter()
+        log.info("job %d: %d of %d cuts decoded (%.0f s); partial results in %s", self.job, self.num_done,
+                 self.num_cuts, self.last_flush - self.t0, self.path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 @dataclass
@@ -309,7 +394,9 @@ def run_job(job: Job) -> None:
             cuts = load_cuts(job.cuts_path).subset(cut_ids=job.cut_ids)
             words = SymbolTable.read(options.words)
             times = PassTimes()
-            passes = decode_cuts(cuts, options, am, graph, times)
+            partial = PartialResults(out.job(job.number).partial, job.fingerprint, options.num_passes,
+                                     len(job.cut_ids), job.number)
+            passes = decode_cuts(cuts, options, am, graph, times, partial.load(), partial.add)
             missing = [c for c in job.cut_ids if c not in passes[0]]
             if missing:
                 raise FrugalError(f"{job.cuts_path}: cut {missing[0]} not found")
@@ -325,6 +412,7 @@ def run_job(job: Job) -> None:
                          len(passes[0]) * len(passes), options.dropout_samples, times.summary())
             # Last: the job counts as done only when the files of every pass are in place.
             out.job_done(job.number, job.fingerprint)
+            partial.remove()
         except FrugalError as e:
             log.error("%s", e)
             raise FrugalError(f"decode job {job.number} failed: {e}; see {log_file}") from None
