@@ -18,7 +18,8 @@ how often the 1-best word sequences agree.
   tools/bench/decode_bench.py --model M.pt --cuts CUTS --lang LANG --den-graph DEN --lm-cuts CUTS
                               [--num-words 3000] [--utts 100] [--sentences 20000] [--max-ngrams 200000]
   tools/bench/decode_bench.py [--graph hlg|hclg] [--num-words 1000] [--utts 32] [--frames 300]
-                              [--batch-sizes 1,8,32] [--repeat 2] [--clock wall|cpu] [--search auto|dense|sparse]
+                              [--batch-sizes 1,8,32] [--repeat 2] [--clock wall|cpu]
+                              [--search auto|compiled|timed|dense|sparse]
                               [--device cpu|cuda] [--threads 1]
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 
 from frugal.bin.main import main as frugal_main
 from frugal.decode.decoder import Decoder, DecoderConfig
+from frugal.decode.search_common import SEARCHES
 from frugal.decode.graph import DecodingGraph
 from frugal.fsa.openfst import read_fst
 from frugal.graph.compile import compile_hclg, compile_hlg, make_grammar_fst
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="rounds, each running every decoder once; the best time counts")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall-clock time, or this process's CPU time (steadier on a shared machine)")
-    p.add_argument("--search", choices=["auto", "dense", "sparse"], default="auto", help="frugal's search")
+    p.add_argument("--search", choices=list(SEARCHES), default="auto", help="frugal's search")
     p.add_argument("--beam", type=float, default=12.0)
     p.add_argument("--max-active", type=int, default=3000)
     p.add_argument("--lattice-beam", type=float, default=6.0)
@@ -226,9 +228,8 @@ def main(argv=None) -> int:
           f"frugal's {frugal_better} times, Kaldi's {kaldi_better} times); frugal lattices: {lat_arcs:.0f} arcs/utt "
           f"after lattice-beam pruning")
     timed = ", ".join(f"{k} {1000 * decoder.search_seconds[k] / decoder.search_frames[k]:.3f} ms"
-                      for k in ("dense", "sparse") if decoder.search_frames[k])
-    print(f"frugal search: {args.search}; per utterance-frame over all calls: {timed}; "
-          f"next call: {'dense' if decoder.dense else 'sparse'}")
+                      for k in decoder.search_frames if decoder.search_frames[k])
+    print(f"frugal search: {args.search}; per utterance-frame over all calls: {timed}; next call: {decoder.kind}")
     return 0
 
 

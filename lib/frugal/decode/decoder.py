@@ -17,18 +17,19 @@ Per frame t, for the tokens alive after frame t-1:
 4. reduce candidates to the best per (utterance, state) with a segment max, then prune
    by ``beam`` and ``max_active`` (top scores per utterance).
 
-Two searches implement this, with the same results to the bit: the sparse one
+Three searches implement this, with the same results to the bit: the sparse one
 (frugal.decode.search_sparse) keeps lists of active tokens, at a cost per frame that grows
 with them; the dense one (frugal.decode.search_dense) keeps a score vector over all states
 per utterance, so a frame is a few dozen tensor ops whatever the beam, at a cost that grows
-with the graph. Which is faster depends on the graph and on how many tokens the beam keeps,
-more than any size rule captures: on egs/mini's HCLG (dev set, lattices, batches of 8, one
-CPU thread) dense was the slower at beam 8, as fast at beam 11 and the faster at beam 20;
-on tools/bench's HCLG, the faster at beam 12. So ``search="auto"`` measures: its first
-call runs the search a size rule guesses (dense while the graph has at most 12 states and
-non-emitting arcs per ``max_active`` token), its second call the other one, and later
-calls whichever took less time per utterance-frame (calls of fewer than 100
-utterance-frames, such as a warm-up, are not timed: their fixed costs would dominate).
+with the graph; the compiled one (frugal.decode.search_compiled, CPU only) is the sparse
+search's algorithm as a compiled loop over tokens and arcs, and decodes one utterance a
+call. ``search="auto"`` is the compiled search on CPU and the timed choice on a GPU:
+``search="timed"`` measures, as which of dense and sparse is faster depends on the graph
+and on how many tokens the beam keeps more than any size rule captures; its first call runs
+the search a size rule guesses (dense while the graph has at most 12 states and
+non-emitting arcs per ``max_active`` token), its second call the other one, and later calls
+whichever took less time per utterance-frame (calls of fewer than 100 utterance-frames,
+such as a warm-up, are not timed: their fixed costs would dominate).
 
 Every candidate kept (the arc from a surviving token to a surviving token, within the
 beam) is a link of the raw lattice, as in Kaldi's LatticeSimpleDecoder: its graph cost
