@@ -110,8 +110,8 @@ def test_unknown_transcript_words_with_and_without_oov(tmp_path, capsys):
     assert rc == 1
     err = capsys.readouterr().err
     assert "frugal prepare-lang: error:" in err and "zork" in err and "--unk-ok" in err
-    assert not lang.exists()
-    assert (tmp_path / "lang.missing_words.txt").read_text() == "zork\n"
+    assert sorted(p.name for p in lang.iterdir()) == ["missing_words.txt"]  # no lang dir
+    assert (lang / "missing_words.txt").read_text() == "zork\n"
     rc, lang = prepare(tmp_path, "--words-from", str(text), "--unk-ok", "--oov", "<unk>")
     assert rc == 0
     assert (lang / "oov.txt").read_text() == "<unk>\n"
@@ -145,8 +145,9 @@ def test_prepare_lang_from_cmudict(tmp_path, capsys):
     args = ["prepare-lang", "--cmudict", "--words-from", str(text), "--output-dir", str(out)]
     assert frugal_main(args) == 1
     assert "qzxvbnq" in capsys.readouterr().err
-    assert (tmp_path / "lang.missing_words.txt").read_text() == "qzxvbnq\n"
+    assert (out / "missing_words.txt").read_text() == "qzxvbnq\n"
     assert frugal_main(args + ["--unk-ok"]) == 0
+    assert (out / "missing_words.txt").read_text() == "qzxvbnq\n"  # in the lang dir, which maps it to <UNK>
     lex = (out / "lexicon.txt").read_text().splitlines()
     assert "CAT K AE T" in lex and "<UNK> SPN" in lex
     assert "AH" in (out / "phones" / "nonsilence.txt").read_text().split()

@@ -326,4 +326,4 @@ def test_template_on_an4_kaldi_dirs(sandbox, shared_dir, tmp_path):
     # Hypotheses carry the Kaldi utterance ids.
     hyps = (d / "exp/tdnnf/decode_3g_dev/wer_details/per_utt").read_text()
     assert all(f"{u} ref" in hyps for u in dev_ids)
-    assert (d / "data/lang/words.txt").is_file() and not (d / "data/lang.missing_words.txt").exists()
+    assert (d / "data/lang/words.txt").is_file() and not (d / "data/lang/missing_words.txt").exists()

@@ -9,8 +9,8 @@
 #   egs/template/run.sh --train-dir /data/train --dev-dir /data/dev [--test-dir /data/test]
 #
 # Pronunciations: --lexicon (Kaldi's WORD p1 p2 ...), or CMUdict for English; the words it
-# lacks are listed in data/lang.missing_words.txt: pronounce them there and pass the file as
-# --extra-lexicon (or --unk-ok true maps them to <UNK>). Every stage logs to
+# lacks are listed in data/lang/missing_words.txt: copy it out of data/lang (which the next run
+# replaces), pronounce them, and pass the copy as --extra-lexicon (or --unk-ok true maps them to <UNK>). Every stage logs to
 # exp/log/stage<N>_<step>.log and writes its done-marker last; --force redoes a finished stage.
 set -eu
 cd "$(dirname "$0")"

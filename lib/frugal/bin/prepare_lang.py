@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--keep-stress", action="store_true", help="with --cmudict: keep stress digits (AH0)")
     p.add_argument("--missing-words", metavar="FILE",
                    help="where to list words of --words-from without pronunciation "
-                        "(default: OUTPUT_DIR.missing_words.txt beside the lang dir)")
+                        "(default: OUTPUT_DIR/missing_words.txt, in the lang dir)")
 
 
 def run(args) -> None:

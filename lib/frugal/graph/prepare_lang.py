@@ -62,6 +62,9 @@ def word_symbol_table(words: Sequence[str]) -> SymbolTable:
     return table
 
 
+MISSING_WORDS = "missing_words.txt"  # words without pronunciation, mapped to the OOV word
+
+
 def write_lang_dir(output_dir: PathLike, lexicon: Lexicon, phones: PhoneSet, oov: str, sil_prob: float,
                    extra_files: Optional[Dict[str, str]] = None, extra_copies: Optional[Dict[str, Path]] = None) -> None:
     """Write the whole lang directory (atomically); ``extra_files`` (name -> text) and
@@ -142,15 +145,16 @@ def prepare_lang(output_dir: PathLike, lexicon_file: Optional[PathLike] = None, 
     """A lang directory from a lexicon file, or from CMUdict for the words of a Kaldi text
     (``words_from``) or a word list, with ``extra_lexicon`` (a lexicon file) pronouncing the
     words CMUdict lacks. Words of those without pronunciation are listed in
-    ``missing_words`` (default OUTPUT_DIR.missing_words.txt) and are an error, or with
-    ``unk_ok`` map to ``oov`` (then lexicon words without pronunciation are dropped too).
+    ``missing_words`` (default OUTPUT_DIR/missing_words.txt: inside the lang dir, or alone in
+    OUTPUT_DIR when they stop it) and are an error, or with ``unk_ok`` map to ``oov`` (then
+    lexicon words without pronunciation are dropped too).
     The OOV word gets ``oov_phone`` where the lexicon has none for it."""
     if (lexicon_file is None) == (not cmudict):
         raise BadValue("lexicon_file", lexicon_file, "give a lexicon or CMUdict, one of the two")
     counts = word_counts(words_from, word_list)
     if cmudict and counts is None:
         raise BadValue("words_from", words_from, "CMUdict pronounces the words of a text or word list: give one")
-    missing_file = Path(missing_words or f"{output_dir}.missing_words.txt")
+    missing_file = Path(missing_words or Path(output_dir) / MISSING_WORDS)
     if extra_lexicon is not None and not cmudict:
         raise BadValue("extra_lexicon", extra_lexicon, "adds to CMUdict's pronunciations: use it with --cmudict")
     if cmudict:
@@ -167,18 +171,23 @@ def prepare_lang(output_dir: PathLike, lexicon_file: Optional[PathLike] = None, 
         missing = sorted(w for w in counts if w not in lexicon) if counts else []
     if oov in (counts or {}):
         missing = [w for w in missing if w != oov]
+    inside = missing_words is None
     if missing:
-        write_word_list(missing_file, missing)
         tokens = sum(counts[w] for w in missing)
         msg = (f"{words_from or word_list}: {len(missing)} words ({tokens} tokens) have no pronunciation, "
                f"listed in {missing_file} (e.g. {' '.join(missing[:5])})")
         if not unk_ok:
+            missing_file.parent.mkdir(parents=True, exist_ok=True)  # (no lang dir is made)
+            write_word_list(missing_file, missing)
             raise BadValue("unk_ok", None, f"not set, and {msg}: set it to map them to {oov}")
         log.warning("%s; they map to %s", msg, oov)
+        if not inside:
+            write_word_list(missing_file, missing)
     add_oov_word(lexicon, oov, oov_phone)
     # Like Kaldi's SPN, the OOV phone is a silence phone (no optional silence after it).
     extra = [oov_phone] if oov_phone in lexicon.phones() else []
-    write_lang_dir(output_dir, lexicon, phone_set_for_lexicon(lexicon, sil_phone, extra_silence=extra), oov, sil_prob)
+    write_lang_dir(output_dir, lexicon, phone_set_for_lexicon(lexicon, sil_phone, extra_silence=extra), oov, sil_prob,
+                   extra_files={MISSING_WORDS: "".join(f"{w}\n" for w in missing)} if missing and inside else None)
 
 
 def prepare_units(text: PathLike, unit: str, output_dir: PathLike, vocab_size: int = 500, oov: str = "<UNK>") -> None:
