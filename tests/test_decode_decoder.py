@@ -1,5 +1,7 @@
 """The beam-search decoder against OpenFst shortest paths and Kaldi's decoders (kaldi-decoder)."""
 
+import math
+
 import kaldi_decoder
 import numpy as np
 import pytest
@@ -287,3 +289,31 @@ def test_compiled_search_refuses_a_gpu_graph(hlg):
     graph.device = torch.device("cuda")  # (only the check is exercised)
     with pytest.raises(FrugalError, match="compiled search runs on CPU"):
         Decoder(graph, DecoderConfig(search="compiled"))
+
+
+def test_compiled_lattice_pruning_equals_the_tensor_pruning(hlg_large):
+    # build_lattices prunes on CPU with a compiled loop, on a GPU with layered tensor ops:
+    # the same links and final tokens kept, the same best scores.
+    from frugal.decode.lattice_builder import _prune, _prune_tensors
+    graph = DecodingGraph.from_openfst(hlg_large)
+    lengths = torch.tensor([30, 12, 25, 1, 30])
+    scores = structured_scores(graph.max_label + 1, lengths.tolist(), seed=29)
+    out = search_sparse(graph, DecoderConfig(beam=9.0, max_active=150), scores, lengths, True)
+    links = {n: torch.cat(getattr(out.links, n)) for n in out.links.names}
+    keys, alpha, frames = torch.cat(out.tok_keys), torch.cat(out.tok_scores), torch.cat(out.tok_frames)
+    S = graph.num_states
+    utt, states = keys // S, keys % S
+    layer = frames * (graph.max_eps_rank + 1) + graph.eps_rank[states]
+    is_start = (frames == 0) & (states == 0)
+    final_score = torch.full_like(alpha, -math.inf)
+    for u, f in enumerate(out.finals):
+        if f is not None:
+            final_score[f[0]] = graph.final_scores[f[1]]
+    labels = [links[n] for n in ("ilabel", "olabel", "graph", "loglik")]
+    for ac, beam in ((1.0, 4.0), (0.3, 0.5)):
+        a = _prune(links["src"].numpy(), links["dst"].numpy(), labels[2].numpy(), labels[3].numpy(), ac,
+                   alpha.numpy(), final_score.numpy(), layer.numpy(), utt.numpy(), is_start.numpy(), 5, beam)
+        b = _prune_tensors(links["src"], links["dst"], labels, ac, alpha, final_score, layer, utt, is_start, 5, beam)
+        for x, y in zip(a, b):
+            assert torch.equal(torch.from_numpy(x), y)
+        assert 0 < int(b[0].sum()) < b[0].numel()  # the beam cut some links

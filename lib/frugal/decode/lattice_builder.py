@@ -38,41 +38,23 @@ def build_lattices(graph: DecodingGraph, num_utts: int, finals, keys: torch.Tens
     if not links:
         return [empty_lattice() for _ in range(B)]
     src, dst = links["src"], links["dst"]
-    score = labels[2] + acoustic_scale * labels[3]
-    beta = torch.full_like(alpha, -math.inf)
     final_score = torch.full_like(alpha, -math.inf)
     for u in range(B):
         if finals[u] is not None:
             ids, states, _ = finals[u]
             fs = g.final_scores[states]
             final_score[ids] = fs if bool((fs > -math.inf).any()) else torch.zeros_like(fs)
-    beta = final_score.clone()
     utt = keys // S
     states = keys - utt * S
     layer = frames * R + g.eps_rank.index_select(0, states)
-    num_layers = int(layer.max()) + 1
-    src_layer = layer.index_select(0, src)
-    # Links come out of the search nearly in layer order: a stable merge sort (numpy's
-    # timsort) is close to linear on them, unlike a general sort.
-    order = torch.from_numpy(np.argsort(src_layer.cpu().numpy(), kind="stable")).to(device)
-    splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
-                        torch.bincount(src_layer, minlength=num_layers).cumsum(0)]).tolist()
-    src_o, dst_o, score_o = (x.index_select(0, order) for x in (src, dst, score))
-    if device.type == "cpu":  # the same maxima, in a compiled loop
-        _backward(beta.numpy(), src_o.numpy(), dst_o.numpy(), score_o.numpy())
-    else:
-        for L in reversed(range(num_layers)):
-            lo, hi = splits[L], splits[L + 1]
-            if lo == hi:
-                continue
-            beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
     is_start = (frames == 0) & (states == 0)
-    best = torch.full((B,), -math.inf, device=device)
-    best[utt[is_start]] = beta[is_start]
-    threshold = best - lattice_beam
-    keep = alpha.index_select(0, src) + score + beta.index_select(0, dst) >= \
-        threshold.index_select(0, utt.index_select(0, src))
-    keep_final = alpha + final_score >= threshold.index_select(0, utt)
+    if device.type == "cpu":  # the same sums and maxima, in a compiled loop
+        keep, keep_final, best = (torch.from_numpy(x) for x in _prune(
+            src.numpy(), dst.numpy(), labels[2].numpy(), labels[3].numpy(), float(acoustic_scale), alpha.numpy(),
+            final_score.numpy(), layer.numpy(), utt.numpy(), is_start.numpy(), B, float(lattice_beam)))
+    else:
+        keep, keep_final, best = _prune_tensors(src, dst, labels, acoustic_scale, alpha, final_score, layer, utt,
+                                                is_start, B, lattice_beam)
     # To numpy, per utterance.
     kept = torch.nonzero(keep).squeeze(1)
     src, dst = src.index_select(0, kept).cpu().numpy(), dst.index_select(0, kept).cpu().numpy()
@@ -111,14 +93,64 @@ def build_lattices(graph: DecodingGraph, num_utts: int, finals, keys: torch.Tens
     return out
 
 
-@njit(cache=True)
-def _backward(beta, src, dst, score):
-    """beta[src] = max(beta[src], score + beta[dst]) over the links, last layer first: a
-    link's destination lies in a later layer, so its beta is final when the link is read."""
-    for i in range(src.shape[0] - 1, -1, -1):
+def _prune_tensors(src, dst, labels, acoustic_scale, alpha, final_score, layer, utt, is_start, B, lattice_beam):
+    """(links kept, final tokens kept, best path score per utterance) in tensor operations,
+    layer by layer (see `build_lattices`)."""
+    device = src.device
+    score = labels[2] + acoustic_scale * labels[3]
+    beta = final_score.clone()
+    num_layers = int(layer.max()) + 1
+    src_layer = layer.index_select(0, src)
+    # Links come out of the search nearly in layer order: a stable merge sort (numpy's
+    # timsort) is close to linear on them, unlike a general sort.
+    order = torch.from_numpy(np.argsort(src_layer.cpu().numpy(), kind="stable")).to(device)
+    splits = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
+                        torch.bincount(src_layer, minlength=num_layers).cumsum(0)]).tolist()
+    src_o, dst_o, score_o = (x.index_select(0, order) for x in (src, dst, score))
+    for L in reversed(range(num_layers)):
+        lo, hi = splits[L], splits[L + 1]
+        if lo == hi:
+            continue
+        beta.scatter_reduce_(0, src_o[lo:hi], score_o[lo:hi] + beta.index_select(0, dst_o[lo:hi]), reduce="amax")
+    best = torch.full((B,), -math.inf, device=device)
+    best[utt[is_start]] = beta[is_start]
+    threshold = best - lattice_beam
+    keep = alpha.index_select(0, src) + score + beta.index_select(0, dst) >= \
+        threshold.index_select(0, utt.index_select(0, src))
+    keep_final = alpha + final_score >= threshold.index_select(0, utt)
+    return keep, keep_final, best
+
+
+@njit(cache=True, error_model="numpy")
+def _prune(src, dst, graph, loglik, ac, alpha, final_score, layer, utt, is_start, B, lattice_beam):
+    """`_prune_tensors`, to the bit, as one loop: beta backwards over the links in the
+    stable order of their source's layer (a link's destination lies in a later layer, so
+    its beta is final when the link is read), then the thresholds."""
+    ac = np.float32(ac)
+    score = np.empty(src.shape[0], np.float32)
+    src_layer = np.empty(src.shape[0], np.int64)
+    for i in range(src.shape[0]):
+        score[i] = graph[i] + ac * loglik[i]
+        src_layer[i] = layer[src[i]]
+    order = np.argsort(src_layer, kind="mergesort")
+    beta = final_score.copy()
+    for j in range(order.shape[0] - 1, -1, -1):
+        i = order[j]
         v = score[i] + beta[dst[i]]
         if v > beta[src[i]]:
             beta[src[i]] = v
+    best = np.full(B, -np.inf, np.float32)
+    for t in range(alpha.shape[0]):
+        if is_start[t]:
+            best[utt[t]] = beta[t]
+    threshold = best - np.float32(lattice_beam)
+    keep = np.empty(src.shape[0], np.bool_)
+    for i in range(src.shape[0]):
+        keep[i] = (alpha[src[i]] + score[i]) + beta[dst[i]] >= threshold[utt[src[i]]]
+    keep_final = np.empty(alpha.shape[0], np.bool_)
+    for t in range(alpha.shape[0]):
+        keep_final[t] = alpha[t] + final_score[t] >= threshold[utt[t]]
+    return keep, keep_final, best
 
 
 def empty_lattice() -> Lattice:

@@ -39,9 +39,6 @@ _ARC = np.dtype([("dst", np.int32), ("label", np.int32), ("olabel", np.int32), (
 _CAND = np.dtype([("key", np.int64), ("src", np.int64), ("utt", np.int32), ("state", np.int32),
                   ("score", np.float32), ("ilabel", np.int32), ("olabel", np.int32), ("graph", np.float32),
                   ("loglik", np.float32), ("dst_rank", np.int32), ("inframe", np.bool_), ("islink", np.bool_)])
-_TOK = np.dtype([("key", np.int64), ("frame", np.int64), ("best", np.int64), ("score", np.float32)])
-_LINK = np.dtype([("src", np.int64), ("dst", np.int64), ("ilabel", np.int64), ("olabel", np.int64),
-                  ("graph", np.float32), ("loglik", np.float32)])
 _SLOT = np.dtype([("best", np.float32), ("arg", np.int32), ("stamp", np.int32), ("pos", np.int32), ("kept", np.int32)])
 
 
@@ -79,8 +76,12 @@ def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain
     beam = np.float32(beam)
     C = np.empty(4096, _CAND)        # this frame's candidates
     eps_list = np.empty(1024, np.int64)  # those in states with non-emitting arcs, in order
-    TOK = np.empty(4096, _TOK)      # all tokens
-    LNK = np.empty(4096, _LINK)     # all links
+    # all tokens and links
+    t_key, t_frame, t_best = np.empty(4096, np.int64), np.empty(4096, np.int64), np.empty(4096, np.int64)
+    t_score = np.empty(4096, np.float32)
+    l_src, l_dst = np.empty(4096, np.int64), np.empty(4096, np.int64)
+    l_ilabel, l_olabel = np.empty(4096, np.int64), np.empty(4096, np.int64)
+    l_graph, l_loglik = np.empty(4096, np.float32), np.empty(4096, np.float32)
     cur_utt = np.arange(B)
     cur_state = np.zeros(B, np.int64)
     cur_scores = np.zeros(B, np.float32)
@@ -276,7 +277,8 @@ def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain
         for j in range(nw):
             if keep[j]:
                 nk += 1
-        TOK = _grow(TOK, num_tokens + nk)
+        need = num_tokens + nk
+        t_key, t_frame, t_best, t_score = _grow(t_key, need), _grow(t_frame, need), _grow(t_best, need), _grow(t_score, need)
         new_utt = np.empty(nk, np.int64)
         new_state = np.empty(nk, np.int64)
         new_scores = np.empty(nk, np.float32)
@@ -292,7 +294,9 @@ def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain
                 slot[C[i].key].pos = num_tokens + q
                 q += 1
         # Links: every candidate between kept tokens (lattice), or the kept winners' only.
-        LNK = _grow(LNK, num_links + n)
+        need = num_links + n
+        l_src, l_dst, l_ilabel, l_olabel = _grow(l_src, need), _grow(l_dst, need), _grow(l_ilabel, need), _grow(l_olabel, need)
+        l_graph, l_loglik = _grow(l_graph, need), _grow(l_loglik, need)
         link_of = np.full(n, -1, np.int64)
         if lattice:
             for i in range(n):
@@ -300,24 +304,28 @@ def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain
                 dst_id = slot[C[i].key].pos
                 if C[i].islink and dst_id >= 0 and src_id >= 0:
                     link_of[i] = num_links
-                    _link(LNK, num_links, src_id, dst_id, C[i])
+                    l_src[num_links], l_dst[num_links] = src_id, dst_id
+                    l_ilabel[num_links], l_olabel[num_links] = C[i].ilabel, C[i].olabel
+                    l_graph[num_links], l_loglik[num_links] = C[i].graph, C[i].loglik
                     num_links += 1
         else:
             for j in range(nw):
                 i = w[j]
                 if keep[j] and C[i].islink:
                     link_of[i] = num_links
-                    src_id = slot[C[i].src].pos if C[i].inframe else C[i].src
-                    _link(LNK, num_links, src_id, slot[C[i].key].pos, C[i])
+                    l_src[num_links] = slot[C[i].src].pos if C[i].inframe else C[i].src
+                    l_dst[num_links] = slot[C[i].key].pos
+                    l_ilabel[num_links], l_olabel[num_links] = C[i].ilabel, C[i].olabel
+                    l_graph[num_links], l_loglik[num_links] = C[i].graph, C[i].loglik
                     num_links += 1
         q = num_tokens
         for j in range(nw):
             if keep[j]:
                 i = w[j]
-                TOK[q].key = C[i].key
-                TOK[q].score = C[i].score
-                TOK[q].frame = t
-                TOK[q].best = link_of[i] if C[i].islink else -1
+                t_key[q] = C[i].key
+                t_score[q] = C[i].score
+                t_frame[q] = t
+                t_best[q] = link_of[i] if C[i].islink else -1
                 q += 1
         # The records touched go back to their clean state.
         for i in range(n):
@@ -328,17 +336,8 @@ def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain
             slot[k].pos = -1
         num_tokens += nk
         cur_utt, cur_state, cur_scores, cur_ids = new_utt, new_state, new_scores, new_ids
-    return TOK[:num_tokens], LNK[:num_links]
-
-
-@njit(cache=True)
-def _link(LNK, n, src, dst, c):
-    LNK[n].src = src
-    LNK[n].dst = dst
-    LNK[n].ilabel = c.ilabel
-    LNK[n].olabel = c.olabel
-    LNK[n].graph = c.graph
-    LNK[n].loglik = c.loglik
+    return (t_key[:num_tokens], t_score[:num_tokens], t_frame[:num_tokens], t_best[:num_tokens], l_src[:num_links],
+            l_dst[:num_links], l_ilabel[:num_links], l_olabel[:num_links], l_graph[:num_links], l_loglik[:num_links])
 
 
 def _slots(graph: DecodingGraph, size: int) -> np.ndarray:
@@ -371,12 +370,11 @@ def search_compiled(graph: DecodingGraph, config: DecoderConfig, scores: torch.T
         state_rank = np.where(g.has_eps.numpy(), g.eps_rank.numpy(), -1)
         g._compiled_arcs = (_arc_records(g.emit, state_rank), _arc_records(g.eps, state_rank), int(state_rank[0]))
     emit, eps, start_rank = g._compiled_arcs
-    tok, lnk = _search(_slots(g, scores.shape[0] * g.num_states), g.emit.start.numpy(), emit, g.eps.start.numpy(),
+    out = _search(_slots(g, scores.shape[0] * g.num_states), g.emit.start.numpy(), emit, g.eps.start.numpy(),
                        eps, start_rank, g.max_eps_rank, not g.arcs.eps_scores_negative, scores.numpy(),
                        lengths.numpy(), g.num_states, float(config.acoustic_scale), float(config.beam),
                        int(config.max_active), bool(lattice))
-    t_key, t_score, t_frame, t_best = (torch.from_numpy(np.ascontiguousarray(tok[f]))
-                                       for f in ("key", "score", "frame", "best"))
+    t_key, t_score, t_frame, t_best, l_src, l_dst, l_il, l_ol, l_graph, l_loglik = (torch.from_numpy(x) for x in out)
     S = g.num_states
     # each utterance's tokens of its last frame, in token order
     utt = t_key // S
@@ -386,6 +384,5 @@ def search_compiled(graph: DecodingGraph, config: DecoderConfig, scores: torch.T
         ids = torch.nonzero(ending & (utt == u)).squeeze(1)
         finals[u] = (ids, t_key[ids] % S, t_score[ids])
     links = Columns()
-    links.add(**{f: torch.from_numpy(np.ascontiguousarray(lnk[f])) for f in ("src", "dst", "ilabel", "olabel",
-                                                                             "graph", "loglik")})
+    links.add(src=l_src, dst=l_dst, ilabel=l_il, olabel=l_ol, graph=l_graph, loglik=l_loglik)
     return SearchOutput(finals, [t_key], [t_score], [t_frame], [t_best], links)
