@@ -172,19 +172,24 @@ def test_determinised_lattices_from_the_decoder(hlg):
         assert best.total_cost(1.0, 0.7) == pytest.approx(r.total_cost(0.7), abs=1e-3)
 
 
+def _graph(hlg, positive_eps: bool) -> DecodingGraph:
+    """The graph of ``hlg``; with positive_eps every other non-emitting arc gains 2.0."""
+    fsa = from_openfst(hlg, label_offset=1)
+    if positive_eps:
+        eps = torch.nonzero(fsa.labels == -1).squeeze(1)
+        fsa.scores[eps[::2]] += 2.0
+    return DecodingGraph(fsa)
+
+
 @pytest.mark.parametrize("positive_eps", [False, True])
 @pytest.mark.parametrize("acoustic_scale", [1.0, 0.5])
 def test_dense_and_sparse_searches_agree(hlg_large, acoustic_scale, positive_eps):
-    # The two searches prune alike, so their 1-best and lattices are the same, whether
+    # The three searches (dense, sparse, compiled) prune alike, so their 1-best and lattices are the same, whether
     # utterances are decoded in a batch or one at a time; the max-active limit is low
     # enough to cut most frames. With positive_eps, some non-emitting arcs gain score (an
     # ARPA backoff weight can be positive), so a token can score more than the token it
     # comes from, and the dense search takes its general path.
-    fsa = from_openfst(hlg_large, label_offset=1)
-    if positive_eps:
-        eps = torch.nonzero(fsa.labels == -1).squeeze(1)
-        fsa.scores[eps[::2]] += 2.0
-    graph = DecodingGraph(fsa)
+    graph = _graph(hlg_large, positive_eps)
     assert graph.arcs.eps_scores_negative != positive_eps
     lengths = [30, 12, 25, 1, 30]
     scores = structured_scores(graph.max_label + 1, lengths, seed=17)
@@ -257,11 +262,7 @@ def test_unknown_search_is_rejected(hlg):
 def test_compiled_search_computes_what_the_sparse_search_computes(hlg_large, positive_eps, max_active):
     # Every output array, to the bit: tokens (keys, scores, frames, best links), links (all
     # columns), each utterance's final tokens; batched, with lattices and 1-best only.
-    fsa = from_openfst(hlg_large, label_offset=1)
-    if positive_eps:
-        eps = torch.nonzero(fsa.labels == -1).squeeze(1)
-        fsa.scores[eps[::2]] += 2.0
-    graph = DecodingGraph(fsa)
+    graph = _graph(hlg_large, positive_eps)
     lengths = torch.tensor([30, 12, 25, 1, 30, 7])
     scores = structured_scores(graph.max_label + 1, lengths.tolist(), seed=23)
     for acoustic_scale in (1.0, 0.3):
