@@ -142,11 +142,11 @@ class Decoder:
         if int(lengths.sum()) >= _MIN_TIMED_FRAMES:
             self.search_seconds[kind] += time.perf_counter() - t0
             self.search_frames[kind] += int(lengths.sum())
-        links = {name: torch.cat(getattr(links, name)) for name in links.names}
+        links = {name: _cat(getattr(links, name)) for name in links.names}
         lattices = None
         if lattice:
-            lattices = build_lattices(g, scores.shape[0], finals, torch.cat(tok_keys), torch.cat(tok_scores),
-                                      torch.cat(tok_frames), links, link_labels(g, links, scores),
+            lattices = build_lattices(g, scores.shape[0], finals, _cat(tok_keys), _cat(tok_scores),
+                                      _cat(tok_frames), links, link_labels(g, links, scores),
                                       self.config.acoustic_scale, self.config.lattice_beam)
         return self._results(scores.shape[0], finals, tok_best, links, scores, lattices, determinize)
 
@@ -154,7 +154,7 @@ class Decoder:
         """The 1-best of each utterance, traced back by best incoming links from its best
         final token (its best token if none is final), with its lattice if any."""
         g, cfg = self.graph, self.config
-        best_link = torch.cat(tok_best).cpu().numpy()
+        best_link = _cat(tok_best).cpu().numpy()
         l_src = links["src"].cpu().numpy() if links else np.zeros(0, dtype=np.int64)
         final_scores = g.final_scores.cpu()
         results = []
@@ -189,6 +189,10 @@ class Decoder:
                     lat = determinize_lattice(lat, acoustic_scale=cfg.acoustic_scale)
             results.append(DecodeResult(words, ilabels, graph_cost, ac_cost, reached, lat))
         return results
+
+
+def _cat(blocks: List[torch.Tensor]) -> torch.Tensor:
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)  # (a single block is not copied)
 
 
 _DENSE_SIZE_PER_ACTIVE = 12

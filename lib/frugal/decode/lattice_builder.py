@@ -123,16 +123,28 @@ def _prune_tensors(src, dst, labels, acoustic_scale, alpha, final_score, layer, 
 
 @njit(cache=True, error_model="numpy")
 def _prune(src, dst, graph, loglik, ac, alpha, final_score, layer, utt, is_start, B, lattice_beam):
-    """`_prune_tensors`, to the bit, as one loop: beta backwards over the links in the
-    stable order of their source's layer (a link's destination lies in a later layer, so
-    its beta is final when the link is read), then the thresholds."""
+    """`_prune_tensors`, to the bit, as one loop: beta backwards over the links in an order
+    where the links leaving a link's destination come after it (so its beta is final when
+    the link is read), then the thresholds."""
     ac = np.float32(ac)
     score = np.empty(src.shape[0], np.float32)
     src_layer = np.empty(src.shape[0], np.int64)
     for i in range(src.shape[0]):
         score[i] = graph[i] + ac * loglik[i]
         src_layer[i] = layer[src[i]]
-    order = np.argsort(src_layer, kind="mergesort")
+    # The searches record a frame's links after the previous frame's, and within a frame
+    # by the rank of their source, so the links leaving a link's destination usually all
+    # come after it: then the reverse of the given order is a valid order, and no sort is
+    # needed (checked in one pass).
+    first_out = np.full(alpha.shape[0], src.shape[0], np.int64)
+    for i in range(src.shape[0] - 1, -1, -1):
+        first_out[src[i]] = i
+    in_order = True
+    for i in range(src.shape[0]):
+        if first_out[dst[i]] <= i:
+            in_order = False
+            break
+    order = np.arange(src.shape[0]) if in_order else np.argsort(src_layer, kind="mergesort")
     beta = final_score.copy()
     for j in range(order.shape[0] - 1, -1, -1):
         i = order[j]

@@ -22,6 +22,14 @@ class DecoderConfig:
     search: str = "auto"    # one of SEARCHES
 
 
+# A link can only survive lattice-beam pruning if its candidate score is within the lattice
+# beam of its destination token's score: the best path through it scores at most its
+# candidate score minus the token's plus the best path overall (the token's forward score is
+# the best of its candidates, and a token's forward plus backward score is at most the best
+# path's). The sparse and compiled searches keep no other links; this margin covers float32
+# rounding, so the pruned lattices are those of all links.
+LATTICE_MARGIN = 1.0
+
 # dense: score vectors over all states; sparse: lists of active tokens; compiled: the sparse
 # search as a compiled loop (CPU); timed: dense or sparse, whichever was faster so far;
 # auto: compiled on CPU, timed on a GPU.

@@ -25,7 +25,7 @@ import torch
 from numba import njit
 
 from frugal.decode.graph import DecodingGraph
-from frugal.decode.search_common import Columns, DecoderConfig, SearchOutput
+from frugal.decode.search_common import LATTICE_MARGIN, Columns, DecoderConfig, SearchOutput
 
 _NONE = np.int32(np.iinfo(np.int32).max)
 # One record per key (utt * num_states + state), so that a key's fields share a cache line:
@@ -70,10 +70,11 @@ def _scatter(C, lo, hi, slot, call):
 
 @njit(cache=True, error_model="numpy")
 def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain, scores, lengths, S, ac, beam, max_active,
-            lattice):
+            lattice, link_beam):
     B, T, D = scores.shape
     ac = np.float32(ac)
     beam = np.float32(beam)
+    link_beam = np.float32(link_beam)
     C = np.empty(4096, _CAND)        # this frame's candidates
     eps_list = np.empty(1024, np.int64)  # those in states with non-emitting arcs, in order
     # all tokens and links
@@ -302,7 +303,7 @@ def _search(slot, e_start, E, p_start, P, start_rank, max_eps_rank, eps_can_gain
             for i in range(n):
                 src_id = slot[C[i].src].pos if C[i].inframe else C[i].src
                 dst_id = slot[C[i].key].pos
-                if C[i].islink and dst_id >= 0 and src_id >= 0:
+                if C[i].islink and dst_id >= 0 and src_id >= 0 and C[i].score >= slot[C[i].key].best - link_beam:
                     link_of[i] = num_links
                     l_src[num_links], l_dst[num_links] = src_id, dst_id
                     l_ilabel[num_links], l_olabel[num_links] = C[i].ilabel, C[i].olabel
@@ -373,7 +374,7 @@ def search_compiled(graph: DecodingGraph, config: DecoderConfig, scores: torch.T
     out = _search(_slots(g, scores.shape[0] * g.num_states), g.emit.start.numpy(), emit, g.eps.start.numpy(),
                        eps, start_rank, g.max_eps_rank, not g.arcs.eps_scores_negative, scores.numpy(),
                        lengths.numpy(), g.num_states, float(config.acoustic_scale), float(config.beam),
-                       int(config.max_active), bool(lattice))
+                       int(config.max_active), bool(lattice), float(config.lattice_beam + LATTICE_MARGIN))
     t_key, t_score, t_frame, t_best, l_src, l_dst, l_il, l_ol, l_graph, l_loglik = (torch.from_numpy(x) for x in out)
     S = g.num_states
     # each utterance's tokens of its last frame, in token order

@@ -15,7 +15,8 @@ from typing import List
 import torch
 
 from frugal.decode.graph import DecodingGraph
-from frugal.decode.search_common import Columns, DecoderConfig, SearchOutput, max_active_cutoff, segment_max
+from frugal.decode.search_common import (LATTICE_MARGIN, Columns, DecoderConfig, SearchOutput, max_active_cutoff,
+                                         segment_max)
 
 
 def search_sparse(graph: DecodingGraph, config: DecoderConfig, scores: torch.Tensor, lengths: torch.Tensor,
@@ -120,6 +121,8 @@ def search_sparse(graph: DecodingGraph, config: DecoderConfig, scores: torch.Ten
         if lattice:
             src_id = torch.where(c["in_frame"], buf.pos.index_select(0, torch.where(c["in_frame"], c["src"], 0)), c["src"])
             is_link = c["is_link"] & (buf.pos.index_select(0, c["key"]) >= 0) & (src_id >= 0)
+            # (and within the lattice beam of the key's best: see LATTICE_MARGIN)
+            is_link &= c["score"] >= buf.best.index_select(0, c["key"]) - (cfg.lattice_beam + LATTICE_MARGIN)
             link_id = torch.cumsum(is_link.long(), 0) - 1 + num_links
         else:
             is_link = torch.zeros(n_cand, dtype=torch.bool, device=device)
