@@ -17,7 +17,6 @@ touching only the keys used.
 """
 from __future__ import annotations
 
-import math
 from typing import List
 
 import numpy as np
@@ -28,9 +27,6 @@ from frugal.decode.graph import DecodingGraph
 from frugal.decode.search_common import LATTICE_MARGIN, Columns, DecoderConfig, SearchOutput
 
 _NONE = np.int32(np.iinfo(np.int32).max)
-# One record per key (utt * num_states + state), so that a key's fields share a cache line:
-# the best candidate score and index of this frame, the scatter call that set them, the
-# token id made for the key, and the kept flag of the orphan check.
 # An arc, with the epsilon rank of its destination (-1 where that has no non-emitting arcs).
 _ARC = np.dtype([("dst", np.int32), ("label", np.int32), ("olabel", np.int32), ("score", np.float32),
                  ("dst_rank", np.int32)])
@@ -39,6 +35,9 @@ _ARC = np.dtype([("dst", np.int32), ("label", np.int32), ("olabel", np.int32), (
 _CAND = np.dtype([("key", np.int64), ("src", np.int64), ("utt", np.int32), ("state", np.int32),
                   ("score", np.float32), ("ilabel", np.int32), ("olabel", np.int32), ("graph", np.float32),
                   ("loglik", np.float32), ("dst_rank", np.int32), ("inframe", np.bool_), ("islink", np.bool_)])
+# One record per key (utt * num_states + state), so that a key's fields share a cache line:
+# the best candidate score and index of this frame, the scatter call that set them, the
+# token id made for the key, and the kept flag of the orphan check.
 _SLOT = np.dtype([("best", np.float32), ("arg", np.int32), ("stamp", np.int32), ("pos", np.int32), ("kept", np.int32)])
 
 
