@@ -23,7 +23,7 @@ if [ ! -x "$top/egs/$recipe/run.sh" ]; then
   echo "run.sh: no recipe '$recipe'; recipes: $(cd "$top/egs" && ls -d */ | tr -d / | tr '\n' ' ')" >&2
   exit 1
 fi
-if [ ! -x "$top/.venv/bin/python" ] || ! "$top/.venv/bin/python" -c 'import frugal' 2>/dev/null; then
+if [ ! -x "$top/.venv/bin/python" ] || ! "$top/.venv/bin/python" -c 'import frugal, numba' 2>/dev/null; then
   echo "run.sh: setting up $top/.venv with tools/install.sh"
   "$top/tools/install.sh"
 fi

