@@ -238,3 +238,11 @@ def test_automatic_batch_size():
     assert auto_batch_size(graph(MAX_BATCH_STATES // 3)) == 3
     assert auto_batch_size(graph(MAX_BATCH_STATES // 20, "cuda")) == 20
     assert auto_batch_size(graph(2 * MAX_BATCH_STATES)) == 1
+
+
+def test_prepare_drops_partial_results_of_jobs_beyond_num_jobs(tmp_path):
+    for j in (1, 3):
+        (tmp_path / f"partial.{j}").mkdir()
+        (tmp_path / f"partial.{j}" / "chunk.0.json").write_text("{}")
+    DecodeDir(tmp_path).prepare(2, {"nj": 2})
+    assert (tmp_path / "partial.1" / "chunk.0.json").is_file() and not (tmp_path / "partial.3").exists()

@@ -265,7 +265,8 @@ class DecodeDir:
                 if parts[0] in ("lat", "hyp") and parts[1].isdigit() and int(parts[1]) > num_jobs:
                     stale.unlink()
             for stale in d.path.glob("partial.*"):
-                if stale.is_dir() and stale.name[8:].isdigit() and int(stale.name[8:]) > num_jobs:
+                job = stale.name.split(".", 1)[1]
+                if stale.is_dir() and job.isdigit() and int(job) > num_jobs:
                     shutil.rmtree(stale)
             atomic_write_text(d.path / "num_jobs", f"{num_jobs}\n")
             record = dict(info)

@@ -53,10 +53,10 @@ from frugal.decode.graph import DecodingGraph
 from frugal.decode.dropout import dropout_active, dropout_samples, pass_seeds, set_dropout
 from frugal.dirs import DecodeDir
 from frugal.errors import BadValue, FrugalError
+from frugal.fileio import atomic_write_text
 from frugal.lang.symbols import SymbolTable
 from frugal.lang.text import write_text
 from frugal.lattice.determinize import determinize_lattice
-from frugal.fileio import atomic_write_text
 from frugal.lattice.io import read_lattices, write_lattices
 from frugal.lattice.lattice import Lattice
 from frugal.logs import log_to_file
