@@ -220,7 +220,7 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
         assert torch.equal(got, want)
     fresh = model_from_info(torch.load(path, weights_only=True)["model_info"])
     assert isinstance(fresh, TransformerModel) and fresh.config == model.config
-    with pytest.raises(FrugalError, match=r"ckpt\.pt: unknown model type 'lstm' \(known: tdnnf, transformer, transducer\)"):
+    with pytest.raises(FrugalError, match=r"ckpt\.pt: unknown model type 'lstm' \(known: tdnnf, transformer, transducer, mam, wav2vec2, pretrained\)"):
         model_from_info({"type": "lstm", "config": {}}, where="ckpt.pt")
 
 
@@ -243,7 +243,7 @@ def test_build_model_dispatches_and_checks():
             build_model(section, 40, 30, "conf.yaml", src)
         return str(e.value)
 
-    assert error({"type": "lstm"}) == "conf.yaml: unknown model type 'lstm' (known: tdnnf, transformer, transducer)"
+    assert error({"type": "lstm"}) == "conf.yaml: unknown model type 'lstm' (known: tdnnf, transformer, transducer, mam, wav2vec2, pretrained)"
     assert error({"type": "transformer", "num_pdfs": 10}) == \
         "conf.yaml: model num_pdfs is 10 but must be 30 (from den graph den.pt)"
     assert error({"type": "transformer", "feat_dim": 80}) == \

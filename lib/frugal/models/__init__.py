@@ -1,4 +1,5 @@
-"""Acoustic models: TDNN-F and transformer encoders (LF-MMI, CTC) and transducers over them.
+"""Acoustic models: TDNN-F and transformer encoders (LF-MMI, CTC), transducers over them, the
+pre-training models of ch. 4 (MAM, wav2vec 2.0) and pre-trained encoders with a head.
 
 The encoders take (B, T, F) features and their lengths and return (chain output, xent
 log-probs, output lengths) at a third of the frame rate; a transducer
@@ -28,6 +29,16 @@ from frugal.models.transformer import TransformerConfig, TransformerModel, set_a
 from frugal.models.transformer import config_from_dict as transformer_config_from_dict
 from frugal.models.transducer import TransducerConfig, TransducerModel
 from frugal.models.transducer import config_from_dict as transducer_config_from_dict
+from frugal.models.finetune import PretrainedModel
+from frugal.models.finetune import config_from_dict as finetune_config_from_dict
+from frugal.models.mam import MamModel
+from frugal.models.mam import config_from_dict as mam_config_from_dict
+
+
+def _wav2vec2_model(d: Dict, where: str) -> torch.nn.Module:
+    from frugal.models.wav2vec2 import Wav2Vec2Model, config_from_dict as wav2vec2_config_from_dict
+    return Wav2Vec2Model(wav2vec2_config_from_dict(d, where))
+
 
 # model type (``model_info()["type"]``, a config's ``model: type:``) -> model from a config mapping
 MODEL_BUILDERS: Dict[str, Callable[[Dict, str], torch.nn.Module]] = {
@@ -36,14 +47,19 @@ MODEL_BUILDERS: Dict[str, Callable[[Dict, str], torch.nn.Module]] = {
     # a transducer's encoder is any of the others, built through this table
     "transducer": lambda d, where: TransducerModel.from_config(transducer_config_from_dict(d, where=where),
                                                                _build_encoder, where),
+    # pre-training models (frugal pretrain) and a pre-trained encoder with a head (frugal train --init-encoder)
+    "mam": lambda d, where: MamModel(mam_config_from_dict(d, where)),
+    "wav2vec2": _wav2vec2_model,
+    "pretrained": lambda d, where: PretrainedModel(finetune_config_from_dict(d, where), where),
 }
+ENCODER_ONLY = ("tdnnf", "transformer")  # what a transducer's encoder may be
 
 
 def _build_encoder(section: Dict, where: str) -> torch.nn.Module:
     section = dict(section)
     kind = section.pop("type")
-    if kind not in MODEL_BUILDERS or kind == "transducer":
-        known = ", ".join(k for k in MODEL_BUILDERS if k != "transducer")
+    if kind not in ENCODER_ONLY:
+        known = ", ".join(ENCODER_ONLY)
         raise FrugalError(f"{where}: unknown encoder type {kind!r} (known: {known})")
     return MODEL_BUILDERS[kind](section, where)
 

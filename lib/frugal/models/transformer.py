@@ -271,6 +271,50 @@ class EncoderLayer(nn.Module):
         return x + self.ff_dropout(self.ff(self.ff_norm(x)))
 
 
+class PostLnLayer(nn.Module):
+    """Post-LayerNorm layer with a GELU feed-forward block (BERT; TERA's MAM and wav2vec 2.0):
+    x = LN(x + dropout(attention(x))); x = LN(x + dropout(ffn(x))), ``inner_dropout`` also
+    inside the feed-forward block (TERA has it, wav2vec 2.0 BASE not)."""
+
+    def __init__(self, d_model: int, num_heads: int, ff_dim: int, options: Optional[AttentionOptions] = None,
+                 inner_dropout: bool = True) -> None:
+        super().__init__()
+        self.attn = SelfAttention(d_model, num_heads, options)
+        self.attn_dropout = Dropout()
+        self.attn_norm = nn.LayerNorm(d_model)
+        self.linear1 = nn.Linear(d_model, ff_dim)
+        self.ff_inner_dropout = Dropout() if inner_dropout else nn.Identity()
+        self.linear2 = nn.Linear(ff_dim, d_model)
+        self.ff_dropout = Dropout()
+        self.ff_norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``keys``: (B, T) bool, True for the keys that may be attended to."""
+        x = self.attn_norm(x + self.attn_dropout(self.attn(x, keys)))
+        y = self.linear2(self.ff_inner_dropout(F.gelu(self.linear1(x))))
+        return self.ff_norm(x + self.ff_dropout(y))
+
+
+class DropoutControl:
+    """``set_dropout_proportion`` / ``set_dropout_active`` over every `Dropout` of a module."""
+
+    def dropout_modules(self) -> List[Dropout]:
+        return [m for m in self.modules() if isinstance(m, Dropout)]
+
+    def set_dropout_proportion(self, p: float) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout proportion {p} is out of range [0, 1)")
+        for m in self.dropout_modules():
+            m.p = float(p)
+
+    def set_dropout_active(self, active: bool, proportion: Optional[float] = None) -> None:
+        """Keep dropout stochastic in eval mode (Monte-Carlo dropout); nothing else changes."""
+        if proportion is not None:
+            self.set_dropout_proportion(proportion)
+        for m in self.dropout_modules():
+            m.force_active = active
+
+
 class MaskedBatchNorm(nn.BatchNorm1d):
     """BatchNorm over the channels of (B, T, C) frames whose statistics in training come from
     the valid frames only, so that padding never changes them (padded frames come out 0)."""
@@ -308,7 +352,7 @@ class OutputHead(nn.Module):
         return self.output(self.batchnorm2(self.linear(x), valid))
 
 
-class TransformerModel(nn.Module):
+class TransformerModel(DropoutControl, nn.Module):
     """(B, T, F) features -> chain output and xent log-probs, both (B, ceil(T / 3), num_pdfs)."""
 
     def __init__(self, config: TransformerConfig) -> None:
@@ -377,21 +421,3 @@ class TransformerModel(nn.Module):
             x = layer(x, keys)
         x = self.final_norm(x)
         return self.chain_head(x, valid), self.xent_head(x, valid).log_softmax(dim=-1), out_lengths
-
-    # ---- dropout --------------------------------------------------------------------
-
-    def dropout_modules(self) -> List[Dropout]:
-        return [m for m in self.modules() if isinstance(m, Dropout)]
-
-    def set_dropout_proportion(self, p: float) -> None:
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout proportion {p} is out of range [0, 1)")
-        for m in self.dropout_modules():
-            m.p = float(p)
-
-    def set_dropout_active(self, active: bool, proportion: Optional[float] = None) -> None:
-        """Keep dropout stochastic in eval mode (Monte-Carlo dropout); nothing else changes."""
-        if proportion is not None:
-            self.set_dropout_proportion(proportion)
-        for m in self.dropout_modules():
-            m.force_active = active
