@@ -293,6 +293,6 @@ def test_config_errors(tmp_path):
     p.write_text("num_epoch: 2\n")
     with pytest.raises(FrugalError, match="num_epoch"):
         load_train_config(p)
-    p.write_text("lr_decay: linear\n")
-    with pytest.raises(FrugalError, match="linear"):
+    p.write_text("lr_decay: stepwise\n")
+    with pytest.raises(FrugalError, match="stepwise"):
         load_train_config(p)

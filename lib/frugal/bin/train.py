@@ -20,6 +20,12 @@ each frame's gradient by the lattice posterior of its best-path label, --unsup-w
 lattice cut's gradient. Decode lattices hold acoustic costs x 10 (post_decode_acwt), hence
 --lattice-acoustic-scale 0.1.
 
+Fine-tuning a pre-trained encoder (thesis ch. 4): --init-encoder CHECKPOINT (final.pt of
+frugal pretrain) with a model section of ``type: pretrained``: its head (``head_type: tdnnf``
+with TDNN-F options for LF-MMI, or ``linear`` for CTC) on the checkpoint's encoder;
+--encoder-mode frozen keeps the encoder fixed (the thesis's FE setting), finetune trains both,
+the encoder at ``encoder_lr_scale`` times the head's learning rate (train section).
+
 A run that finds checkpoints in EXP_DIR resumes from the newest (the same command finishes
 an interrupted run); --start-fresh deletes them first. Under ``torchrun --nproc_per_node N``
 the same command trains with N processes (DDP; gloo on CPU). Progress, loss components
@@ -55,6 +61,11 @@ def add_arguments(p) -> None:
     p.add_argument("--num-threads", type=int, default=0,
                    help="torch CPU threads per process (default 0: torch's choice); 1 is steadiest when other "
                         "work shares the cores")
+    f = p.add_argument_group("fine-tuning a pre-trained encoder")
+    f.add_argument("--init-encoder", metavar="CKPT", help="the encoder of this frugal pretrain checkpoint (or of a "
+                   "fine-tuned model) under the head of the config's model section (type: pretrained)")
+    f.add_argument("--encoder-mode", choices=["finetune", "frozen"],
+                   help="train the encoder with the head, or keep it fixed (overrides the config's encoder_mode)")
     s = p.add_argument_group("semi-supervised training")
     s.add_argument("--init-model", metavar="CKPT", help="start from this checkpoint's weights (e.g. the seed's "
                    "final.pt; its model must be the one --train-config describes), with a new optimiser")
@@ -80,4 +91,5 @@ def run(a) -> None:
     inputs = ObjectiveInputs(a.lang, a.den_graph, supervision_lattices=a.supervision_lattices,
                              lattice_options=lattice_options, rnnt_loss=a.rnnt_loss)
     train(TrainJob(a.train_config, a.train_cuts, a.exp_dir, inputs, a.objective, a.valid_cuts, a.num_valid,
-                   a.num_average, a.start_fresh, a.device, a.num_threads, a.init_model))
+                   a.num_average, a.start_fresh, a.device, a.num_threads, a.init_model, a.init_encoder,
+                   a.encoder_mode))

@@ -69,7 +69,8 @@ def _read(path: PathLike, where: Optional[str], kinds: tuple) -> Union[CutSet, S
 def load_cuts(path: PathLike, where: Optional[str] = None, features: bool = False) -> CutSet:
     """The CutSet of a manifest (eager); one-line FrugalErrors, naming ``where`` (e.g.
     ``--cuts FILE``) or the file, for a missing, empty, truncated or foreign manifest.
-    With ``features``, every cut must have precomputed features whose files exist."""
+    With ``features``, every cut must have precomputed features whose files exist, or be a
+    raw-audio cut (frugal compute-fbank --raw) whose audio file exists."""
     cuts = _read(path, where, (CutSet,))
     if features:
         _check_feature_files(cuts, where or str(path))
@@ -80,16 +81,19 @@ def _check_feature_files(cuts: CutSet, name: str) -> None:
     """Fail before any work starts, not in a worker deep inside the first batch."""
     seen = set()
     for cut in cuts:
-        if not cut.has_features:
+        if not cut.has_features and cut.has_recording and cut.recording.sources[0].type == "file":
+            storage = cut.recording.sources[0].source  # raw audio (compute-fbank --raw)
+        elif not cut.has_features:
             raise FrugalError(f"{name}: cut {cut.id} has no precomputed features (run frugal compute-fbank)")
-        storage = cut.features.storage_path
+        else:
+            storage = cut.features.storage_path
         if storage in seen:
             continue
         seen.add(storage)
         if not Path(storage).exists():
             hint = (f" (a relative path, read from {Path.cwd()}: run where the manifest was made)"
                     if not Path(storage).is_absolute() else "")
-            raise FrugalError(f"{name}: cut {cut.id}: feature file {storage} not found{hint}")
+            raise FrugalError(f"{name}: cut {cut.id}: feature or audio file {storage} not found{hint}")
 
 
 def cut_words(cut) -> List[str]:

@@ -1,16 +1,24 @@
-"""Batches of precomputed features from lhotse CutSets, and the bucketing sampler.
+"""Batches of precomputed features (or raw 16 kHz samples) from lhotse CutSets, and the
+bucketing sampler.
 
 lhotse's K2SpeechRecognitionDataset returns k2-specific supervision segments; frugal's
 losses build their own supervision from texts, so this dataset only loads and pads
 features and hands over the texts and ids.
+
+A cut without features but with a 16 kHz recording (``frugal compute-fbank --raw``) has
+its samples as "features": (S, 1) float32, in [-1, 1] as lhotse loads them, so that a
+wav2vec 2.0 model sees (B, S, 1) and lengths in samples. Other sampling rates are refused
+rather than resampled here (compute-fbank --raw resamples once, on disk).
 """
 from __future__ import annotations
 
 import warnings
 from typing import Dict, List, Union
 
+import numpy as np
 import torch
 from lhotse import CutSet
+from lhotse.audio.utils import AudioLoadingError
 from lhotse.dataset import DynamicBucketingSampler
 
 from frugal.data.cmvn import normalize
@@ -22,6 +30,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     """Map a CutSet (one batch from a sampler) to padded features, lengths and texts.
 
     Features are normalised with the cut's CMVN statistics where it has them (frugal.data.cmvn).
+    Cuts with a 16 kHz recording and no features give their samples, (S, 1), unnormalised.
 
     Returns a dict: ``features`` (B, T, F) float32 zero-padded, ``feature_lens`` (B,) int64,
     ``cut_ids`` and ``texts`` (lists of str; a cut's text is its supervisions' texts joined
@@ -33,7 +42,10 @@ class FeatureDataset(torch.utils.data.Dataset):
         feats = []
         for cut in cuts:
             if not cut.has_features:
-                raise FrugalError(f"cut '{cut.id}' has no precomputed features")
+                if not cut.has_recording:
+                    raise FrugalError(f"cut '{cut.id}' has no precomputed features")
+                feats.append(_raw_samples(cut))
+                continue
             try:
                 raw = cut.load_features()
             except (OSError, ValueError, RuntimeError) as e:  # a missing, truncated or foreign archive
@@ -54,6 +66,21 @@ class FeatureDataset(torch.utils.data.Dataset):
             "texts": [" ".join(cut_words(c)) for c in cuts],
             "durations": [float(c.duration) for c in cuts],
         }
+
+
+RAW_SAMPLING_RATE = 16000
+
+
+def _raw_samples(cut) -> torch.Tensor:
+    """A raw-audio cut's first channel as (S, 1) float32."""
+    if cut.sampling_rate != RAW_SAMPLING_RATE:
+        raise FrugalError(f"cut {cut.id}: raw audio at {cut.sampling_rate} Hz, but models on raw audio take "
+                          f"{RAW_SAMPLING_RATE} Hz (frugal compute-fbank --raw writes them at {RAW_SAMPLING_RATE} Hz)")
+    try:
+        samples = cut.load_audio()[0]
+    except (OSError, ValueError, RuntimeError, AudioLoadingError) as e:  # a missing or unreadable file
+        raise FrugalError(f"cut {cut.id}: cannot read its audio: {first_line(e)}") from None
+    return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).unsqueeze(1)
 
 
 def make_sampler(cuts: CutSet, max_duration: float, shuffle: bool, seed: int, num_buckets: int = 10,

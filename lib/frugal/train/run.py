@@ -10,6 +10,10 @@
   from another model's weights (semi-supervised training from the seed) with a new
   optimiser and schedule. Both must have been trained on a den graph like this run's
   (`frugal.graph.fingerprint`: same topology and pdf map, compared by content).
+- ``init_encoder`` (a checkpoint of ``frugal pretrain``) makes the model a pre-trained encoder
+  with the config's head (`frugal.models.finetune`, ``type: pretrained``): the encoder's
+  configuration and weights come from the checkpoint, ``encoder_mode`` (finetune or frozen)
+  overrides the config's.
 - Under ``torchrun --nproc_per_node N`` the same call trains with N processes (DDP; gloo on
   CPU) and checks at the end that every rank holds the same weights.
 - The last ``num_average`` epoch checkpoints are averaged into final.pt, with what the
@@ -34,6 +38,7 @@ from frugal.dirs import ModelDir, load_checkpoint, save_checkpoint
 from frugal.errors import BadValue, FrugalError
 from frugal.graph.fingerprint import checkpoint_fingerprint, first_difference, show
 from frugal.logs import log_to_file
+from frugal.models.finetune import encoder_record, encoder_state
 from frugal.models.presets import type_problem
 from frugal.train import checkpoint as ckpt
 from frugal.train.objective import Objective, ObjectiveInputs, make_objective
@@ -60,6 +65,8 @@ class TrainJob:
     device: Optional[str] = None
     num_threads: int = 0
     init_model: Optional[str] = None
+    init_encoder: Optional[str] = None
+    encoder_mode: Optional[str] = None
     extra: Dict = field(default_factory=dict)
 
 
@@ -197,8 +204,11 @@ def train(job: TrainJob) -> Optional[Path]:
     if valid_cuts is not None:
         require_cmvn(cmvn, valid_cuts, f"the training cuts ({job.train_cuts})", "the validation cuts")
     record = {**objective.checkpoint_info(), "cmvn": cmvn}
+    encoder = _pretrained_encoder(job, sections["model"])
     torch.manual_seed(config.seed)  # the initial weights (DDP gives every rank rank 0's anyway)
-    model = objective.build_model(sections["model"], next(iter(train_cuts)).num_features, job.train_config)
+    model = objective.build_model(sections["model"], _input_dim(train_cuts), job.train_config)
+    if encoder is not None:
+        model.encoder.load_state_dict(encoder)
     info = model.model_info()
     latest = None if job.start_fresh else exp_dir.latest_checkpoint()
     if latest is not None:
@@ -229,14 +239,45 @@ def train(job: TrainJob) -> Optional[Path]:
     if not dist_info.is_main:
         return None
     final = write_final(exp_dir, config.num_epochs, job.num_average,
-                        {**record, "init_model": job.init_model or "", **job.extra})
+                        {**record, "init_model": job.init_model or "", "init_encoder": job.init_encoder or "",
+                         **job.extra})
     with log_to_file(exp_dir.train_log):
         log.info("wrote %s (average of the last %d epoch(s))", final, job.num_average)
     return final
 
 
+def _pretrained_encoder(job: TrainJob, section: Dict) -> Optional[Dict[str, torch.Tensor]]:
+    """With --init-encoder: complete the model section with the checkpoint's encoder (in place)
+    and return the encoder's weights."""
+    kind = section.get("type")
+    if not job.init_encoder:
+        if job.encoder_mode:
+            raise BadValue("encoder_mode", job.encoder_mode, "needs a pre-trained encoder (--init-encoder)")
+        return None
+    if kind not in (None, "pretrained"):
+        raise BadValue("init_encoder", job.init_encoder, f"needs a model of type pretrained in {job.train_config}, "
+                                                         f"not {kind}")
+    if not Path(job.init_encoder).is_file():
+        raise BadValue("init_encoder", job.init_encoder, "no such file")
+    state = load_checkpoint(job.init_encoder)
+    if not isinstance(state.get("model"), dict):
+        raise BadValue("init_encoder", job.init_encoder, "no model weights in this checkpoint")
+    section["type"] = "pretrained"
+    section["encoder"] = encoder_record(state.get("model_info", {}), job.init_encoder)
+    if job.encoder_mode:
+        section["encoder_mode"] = job.encoder_mode
+    return encoder_state(state["model"])
+
+
+def _input_dim(cuts: CutSet) -> int:
+    """Feature dimension of the cuts; 1 for raw-audio cuts (frugal compute-fbank --raw)."""
+    cut = next(iter(cuts))
+    return cut.num_features if cut.has_features else 1
+
+
 def _cuts(job: TrainJob, seed: int) -> Tuple[CutSet, Optional[CutSet]]:
-    train_cuts = load_cuts(job.train_cuts, features=True)
+    paths = job.train_cuts if isinstance(job.train_cuts, (list, tuple)) else [job.train_cuts]
+    train_cuts = CutSet.from_cuts(c for p in paths for c in load_cuts(p, features=True))
     valid_cuts = load_cuts(job.valid_cuts, features=True) if job.valid_cuts else None
     if job.num_valid:
         if valid_cuts is not None:

@@ -73,9 +73,14 @@ class LrSchedule:
     """Linear warm-up over ``warmup_steps``, then a decay over the rest of training.
 
     decay = "exponential": lr * final_ratio ** progress (Kaldi's initial -> final effective lr);
+            "linear": lr * (1 - (1 - final_ratio) * progress) (TERA's linear decay);
             "cosine": from lr down to lr * final_ratio along a half cosine in progress;
             "noam": lr * min(step / warmup, sqrt(warmup / step)) (Vaswani et al.; no progress);
-            "constant": lr after warm-up.
+            "constant": lr after warm-up;
+            "tri_stage": fairseq's three phases in progress, for fine-tuning (thesis 4.3): a
+            linear rise from 0 over the first 10% (warmup_steps is not used), lr held over
+            the next 40%, then an exponential decay to lr * final_ratio at the end. The thesis
+            calls the last phase a linear decrease; fairseq, which it ran, decays exponentially.
     """
 
     lr: float = 1e-3
@@ -83,7 +88,8 @@ class LrSchedule:
     decay: str = "exponential"
     final_ratio: float = 0.1
 
-    DECAYS = ("exponential", "cosine", "noam", "constant")
+    DECAYS = ("exponential", "linear", "cosine", "noam", "constant", "tri_stage")
+    TRI_STAGE = (0.1, 0.4, 0.5)  # rise, hold, decay: fractions of training
 
     def validate(self) -> None:
         if self.decay not in self.DECAYS:
@@ -99,9 +105,18 @@ class LrSchedule:
         w = self.warmup_steps
         if self.decay == "noam":
             return self.lr * min(step / w, math.sqrt(w / step))
+        if self.decay == "tri_stage":
+            rise, hold, fall = self.TRI_STAGE
+            if progress < rise:
+                return self.lr * progress / rise
+            if progress < rise + hold:
+                return self.lr
+            return self.lr * self.final_ratio ** ((progress - rise - hold) / fall)
         warm = min(1.0, step / w) if w > 0 else 1.0
         if self.decay == "exponential":
             return self.lr * warm * self.final_ratio ** progress
+        if self.decay == "linear":
+            return self.lr * warm * (1.0 - (1.0 - self.final_ratio) * progress)
         if self.decay == "cosine":
             floor = self.lr * self.final_ratio
             return warm * (floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))

@@ -59,8 +59,11 @@ class TrainConfig:
     seed: int = 42
     lr: float = 1e-3
     warmup_steps: int = 500
-    lr_decay: str = "exponential"  # exponential | cosine | noam | constant
+    lr_decay: str = "exponential"  # exponential | linear | cosine | noam | constant | tri_stage
     final_lr_ratio: float = 0.1
+    # A model with param_groups() (a pre-trained encoder with a head): the encoder's learning
+    # rate is this times lr (the head's); the thesis's head = 20 x encoder is 0.05.
+    encoder_lr_scale: float = 1.0
     weight_decay: float = 0.0
     betas: tuple = (0.9, 0.98)
     grad_clip: float = 5.0  # max gradient 2-norm; 0 disables clipping
@@ -84,6 +87,8 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise FrugalError(f"{where}: device must be auto, cpu or cuda (got {self.device})")
         self.lr_schedule().validate()
+        if self.encoder_lr_scale < 0:
+            raise FrugalError(f"{where}: encoder_lr_scale must be non-negative")
         if self.dropout_schedule is not None:
             DropoutSchedule(self.dropout_schedule)
 
@@ -245,7 +250,7 @@ class Trainer:
                                         or bool(getattr(loss_fn, "leaves_parameters_unused", False))))
         else:
             self.model = self.module
-        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=config.lr, betas=config.betas,
+        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=config.betas,
                                            weight_decay=config.weight_decay)
         self.lr_schedule = config.lr_schedule()
         self.dropout_schedule = (DropoutSchedule(config.dropout_schedule)
@@ -257,6 +262,15 @@ class Trainer:
         self.epoch = 1
         self.batch_in_epoch = 0  # batches of self.epoch already trained on
         self.step = 0  # optimizer steps done
+
+    def _param_groups(self) -> list:
+        """One group of every parameter, or the model's groups (``param_groups()``: name ->
+        parameters) with their learning-rate scales: encoder_lr_scale for "encoder", 1 otherwise."""
+        if not hasattr(self.module, "param_groups"):
+            return [{"params": list(self.module.parameters()), "name": "all", "lr_scale": 1.0}]
+        return [{"params": params, "name": name,
+                 "lr_scale": self.config.encoder_lr_scale if name == "encoder" else 1.0}
+                for name, params in self.module.param_groups().items() if params]
 
     # ---- logging --------------------------------------------------------------------
 
@@ -331,7 +345,7 @@ class Trainer:
     def _set_progress(self, progress: float) -> float:
         lr = self.lr_schedule(self.step + 1, progress)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         if self.dropout_schedule is not None:
             self.module.set_dropout_proportion(self.dropout_schedule(progress))
         return lr
@@ -391,10 +405,12 @@ class Trainer:
                      seconds / max(num_batches - skip, 1))
 
     def _tell_step(self) -> None:
-        """Objectives with a clock (a loss warm-up) learn the optimizer steps done so far."""
-        set_step = getattr(self.loss_fn, "set_step", None)
-        if callable(set_step):
-            set_step(self.step)
+        """Objectives and models with a clock (a loss warm-up, an encoder frozen for the first
+        updates) learn the optimizer steps done so far."""
+        for owner in (self.loss_fn, self.module):
+            set_step = getattr(owner, "set_step", None)
+            if callable(set_step):
+                set_step(self.step)
 
     def _broadcast_buffers(self) -> None:
         """Give every rank rank 0's buffers (batchnorm statistics).
