@@ -114,6 +114,11 @@ def test_frozen_finetuned_and_held_encoders(yesno):
         "--dropout-samples", "1", "--dropout-proportion", "0.1", *DECODE_OPTS)
     assert len((out / "hyp.1.txt").read_text().splitlines()) == 6
     assert len((out / "dropout/1/hyp.1.txt").read_text().splitlines()) == 6
+    # and aligns, at its output frame rate (a third of the 10 ms frames)
+    run("align", "--model", yesno / "ft/final.pt", "--cuts", yesno / "data/fbank/cuts_test6.jsonl.gz", "--lang",
+        yesno / "data/lang", "--den-graph", yesno / "den.pt", "--output", yesno / "ali.pt")
+    ali = torch.load(yesno / "ali.pt", weights_only=True)
+    assert len(ali["utts"]) == 6 and abs(ali["frame_shift"] - 0.03) < 1e-9
 
 
 def test_bad_fine_tuning_input_is_one_line(yesno, capsys):
@@ -186,3 +191,11 @@ def test_wav2vec2_pretrains_on_raw_audio_and_fine_tunes(yesno):
     rest = [k for k in pre if k not in conv and "mask_embedding" not in k]
     assert all(not torch.equal(tuned["model"][k], pre[k]) for k in rest if k.endswith("weight"))
     assert tuned["model_info"]["config"]["encoder"]["type"] == "wav2vec2"
+    # decoding reads raw-audio cuts as training did
+    run("compute-fbank", "--raw", "--cuts-in", yesno / "data/manifests/yesno_cuts_test.jsonl.gz",
+        "--cuts-out", yesno / "data/raw/cuts_test.jsonl.gz", "--storage-dir", yesno / "data/raw/audio_test")
+    out = yesno / "decode_w2v2"
+    run("decode", "--model", yesno / "w2v2_ft/final.pt", "--graph", yesno / "graph/HCLG.fst", "--words",
+        yesno / "data/lang/words.txt", "--cuts", yesno / "data/raw/cuts_test.jsonl.gz", "--output-dir", out,
+        *DECODE_OPTS)
+    assert len((out / "hyp.1.txt").read_text().splitlines()) == 30

@@ -161,6 +161,11 @@ class PretrainedModel(nn.Module):
             self.encoder.eval()  # a fixed feature extractor: no dropout
         return self
 
+    @property
+    def leaves_parameters_unused(self) -> bool:
+        """The encoder sits out the first updates: DDP must not wait for its gradients."""
+        return self.config.freeze_encoder_steps > 0 and self.config.encoder_mode == "finetune"
+
     def set_step(self, step: int) -> None:
         self.step = step
 

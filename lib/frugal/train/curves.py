@@ -40,7 +40,8 @@ def read_curves(exp_dir: PathLike) -> Tuple[Dict[int, Dict[str, float]], Dict[in
         if m:
             valid[int(m.group(1))] = _pairs(m.group(2))
     if not steps:
-        raise FrugalError(f"{d.train_log}: no training step was logged")
+        raise FrugalError(f"{d.train_log}: no training step was logged (a shorter log_every_steps in the train "
+                          "section logs more)")
     return steps, valid
 
 

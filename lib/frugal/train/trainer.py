@@ -247,7 +247,8 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[self.device.index] if kind == "cuda" else None,
                 find_unused_parameters=(config.find_unused_parameters
-                                        or bool(getattr(loss_fn, "leaves_parameters_unused", False))))
+                                        or bool(getattr(loss_fn, "leaves_parameters_unused", False))
+                                        or bool(getattr(model, "leaves_parameters_unused", False))))
         else:
             self.model = self.module
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=config.betas,
