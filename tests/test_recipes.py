@@ -218,10 +218,11 @@ def test_yesno_seed_sweep(sandbox, yesno_dir):
 
 def test_mini_local_experiments_quick(sandbox):
     """egs/mini's experiments of their own on the quick corpus: local/run_transducer.sh (pruned
-    and full transducers, three searches) and local/run_attention.sh (four attention kinds,
-    PER, swapped attention at inference, speed on long utterances)."""
+    and full transducers, three searches), local/run_attention.sh (four attention kinds,
+    PER, swapped attention at inference, speed on long utterances) and local/run_pretrain.sh
+    (MAM pre-training, scratch / frozen / fine-tuned models with LF-MMI and CTC)."""
     d = sandbox / "egs/mini"
-    r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf", "--stop-stage", "7")
+    r = run_recipe(sandbox, "mini", "--config", "conf/quick.conf", "--stop-stage", "8")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     transducer = [str(d / "local/run_transducer.sh"), "--train-conf", "conf/train_transducer_quick.yaml",
                   "--lm-scales", "0.5"]
@@ -250,10 +251,43 @@ def test_mini_local_experiments_quick(sandbox):
     for name in ("speed", "speed_long"):
         table = (d / f"exp/attention/{name}_ctc_train_all.md").read_text()
         assert all(f"{kind}_ctc_train_all |" in table for kind in ("softmax", "improved-clustered"))
-    # Both experiments find every stage done the second time.
-    for cmd in (transducer, attention):
+    pretrain = {task: [str(d / "local/run_pretrain.sh"), "--task", task, *_quick_pretrain_confs(d, task),
+                       "--scratch-conf", "conf/train_quick.yaml", "--num-valid", "2"] for task in ("mam", "wav2vec2")}
+    for task, cmd in pretrain.items():
+        r = proc_testing.run(cmd)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = (d / "exp/RESULTS.md").read_text()
+    for obj in ("lfmmi", "ctc"):
+        for model in (f"pretrain_scratch_{obj}", *(f"{t}_{m}_{obj}" for t in pretrain for m in ("fe", "ft"))):
+            for part in ("dev", "test"):
+                assert f"| {model} | {part} | 3g |" in results, (model, part)
+        assert results.count(f"| pretrain_scratch_{obj} | dev | 3g |") == 1  # trained and decoded once
+    assert (d / "exp/mam_pretrain/curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (d / "exp/wav2vec2_pretrain/curve.png").read_bytes()[:4] == b"\x89PNG"
+    info = torch.load(d / "exp/mam_fe_ctc/final.pt", weights_only=True)["model_info"]["config"]
+    assert info["encoder_mode"] == "frozen" and info["encoder"]["type"] == "mam"
+    info = torch.load(d / "exp/wav2vec2_ft_lfmmi/final.pt", weights_only=True)["model_info"]["config"]
+    assert info["encoder_mode"] == "finetune" and info["encoder"]["type"] == "wav2vec2"
+    # Every experiment finds every stage done the second time.
+    for cmd in (transducer, attention, *pretrain.values()):
         r = proc_testing.run(cmd)
         assert r.returncode == 0 and not re.search(r"stage \d+: ", r.stdout), r.stdout
+
+
+def _quick_pretrain_confs(d, task):
+    """local/run_pretrain.sh's configs for ``task`` with one epoch (two for pre-training) and a
+    log line a step, written to d/conf_quick; the options that pass them."""
+    out = d / "conf_quick"
+    out.mkdir(exist_ok=True)
+    suffix = "" if task == "mam" else "_wav2vec2"
+    opts = []
+    for option, name, epochs in (("--pretrain-conf", f"pretrain_{task}", 2), ("--finetune-conf", f"train_finetune{suffix}", 1),
+                                 ("--frozen-conf", f"train_frozen{suffix}", 1)):
+        config = yaml.safe_load((d / f"conf/{name}.yaml").read_text())
+        config["train"].update(num_epochs=epochs, log_every_steps=1, warmup_steps=2)
+        (out / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        opts += [option, f"conf_quick/{name}.yaml"]
+    return opts
 
 
 def test_an4_quick_speaker_disjoint(sandbox, shared_dir):
