@@ -8,7 +8,7 @@ import torch
 from frugal.errors import FrugalError
 from frugal.losses.reconstruction import masked_l1
 from frugal.models.mam import MamModel, PRESETS, config_from_dict, utterance_cmvn
-from frugal.pretrain.common import crop
+from frugal.pretrain.common import crop, options_from_mapping
 from frugal.pretrain.mam import MamMasking, MamObjective, alter
 
 
@@ -156,7 +156,7 @@ def test_objective_gradient_reaches_altered_positions_only():
     values["loss"].backward()
     torch.manual_seed(5)  # the same draws: the same mask
     target = utterance_cmvn(batch["features"], batch["feature_lens"])
-    _, mask = alter(target, batch["feature_lens"], objective.masking)
+    _, mask = alter(target, batch["feature_lens"], objective.options)
     grad = captured["out"].grad
     assert bool((grad[~mask] == 0).all()) and bool((grad[mask] != 0).any())
     assert math.isclose(float(values["altered"]), int(mask.sum()) / (210 * 20), rel_tol=1e-6)
@@ -178,11 +178,11 @@ def test_presets_and_options():
     with pytest.raises(FrugalError, match="unknown mam option"):
         config_from_dict({"layers": 3})
     with pytest.raises(FrugalError, match="zero_prob"):
-        MamMasking.from_options({"zero_prob": 0.95})
+        options_from_mapping(MamMasking, {"zero_prob": 0.95}, "loss")
     with pytest.raises(FrugalError, match="unknown option"):
-        MamMasking.from_options({"mask_prob": 0.1})
+        options_from_mapping(MamMasking, {"mask_prob": 0.1}, "loss")
     with pytest.raises(FrugalError, match="span must be an integer"):
-        MamMasking.from_options({"span": 7.5})
+        options_from_mapping(MamMasking, {"span": 7.5}, "loss")
 
 
 def test_encoder_ignores_padding():

@@ -12,6 +12,7 @@ from frugal.models.mam import config_from_dict as mam_config
 from frugal.models.tdnnf import config_from_dict as tdnnf_config
 from frugal.models.transformer import config_from_dict as transformer_config
 from frugal.models.wav2vec2 import config_from_dict as wav2vec2_config
+from frugal.pretrain.common import options_from_mapping
 from frugal.pretrain.mam import MamMasking
 from frugal.pretrain.wav2vec2 import Wav2Vec2Loss
 from frugal.train.run import read_train_config
@@ -39,10 +40,10 @@ def test_config_is_valid(path):
         transformer_config({**model, "num_pdfs": 10}, where)
     elif kind == "mam":
         mam_config(model, where)
-        MamMasking.from_options(sections["loss"], where)
+        options_from_mapping(MamMasking, sections["loss"], where)
     elif kind == "wav2vec2":
         wav2vec2_config(model, where)
-        Wav2Vec2Loss.from_options(sections["loss"], where)
+        options_from_mapping(Wav2Vec2Loss, sections["loss"], where)
     elif kind == "pretrained":
         encoder = MamEncoder(MAM_PRESETS["mam-small"]).encoder_info()
         cfg = finetune_config({**model, "encoder": encoder, "num_pdfs": 10}, where)

@@ -42,6 +42,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from frugal.errors import FrugalError
+
 KINDS = ("softmax", "linear", "causal-linear", "clustered", "improved-clustered", "topk")
 EPS = 1e-6
 
@@ -70,6 +72,20 @@ class AttentionOptions:
 
     def opts(self) -> dict:
         return {"clusters": self.clusters, "bits": self.bits, "iterations": self.iterations, "topk": self.topk}
+
+
+class AttentionFields:
+    """Methods of a model config that has the attention fields (``attention``, ``clusters``,
+    ``bits``, ``iterations``, ``topk``) of its transformer layers' `AttentionOptions`."""
+
+    def attention_options(self) -> AttentionOptions:
+        return AttentionOptions(self.attention, self.clusters, self.bits, self.iterations, self.topk)
+
+    def validate_attention(self, where: str) -> None:
+        try:
+            self.attention_options().validate(where)
+        except ValueError as e:
+            raise FrugalError(str(e)) from None
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:

@@ -33,13 +33,15 @@ import torch
 import torch.nn as nn
 
 from frugal.errors import FrugalError
-from frugal.models.attention import AttentionOptions
+from frugal.models.attention import AttentionFields
 from frugal.models.presets import config_from_mapping
 from frugal.models.transformer import Dropout, DropoutControl, PostLnLayer, sinusoidal_positions
 
 
 @dataclass
-class MamConfig:
+class MamConfig(AttentionFields):
+    """Sizes of a MAM encoder, and its self-attention kind (`AttentionFields`)."""
+
     feat_dim: int = 80
     d_model: int = 768
     num_layers: int = 3
@@ -52,9 +54,6 @@ class MamConfig:
     iterations: int = 10
     topk: int = 32
 
-    def attention_options(self) -> AttentionOptions:
-        return AttentionOptions(self.attention, self.clusters, self.bits, self.iterations, self.topk)
-
     def validate(self, where: str = "MamConfig") -> None:
         for name in ("feat_dim", "d_model", "num_layers", "num_heads", "ff_dim"):
             if getattr(self, name) <= 0:
@@ -64,10 +63,7 @@ class MamConfig:
                               f"{self.num_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise FrugalError(f"{where}: dropout must be in [0, 1) (got {self.dropout})")
-        try:
-            self.attention_options().validate(where)
-        except ValueError as e:
-            raise FrugalError(str(e)) from None
+        self.validate_attention(where)
 
 
 PRESETS: Dict[str, MamConfig] = {

@@ -52,15 +52,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from frugal.errors import FrugalError
-from frugal.models.attention import AttentionOptions, attention
+from frugal.models.attention import AttentionFields, AttentionOptions, attention
 from frugal.models.frame_shift import frame_shift_augment
 from frugal.models.presets import config_from_mapping, from_preset
 from frugal.models.input_norm import utterance_mean_normalize
 
 
 @dataclass
-class TransformerConfig:
-    """Sizes of a transformer acoustic model (see the module docstring for the layout)."""
+class TransformerConfig(AttentionFields):
+    """Sizes of a transformer acoustic model (see the module docstring for the layout), and the
+    self-attention kind (`AttentionFields`: softmax, linear, causal-linear, clustered,
+    improved-clustered or topk, with their hyper-parameters)."""
 
     feat_dim: int = 80
     num_pdfs: int = 0
@@ -80,16 +82,11 @@ class TransformerConfig:
     dropout: float = 0.1
     # Kaldi's frame-shift augmentation in training (frugal.models.frame_shift).
     frame_shift: bool = False
-    # Self-attention kind (frugal.models.attention): softmax, linear, causal-linear, clustered,
-    # improved-clustered or topk, and the clustered kinds' and top-k's hyper-parameters.
     attention: str = "softmax"
     clusters: int = 100
     bits: int = 63
     iterations: int = 10
     topk: int = 32
-
-    def attention_options(self) -> AttentionOptions:
-        return AttentionOptions(self.attention, self.clusters, self.bits, self.iterations, self.topk)
 
     def validate(self, where: str = "TransformerConfig") -> None:
         if self.num_pdfs <= 0:
@@ -109,10 +106,7 @@ class TransformerConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise FrugalError(f"{where}: dropout must be in [0, 1) (got {self.dropout})")
-        try:
-            self.attention_options().validate(where)
-        except ValueError as e:
-            raise FrugalError(str(e)) from None
+        self.validate_attention(where)
 
 
 # Named configurations: "small" for egs/mini and yesno, "base" for corpora of tens of hours and up.

@@ -1,13 +1,15 @@
-"""What the pre-training tasks share: their loss options from a config section, random crops of
-long utterances (TERA: 1500 frames; wav2vec 2.0: 250,000 samples)."""
+"""What the pre-training tasks share: the objective's plumbing (no transcripts, options from the
+config's ``loss`` section), random crops of long utterances (TERA: 1500 frames; wav2vec 2.0:
+250,000 samples)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional, Tuple, Type, TypeVar
+from typing import ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
 import torch
 
-from frugal.errors import FrugalError
+from frugal.errors import BadValue, FrugalError
+from frugal.train.objective import Objective, ObjectiveInputs, reject_lfmmi_inputs, reject_rnnt_loss
 
 Options = TypeVar("Options")
 
@@ -48,3 +50,28 @@ def crop(x: torch.Tensor, lengths: torch.Tensor, max_frames: int,
         first = uniform_int(length - max_frames + 1, generator) if length > max_frames else 0
         out[b, : min(length, max_frames)] = x[b, first:first + min(length, max_frames)]
     return out, new_lengths
+
+
+class PretrainingObjective(Objective):
+    """A pre-training task: trained without transcripts (no lang, den graph or lattices), its
+    hyper-parameters an ``options_class`` dataclass read from the config's ``loss`` section."""
+
+    options_class: ClassVar[type]
+    title: ClassVar[str]  # for messages, e.g. "MAM pre-training"
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    @classmethod
+    def from_inputs(cls, inputs: ObjectiveInputs) -> "PretrainingObjective":
+        reject_lfmmi_inputs(inputs)
+        reject_rnnt_loss(inputs, cls.title)
+        if inputs.lang:
+            raise BadValue("lang", inputs.lang, "pre-training reads no transcripts")
+        return cls(options_from_mapping(cls.options_class, inputs.options, f"{cls.name} loss options"))
+
+    def describe(self, train_cuts) -> Optional[str]:
+        return f"{self.title}: {dataclasses.asdict(self.options)}"
+
+    def checkpoint_info(self) -> Dict:
+        return {"objective": self.name, "options": dataclasses.asdict(self.options), "lang": "", "den_graph": ""}

@@ -23,17 +23,16 @@ batch, so a resumed run alters its batches as an uninterrupted one does.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 
-from frugal.errors import BadValue, FrugalError
+from frugal.errors import FrugalError
 from frugal.losses.reconstruction import masked_l1
 from frugal.models.mam import MamModel, config_from_dict
-from frugal.pretrain.common import options_from_mapping, crop, uniform_int
-from frugal.train.objective import Objective, ObjectiveInputs, register, reject_lfmmi_inputs, reject_rnnt_loss
+from frugal.pretrain.common import PretrainingObjective, crop, uniform_int
+from frugal.train.objective import register
 
 
 @dataclass
@@ -59,10 +58,6 @@ class MamMasking:
             raise FrugalError(f"{where}: zero_prob + replace_prob must not exceed 1")
         if self.noise_std < 0:
             raise FrugalError(f"{where}: noise_std must be non-negative")
-
-    @classmethod
-    def from_options(cls, options: Mapping, where: str = "mam loss options") -> "MamMasking":
-        return options_from_mapping(cls, options, where)
 
 
 def alter(x: torch.Tensor, lengths: torch.Tensor, m: MamMasking,
@@ -98,22 +93,16 @@ def alter(x: torch.Tensor, lengths: torch.Tensor, m: MamMasking,
 
 
 @register
-class MamObjective(Objective):
+class MamObjective(PretrainingObjective):
     """MAM pre-training: the L1 reconstruction of altered input (module docstring)."""
 
     name = "mam"
+    options_class = MamMasking
+    title = "MAM pre-training"
 
-    def __init__(self, masking: MamMasking) -> None:
-        self.masking = masking
+    def __init__(self, options: MamMasking) -> None:
+        super().__init__(options)
         self.feat_dim = 0
-
-    @classmethod
-    def from_inputs(cls, inputs: ObjectiveInputs) -> "MamObjective":
-        reject_lfmmi_inputs(inputs)
-        reject_rnnt_loss(inputs, "MAM pre-training")
-        if inputs.lang:
-            raise BadValue("lang", inputs.lang, "pre-training reads no transcripts")
-        return cls(MamMasking.from_options(inputs.options))
 
     @property
     def output_dim(self) -> int:
@@ -129,17 +118,11 @@ class MamObjective(Objective):
         self.feat_dim = feat_dim
         return MamModel(config_from_dict({**section, "feat_dim": feat_dim}, where))
 
-    def describe(self, train_cuts) -> Optional[str]:
-        return f"MAM alteration: {dataclasses.asdict(self.masking)}"
-
-    def checkpoint_info(self) -> Dict:
-        return {"objective": self.name, "masking": dataclasses.asdict(self.masking), "lang": "", "den_graph": ""}
-
     def __call__(self, model: torch.nn.Module, batch: Dict) -> Dict[str, torch.Tensor]:
         module = getattr(model, "module", model)  # DDP wraps the model
-        x, lengths = crop(batch["features"], batch["feature_lens"], self.masking.max_frames)
+        x, lengths = crop(batch["features"], batch["feature_lens"], self.options.max_frames)
         target = module.encoder.normalize(x, lengths)
-        altered, mask = alter(target, lengths, self.masking)
+        altered, mask = alter(target, lengths, self.options)
         total, count = masked_l1(model(altered, lengths), target, mask)
         loss = total / count.clamp(min=1)
         valid = int(lengths.sum()) * x.shape[2]

@@ -17,18 +17,17 @@ the contrastive loss, the task's accuracy and the codebook perplexity.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import torch
 
-from frugal.errors import BadValue, FrugalError
+from frugal.errors import FrugalError
 from frugal.losses.contrastive import contrastive_loss, diversity_loss, sample_negatives
 from frugal.models.wav2vec2 import Wav2Vec2Model, config_from_dict, gumbel_temperature
-from frugal.pretrain.common import options_from_mapping, crop
+from frugal.pretrain.common import PretrainingObjective, crop
 from frugal.pretrain.span_masking import span_mask
-from frugal.train.objective import Objective, ObjectiveInputs, register, reject_lfmmi_inputs, reject_rnnt_loss
+from frugal.train.objective import register
 
 
 @dataclass
@@ -54,28 +53,18 @@ class Wav2Vec2Loss:
         if not 0 < self.gumbel_decay <= 1:
             raise FrugalError(f"{where}: gumbel_decay must be in (0, 1]")
 
-    @classmethod
-    def from_options(cls, options: Mapping, where: str = "wav2vec2 loss options") -> "Wav2Vec2Loss":
-        return options_from_mapping(cls, options, where)
-
 
 @register
-class Wav2Vec2Objective(Objective):
+class Wav2Vec2Objective(PretrainingObjective):
     """wav2vec 2.0 pre-training (module docstring)."""
 
     name = "wav2vec2"
+    options_class = Wav2Vec2Loss
+    title = "wav2vec 2.0 pre-training"
 
     def __init__(self, options: Wav2Vec2Loss) -> None:
-        self.options = options
+        super().__init__(options)
         self.temperature = options.gumbel_start
-
-    @classmethod
-    def from_inputs(cls, inputs: ObjectiveInputs) -> "Wav2Vec2Objective":
-        reject_lfmmi_inputs(inputs)
-        reject_rnnt_loss(inputs, "wav2vec 2.0 pre-training")
-        if inputs.lang:
-            raise BadValue("lang", inputs.lang, "pre-training reads no transcripts")
-        return cls(Wav2Vec2Loss.from_options(inputs.options))
 
     @property
     def output_dim(self) -> int:
@@ -90,12 +79,6 @@ class Wav2Vec2Objective(Objective):
             raise FrugalError(f"{where}: wav2vec 2.0 reads raw audio, but the cuts have {feat_dim}-dimensional "
                               f"features (make them with frugal compute-fbank --raw)")
         return Wav2Vec2Model(config_from_dict(section, where))
-
-    def describe(self, train_cuts) -> Optional[str]:
-        return f"wav2vec 2.0 criterion: {dataclasses.asdict(self.options)}"
-
-    def checkpoint_info(self) -> Dict:
-        return {"objective": self.name, "criterion": dataclasses.asdict(self.options), "lang": "", "den_graph": ""}
 
     def set_step(self, step: int) -> None:
         o = self.options
