@@ -6,7 +6,8 @@
 # LF-MMI and with CTC (on the phones of data/lang) three ways: a TDNN-F from scratch (the
 # seed's config), the frozen encoder under a larger TDNN-F head ("FE"), and the encoder
 # fine-tuned with a smaller head ("FT"). Each model decoded on dev and test (test at dev's LM
-# weight); rows in exp/RESULTS.md, the pre-training curve in exp/<task>_pretrain/curve.png.
+# weight and insertion penalty); rows in exp/RESULTS.md, the pre-training curve in
+# exp/<task>_pretrain/curve.png.
 #
 #   local/run_pretrain.sh [--stage N] [--stop-stage N] [options]   (from egs/mini)
 #
@@ -33,6 +34,8 @@ lm_order=3                  # word LM of run.sh's stage 7
 beam=11.0                   # decoding beam
 max_active=2000             # most tokens a frame
 lattice_beam=2.0            # lattice beam
+lmwt=1:17                   # LM weights of the scoring sweep (CTC's best lie below run.sh's 7:17)
+wip=-2.0,-1.5,-1.0,-0.5,0.0,0.5,1.0  # word insertion penalties of the scoring sweep
 help_message="Usage: egs/mini/local/run_pretrain.sh [options]   (stages are listed in this file)"
 . "$FRUGAL_ROOT/tools/parse_options.sh"
 . "$FRUGAL_ROOT/tools/stage_lib.sh"
@@ -104,22 +107,32 @@ if stage_begin 2 "supervised training on train_sup: scratch, frozen ($task), fin
   stage_end
 fi
 
-# Dev and test of every model, test at dev's LM weight and insertion penalty.
+# Dev and test of every model.
 for obj in $objectives; do
   graph_dir=exp/chain/graph_$graph
   [ "$obj" = ctc ] && graph_dir=exp/ctc/graph_$graph
   for model in $(models "$obj"); do
-    if stage_begin 3 "decode and score dev, test ($(basename "$model"))" "$model/.done.decode_$graph"; then
-      dev=()
+    if stage_begin 3 "decode dev, test ($(basename "$model"))" "$model/.done.decode_$graph"; then
       for part in dev test; do
         cuts=data/fbank/mini_cuts_$part.jsonl.gz
         [[ $model == */${task}_* ]] && cuts=$feats/mini_cuts_$part.jsonl.gz
-        dir=$model/decode_${graph}_$part
         stage_run "decode_$(basename "$model")_$part" steps/decode.sh "${decode_opts[@]}" "$graph_dir" data/lang \
-          "$cuts" "$model" "$dir"
-        stage_run "score_$(basename "$model")_$part" steps/score.sh ${dev[@]+"${dev[@]}"} \
-          "data/fbank/mini_cuts_$part.jsonl.gz" data/lang "$dir" \
-          exp/RESULTS.md "$(basename "$model")" "$part" "$graph"
+          "$cuts" "$model" "$model/decode_${graph}_$part"
+      done
+      stage_end
+    fi
+  done
+done
+
+# Test at the LM weight and insertion penalty chosen on dev, as Kaldi's recipes do.
+for obj in $objectives; do
+  for model in $(models "$obj"); do
+    if stage_begin 4 "score dev, test ($(basename "$model"))" "$model/.done.score_$graph" "lmwt=$lmwt wip=$wip"; then
+      dev=()
+      for part in dev test; do
+        stage_run "score_$(basename "$model")_$part" steps/score.sh --lmwt "$lmwt" --wip "$wip" ${dev[@]+"${dev[@]}"} \
+          "data/fbank/mini_cuts_$part.jsonl.gz" data/lang "$model/decode_${graph}_$part" exp/RESULTS.md \
+          "$(basename "$model")" "$part" "$graph"
         dev=(--dev-decode-dir "$model/decode_${graph}_dev")
       done
       stage_end
