@@ -104,6 +104,13 @@ def test_frozen_finetuned_and_held_encoders(yesno):
     assert all(torch.equal(v, pre[k]) for k, v in _encoder(held).items())  # held for all its updates
     head_moved = [k for k in held["model"] if k.startswith("head.") and not torch.equal(held["model"][k], tuned["model"][k])]
     assert head_moved
+    # a fine-tuned model trained further from its own weights (--init-model, e.g. semi-supervised)
+    cfg = _config(yesno / "again.yaml", model, epochs=1)
+    run("train", "--train-config", cfg, "--train-cuts", yesno / "data/fbank/cuts_train.jsonl.gz", "--lang",
+        yesno / "data/lang", "--den-graph", yesno / "den.pt", "--exp-dir", yesno / "again", "--init-model",
+        yesno / "ft/final.pt", "--num-threads", "1", "--device", "cpu")
+    again = torch.load(yesno / "again/final.pt", weights_only=True)
+    assert again["model_info"] == tuned["model_info"] and again["init_model"] == str(yesno / "ft/final.pt")
     # CTC with a linear head on the fine-tuned encoder
     ctc = _finetune(yesno, "ctc", {"type": "pretrained", "head_type": "linear"}, "finetune", objective="ctc")
     assert ctc["objective"] == "ctc" and "head.output.weight" in ctc["model"]

@@ -13,7 +13,8 @@
 - ``init_encoder`` (a checkpoint of ``frugal pretrain``) makes the model a pre-trained encoder
   with the config's head (`frugal.models.finetune`, ``type: pretrained``): the encoder's
   configuration and weights come from the checkpoint, ``encoder_mode`` (finetune or frozen)
-  overrides the config's.
+  overrides the config's. Without it, a ``type: pretrained`` model takes its encoder's
+  configuration from ``init_model`` (a fine-tuned model trained further).
 - Under ``torchrun --nproc_per_node N`` the same call trains with N processes (DDP; gloo on
   CPU) and checks at the end that every rank holds the same weights.
 - The last ``num_average`` epoch checkpoints are averaged into final.pt, with what the
@@ -253,6 +254,10 @@ def _pretrained_encoder(job: TrainJob, section: Dict) -> Optional[Dict[str, torc
     if not job.init_encoder:
         if job.encoder_mode:
             raise BadValue("encoder_mode", job.encoder_mode, "needs a pre-trained encoder (--init-encoder)")
+        if kind == "pretrained" and "encoder" not in section and job.init_model and Path(job.init_model).is_file():
+            # a fine-tuned model trained further (semi-supervised, from a fine-tuned seed): its
+            # own encoder's configuration; --init-model then loads every weight
+            section["encoder"] = encoder_record(load_checkpoint(job.init_model).get("model_info", {}), job.init_model)
         return None
     if kind not in (None, "pretrained"):
         raise BadValue("init_encoder", job.init_encoder, f"needs a model of type pretrained in {job.train_config}, "
