@@ -82,18 +82,18 @@ def _check_feature_files(cuts: CutSet, name: str) -> None:
     seen = set()
     for cut in cuts:
         if not cut.has_features and cut.has_recording and cut.recording.sources[0].type == "file":
-            storage = cut.recording.sources[0].source  # raw audio (compute-fbank --raw)
+            storage, what = cut.recording.sources[0].source, "audio file"  # raw audio (compute-fbank --raw)
         elif not cut.has_features:
             raise FrugalError(f"{name}: cut {cut.id} has no precomputed features (run frugal compute-fbank)")
         else:
-            storage = cut.features.storage_path
+            storage, what = cut.features.storage_path, "feature file"
         if storage in seen:
             continue
         seen.add(storage)
         if not Path(storage).exists():
             hint = (f" (a relative path, read from {Path.cwd()}: run where the manifest was made)"
                     if not Path(storage).is_absolute() else "")
-            raise FrugalError(f"{name}: cut {cut.id}: feature or audio file {storage} not found{hint}")
+            raise FrugalError(f"{name}: cut {cut.id}: {what} {storage} not found{hint}")
 
 
 def cut_words(cut) -> List[str]:
