@@ -70,6 +70,14 @@ class PretrainingObjective(Objective):
             raise BadValue("lang", inputs.lang, "pre-training reads no transcripts")
         return cls(options_from_mapping(cls.options_class, inputs.options, f"{cls.name} loss options"))
 
+    def model_section(self, section: Mapping, where: str) -> Dict:
+        """The config's model section without its ``type``, which must be the task's own."""
+        section = dict(section)
+        kind = section.pop("type", self.name)
+        if kind != self.name:
+            raise FrugalError(f"{where}: {self.title} trains a model of type {self.name}, not {kind!r}")
+        return section
+
     def describe(self, train_cuts) -> Optional[str]:
         return f"{self.title}: {dataclasses.asdict(self.options)}"
 

@@ -109,10 +109,7 @@ class MamObjective(PretrainingObjective):
         return self.feat_dim
 
     def build_model(self, section: Mapping, feat_dim: int, where: str) -> torch.nn.Module:
-        section = dict(section)
-        kind = section.pop("type", "mam")
-        if kind != "mam":
-            raise FrugalError(f"{where}: MAM pre-training trains a model of type mam, not {kind!r}")
+        section = self.model_section(section, where)
         if section.get("feat_dim", feat_dim) != feat_dim:
             raise FrugalError(f"{where}: model feat_dim is {section['feat_dim']} but the features have {feat_dim}")
         self.feat_dim = feat_dim

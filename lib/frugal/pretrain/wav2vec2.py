@@ -71,10 +71,7 @@ class Wav2Vec2Objective(PretrainingObjective):
         return 1
 
     def build_model(self, section: Mapping, feat_dim: int, where: str) -> torch.nn.Module:
-        section = dict(section)
-        kind = section.pop("type", "wav2vec2")
-        if kind != "wav2vec2":
-            raise FrugalError(f"{where}: wav2vec 2.0 pre-training trains a model of type wav2vec2, not {kind!r}")
+        section = self.model_section(section, where)
         if feat_dim != 1:
             raise FrugalError(f"{where}: wav2vec 2.0 reads raw audio, but the cuts have {feat_dim}-dimensional "
                               f"features (make them with frugal compute-fbank --raw)")
